@@ -1,0 +1,3 @@
+from cluster_pilot.cli import main
+
+main()

@@ -1,0 +1,75 @@
+"""The ``cluster-pilot`` command: parsing and printing only; every decision lives in the stages it calls.
+
+Each group of verbs is a module of its own; this file wires them together and turns every failure into one
+line on stderr and a non-zero exit code (never a traceback).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from cluster_pilot import __version__
+from cluster_pilot.errors import UserError
+
+# verb -> module that defines it (imported on use, so `cluster-pilot status` does not pay for Ansible)
+_VERBS = {
+    "sandbox": "cluster_pilot.cli.sandbox:sandbox",
+    "validate": "cluster_pilot.cli.validate:validate",
+    "schema": "cluster_pilot.cli.validate:schema",
+    "plan": "cluster_pilot.cli.plan:plan",
+    "bench": "cluster_pilot.cli.bench:bench",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | {v for v, t in _VERBS.items() if _importable(t)})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, name)
+        if cmd is not None or name not in _VERBS:
+            return cmd
+        module, _, attr = _VERBS[name].partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+def _importable(target: str) -> bool:
+    return importlib.util.find_spec(target.partition(":")[0]) is not None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="cluster-pilot")
+def cli() -> None:
+    """Pods, replication controllers and services on a fleet of Docker hosts, driven by Ansible."""
+
+
+def run(command: click.Command, prog: str, args: list[str] | None = None) -> int:
+    """Run a click command with cluster-pilot's error contract: one line, exit 1 (or the error's own code)."""
+    try:
+        result = command.main(args=args, prog_name=prog, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.Abort:
+        click.echo(f"{prog}: interrupted", err=True)
+        return 130
+    except click.ClickException as exc:
+        click.echo(f"{prog}: error: {_one_line(exc.format_message())}", err=True)
+        return 1
+    except UserError as exc:
+        click.echo(f"{prog}: error: {exc}" if "\n" not in str(exc) else str(exc), err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo(f"{prog}: interrupted", err=True)
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def main() -> None:
+    sys.exit(run(cli, "cluster-pilot"))
