@@ -7,8 +7,11 @@ arithmetic is exact. Instances are frozen: stages hand values to each other, nev
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Mapping
+import hashlib
+import re
+from dataclasses import dataclass, field, fields
+from types import UnionType
+from typing import Mapping, Union, get_args, get_origin, get_type_hints
 
 TCP = "TCP"
 UDP = "UDP"
@@ -24,6 +27,8 @@ LABEL_POD = LABEL_PREFIX + "pod"
 LABEL_CONTROLLER = LABEL_PREFIX + "controller"
 LABEL_CONTAINER = LABEL_PREFIX + "container"
 LABEL_SPEC_HASH = LABEL_PREFIX + "spec-hash"
+# Part of every pod's spec hash: bump it when the way a pod becomes containers changes, so pods are replaced.
+RUNTIME_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -185,3 +190,84 @@ class Node:
 def selector_matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     """Equality selector of the seed era; an empty selector matches nothing (never everything)."""
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+_NOT_DNS = re.compile(r"[^a-z0-9-]+")
+
+
+def host_safe_name(name: str) -> str:
+    """A DNS-1123 label standing for ``name``, where a host needs a stricter name than a v1beta1 id.
+
+    2014 ids such as ``redisSlaveController`` are kept as written everywhere a person sees them; container
+    names (and environment variable names derived from them) use this form instead. A name that already is a
+    DNS-1123 label comes back unchanged; any other is lower-cased, with runs of other characters turned into
+    "-", and a short hash of the original appended, because lower-casing lost information: ``redisMaster``
+    and ``redismaster`` must not end up as the same container.
+    """
+    if 0 < len(name) <= 63 and _DNS_LABEL.match(name):
+        return name
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    base = _NOT_DNS.sub("-", name.lower())[:54].strip("-")
+    return f"{base}-{digest}" if base else f"x-{digest}"
+
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
+
+
+def to_json(obj: Object) -> dict:
+    """Exact, lossless JSON of a model object, for the store (manifest spellings are not kept)."""
+    return _encode(obj)
+
+
+def from_json(doc: Mapping) -> Object:
+    """The inverse of ``to_json``."""
+    kind = doc.get("kind")
+    cls = {POD: Pod, REPLICATION_CONTROLLER: ReplicationController, SERVICE: Service}.get(kind)  # type: ignore[arg-type]
+    if cls is None:
+        raise ValueError(f"not a stored object: kind {kind!r}")
+    return _decode(cls, doc)
+
+
+def _encode(value):
+    if hasattr(value, "__dataclass_fields__"):
+        out = {}
+        for f in fields(value):
+            if f.name == "source":
+                continue
+            out[f.name] = _encode(getattr(value, f.name))
+        return out
+    if isinstance(value, Mapping):
+        return {k: _encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    return value
+
+
+def _decode(cls, doc):
+    hints = get_type_hints(cls)
+    kwargs = {}
+    for f in fields(cls):
+        if not f.init or f.name not in doc or f.name == "source":
+            continue
+        kwargs[f.name] = _decode_value(hints[f.name], doc[f.name])
+    return cls(**kwargs)
+
+
+def _decode_value(hint, value):
+    if value is None:
+        return None
+    origin = get_origin(hint)
+    args = get_args(hint)
+    if origin in (UnionType, Union):
+        for arg in args:
+            if hasattr(arg, "__dataclass_fields__") and isinstance(value, Mapping):
+                return _decode(arg, value)
+        return value
+    if hasattr(hint, "__dataclass_fields__"):
+        return _decode(hint, value)
+    if origin is tuple:
+        inner = args[0] if args else object
+        return tuple(_decode_value(inner, v) for v in value)
+    if origin in (Mapping, dict) or hint in (Mapping, dict):
+        return dict(value)
+    return value

@@ -7,6 +7,8 @@ line on stderr and a non-zero exit code (never a traceback).
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
 import sys
 
 import click
@@ -21,6 +23,12 @@ _VERBS = {
     "schema": "cluster_pilot.cli.validate:schema",
     "plan": "cluster_pilot.cli.plan:plan",
     "bench": "cluster_pilot.cli.bench:bench",
+    "apply": "cluster_pilot.cli.apply:apply",
+    "get": "cluster_pilot.cli.get:get",
+    "describe": "cluster_pilot.cli.get:describe",
+    "delete": "cluster_pilot.cli.delete:delete",
+    "scale": "cluster_pilot.cli.delete:scale",
+    "lock": "cluster_pilot.cli.lock:lock",
 }
 
 
@@ -64,6 +72,12 @@ def run(command: click.Command, prog: str, args: list[str] | None = None) -> int
     except KeyboardInterrupt:
         click.echo(f"{prog}: interrupted", err=True)
         return 130
+    except Exception as exc:  # a bug of ours: still one line, the traceback only on request
+        if os.environ.get("CLUSTER_PILOT_DEBUG"):
+            raise
+        click.echo(f"{prog}: internal error: {type(exc).__name__}: {_one_line(str(exc))} "
+                   "(set CLUSTER_PILOT_DEBUG=1 for the traceback)", err=True)
+        return 1
     return result if isinstance(result, int) else 0
 
 

@@ -1,0 +1,48 @@
+"""``cluster-pilot apply``: make the fleet run exactly what the manifests say."""
+
+from __future__ import annotations
+
+import click
+
+from cluster_pilot.cli import progress
+from cluster_pilot.cli.options import inventory_option, load_nodes, open_state
+from cluster_pilot.model import to_json
+from cluster_pilot.pipeline import Options
+
+
+def load_objects(paths: tuple[str, ...], kind: str | None):
+    """Every input validated before anything else happens; any problem and nothing is touched."""
+    from cluster_pilot.manifests import load_paths
+
+    if not paths:
+        raise click.UsageError("no input: give -f PATH (a file, a directory or - for stdin)")
+    return load_paths(list(paths), kind_hint=kind)
+
+
+def files_option(f):
+    return click.option("-f", "--filename", "paths", multiple=True, metavar="PATH",
+                        help="Manifest file, directory (recursive) or - for stdin; repeatable.")(f)
+
+
+@click.command()
+@files_option
+@inventory_option
+@click.option("--kind", default=None, help="Kind of objects whose files do not say (2014 files).")
+@click.option("--prune", is_flag=True, help="Also remove pods of this apply set whose objects the inputs no longer name.")
+@click.option("--applyset", default="default", show_default=True, help="Name of the set --prune is scoped to.")
+@click.option("--dry-run", is_flag=True, help="Show what would change; touch nothing.")
+@click.option("--allow-pending", is_flag=True, help="Apply what fits even when some pods cannot be scheduled.")
+@click.option("--lock-timeout", type=click.FloatRange(0), default=60.0, show_default=True,
+              help="Seconds to wait for another run's fleet lock.")
+def apply(paths, inventory, kind, prune, applyset, dry_run, allow_pending, lock_timeout) -> int:
+    """Validate, observe, schedule, plan, and converge the fleet through Ansible."""
+    objects = load_objects(paths, kind)
+    inventory_file, nodes = load_nodes(inventory)
+    home, store = open_state()
+    options = Options(prune=prune, dry_run=dry_run, allow_pending=allow_pending, applyset=applyset,
+                      lock_timeout=lock_timeout)
+    code, outcome = progress.run(objects, nodes, inventory_file, home, options)
+    if not dry_run and not outcome.blocked:
+        for obj in objects:
+            store.put(obj.kind, obj.meta.name, to_json(obj), applyset=applyset, actor="apply")
+    return code

@@ -1,0 +1,159 @@
+"""``get`` and ``describe``: what runs (from the hosts) beside what was asked (from the store)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from cluster_pilot.cli.options import (MINION, emit, format_labels, inventory_option, kind_of, load_nodes,
+                                       open_state, parse_selector, selected)
+from cluster_pilot.errors import UserError
+from cluster_pilot.home import state_dir
+from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, from_json, selector_matches
+from cluster_pilot.observe import Observation, observe
+from cluster_pilot.quantity import format_bytes, format_cpu
+
+# a pipe or a file gets whole rows, never rows wrapped to 80 columns
+_out = Console(highlight=False, width=None if sys.stdout.isatty() else 400)
+
+
+def _table(columns: list[str], rows: list[list[str]]) -> None:
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for c in columns:
+        table.add_column(c, overflow="fold")
+    for r in rows:
+        table.add_row(*r)
+    _out.print(table)
+
+
+def pod_rows(seen: Observation, addresses: dict[str, str]) -> list[dict[str, Any]]:
+    rows = []
+    newest: dict[str, Any] = {}
+    for p in seen.pods:
+        if p.name in newest and newest[p.name].complete and not p.complete:
+            continue
+        newest[p.name] = p
+    for p in sorted(newest.values(), key=lambda p: p.name):
+        rows.append({
+            "id": p.name, "images": [c.image for c in p.containers if c.container != "POD"],
+            "host": p.node, "hostIP": addresses.get(p.node, ""), "labels": dict(p.labels), "status": p.status,
+            "controller": p.controller or "", "specHash": p.spec_hash,
+            "containers": {c.container: c.state for c in p.containers},
+        })
+    return rows
+
+
+def collect(kind: str, inventory) -> list[dict[str, Any]]:
+    """The rows of ``get KIND``, from one observation of the fleet and the store."""
+    _, store = open_state()
+    if kind == SERVICE:
+        return [{"id": r.name, "labels": dict(from_json(r.body).meta.labels),
+                 "selector": dict(from_json(r.body).selector),
+                 "ports": [p.port for p in from_json(r.body).ports]} for r in store.list(SERVICE)]
+    _, nodes = load_nodes(inventory)
+    seen = observe(nodes, state_dir())
+    addresses = {n.name: n.address for n in nodes}
+    pods = pod_rows(seen, addresses)
+    if kind == POD:
+        return pods
+    if kind == MINION:
+        out = []
+        for n in nodes:
+            here = [p for p in seen.pods if p.node == n.name]
+            view = seen.hosts.get(n.name)
+            out.append({"id": n.name, "address": n.address, "ready": bool(view and view.reachable),
+                        "capacity": {"cpu": format_cpu(n.capacity.cpu_millis),
+                                     "memory": format_bytes(n.capacity.memory_bytes), "pods": n.capacity.pods},
+                        "allocated": {"cpu": format_cpu(sum(p.cpu_millis for p in here)),
+                                      "memory": format_bytes(sum(p.memory_bytes for p in here)),
+                                      "pods": len({p.name for p in here})},
+                        "labels": dict(n.labels), "error": view.error if view else ""})
+        return out
+    controllers = {r.name: from_json(r.body) for r in store.list(REPLICATION_CONTROLLER)}
+    for p in pods:
+        if p["controller"] and p["controller"] not in controllers:
+            controllers.setdefault(p["controller"], None)
+    out = []
+    for name, rc in sorted(controllers.items()):
+        running = [p for p in pods if p["controller"] == name or (rc and selector_matches(rc.selector, p["labels"]))]
+        out.append({"id": name,
+                    "images": [c.image for c in rc.template.spec.containers] if rc else
+                    sorted({i for p in running for i in p["images"]}),
+                    "selector": dict(rc.selector) if rc else {}, "replicas": rc.replicas if rc else None,
+                    "current": len(running), "labels": dict(rc.meta.labels) if rc else {}})
+    return out
+
+
+_COLUMNS = {
+    POD: (["ID", "IMAGE(S)", "HOST", "LABELS", "STATUS"],
+          lambda r: [r["id"], ",".join(r["images"]), f"{r['host']}/{r['hostIP']}", format_labels(r["labels"]),
+                     r["status"]],
+          ["CONTROLLER", "SPEC"], lambda r: [r["controller"] or "-", r["specHash"]]),
+    REPLICATION_CONTROLLER: (["ID", "IMAGE(S)", "SELECTOR", "REPLICAS", "CURRENT"],
+                             lambda r: [r["id"], ",".join(r["images"]), format_labels(r["selector"]),
+                                        "?" if r["replicas"] is None else str(r["replicas"]), str(r["current"])],
+                             ["LABELS"], lambda r: [format_labels(r["labels"])]),
+    SERVICE: (["ID", "LABELS", "SELECTOR", "PORT"],
+              lambda r: [r["id"], format_labels(r["labels"]), format_labels(r["selector"]),
+                         ",".join(str(p) for p in r["ports"])], [], lambda r: []),
+    MINION: (["ID", "ADDRESS", "READY", "CAPACITY", "ALLOCATED"],
+             lambda r: [r["id"], r["address"], "yes" if r["ready"] else "no",
+                        "cpu={cpu} mem={memory} pods={pods}".format(**r["capacity"]),
+                        "cpu={cpu} mem={memory} pods={pods}".format(**r["allocated"])],
+             ["LABELS"], lambda r: [format_labels(r["labels"])]),
+}
+
+
+@click.command()
+@click.argument("kind")
+@click.argument("name", required=False)
+@click.option("-l", "--selector", default=None, help="Label selector: key=value,key!=value.")
+@click.option("-o", "--output", type=click.Choice(["table", "wide", "json", "yaml"]), default="table",
+              show_default=True)
+@inventory_option
+def get(kind, name, selector, output, inventory) -> int:
+    """List pods, replicationControllers (rc), services (svc) or minions (no)."""
+    k = kind_of(kind)
+    terms = parse_selector(selector)
+    rows = [r for r in collect(k, inventory) if (name is None or r["id"] == name) and selected(terms, r["labels"])]
+    if name is not None and not rows:
+        raise UserError(f"{kind} {name!r} not found")
+    if output in ("json", "yaml"):
+        emit(rows[0] if name is not None else {"kind": f"{k}List", "items": rows}, output)
+        return 0
+    columns, cells, wide_columns, wide_cells = _COLUMNS[k]
+    if output == "wide":
+        _table(columns + wide_columns, [cells(r) + wide_cells(r) for r in rows])
+    else:
+        _table(columns, [cells(r) for r in rows])
+    return 0
+
+
+@click.command()
+@click.argument("kind")
+@click.argument("name")
+@inventory_option
+def describe(kind, name, inventory) -> int:
+    """Everything about one object: what was asked, what runs, recent history."""
+    k = kind_of(kind)
+    rows = [r for r in collect(k, inventory) if r["id"] == name]
+    if not rows:
+        raise UserError(f"{kind} {name!r} not found")
+    emit(rows[0], "yaml")
+    if k in (POD, REPLICATION_CONTROLLER, SERVICE):
+        _, store = open_state()
+        history = store.history(k, name, limit=10)
+        if history:
+            click.echo("history:")
+            for h in history:
+                click.echo(f"  - {h['verb']} (resourceVersion {h['resource_version']}, by {h['actor'] or '?'})")
+        if k == REPLICATION_CONTROLLER:
+            pods = [p for p in collect(POD, inventory) if p["controller"] == name]
+            click.echo("pods:")
+            for p in pods:
+                click.echo(f"  - {p['id']} on {p['host']} ({p['status']})")
+    return 0

@@ -1,0 +1,95 @@
+"""What the fleet verbs share: the inventory option, kind names users know, selectors, output formats."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import click
+import yaml
+
+from cluster_pilot.errors import UserError
+from cluster_pilot.home import default_inventory, state_dir
+from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, Node
+from cluster_pilot.store import SQLiteStore
+
+MINION = "Minion"
+KIND_NAMES = {
+    POD: ("pods", "pod", "po"),
+    REPLICATION_CONTROLLER: ("replicationControllers", "replicationcontrollers", "replicationController",
+                             "replicationcontroller", "rc"),
+    SERVICE: ("services", "service", "svc"),
+    MINION: ("minions", "minion", "no", "nodes", "node"),
+}
+_BY_NAME = {alias: kind for kind, aliases in KIND_NAMES.items() for alias in (*aliases, kind)}
+
+
+def kind_of(word: str) -> str:
+    kind = _BY_NAME.get(word.strip("/"))
+    if kind is None:
+        raise UserError(f"unknown kind {word!r}: expected one of pods (po), replicationControllers (rc), "
+                        "services (svc), minions (no)")
+    return kind
+
+
+def inventory_option(f: Callable) -> Callable:
+    return click.option("-i", "--inventory", "inventory", type=click.Path(path_type=Path), default=None,
+                        help="Ansible inventory (file or directory); default: the sandbox's.")(f)
+
+
+def inventory_path(given: Path | None) -> Path:
+    path = given or default_inventory()
+    if not path.exists():
+        if given is None:
+            raise UserError(f"no inventory given and no sandbox inventory at {path}: pass -i INVENTORY "
+                            "or run 'cluster-pilot sandbox up'")
+        raise UserError(f"{path}: no such inventory")
+    return path
+
+
+def load_nodes(given: Path | None) -> tuple[Path, list[Node]]:
+    from cluster_pilot.inventory import load_inventory
+
+    path = inventory_path(given)
+    return path, load_inventory(path)
+
+
+def open_state() -> tuple[Path, SQLiteStore]:
+    home = state_dir()
+    return home, SQLiteStore(home / "store.db")
+
+
+def parse_selector(text: str | None) -> list[tuple[str, str, bool]]:
+    """``a=b,c!=d`` -> [(key, value, equal)]: the seed era's equality-based selectors."""
+    if not text:
+        return []
+    out = []
+    for term in text.split(","):
+        term = term.strip()
+        if "!=" in term:
+            k, v = term.split("!=", 1)
+            out.append((k.strip(), v.strip(), False))
+        elif "=" in term:
+            k, v = term.split("=", 1)
+            out.append((k.strip().rstrip("="), v.strip(), True))
+        else:
+            raise UserError(f"bad selector term {term!r}: expected key=value or key!=value")
+        if not out[-1][0]:
+            raise UserError(f"bad selector term {term!r}: the key is empty")
+    return out
+
+
+def selected(selector: list[tuple[str, str, bool]], labels: Mapping[str, str]) -> bool:
+    return all((labels.get(k) == v) == equal for k, v, equal in selector)
+
+
+def emit(doc: Any, output: str) -> None:
+    if output == "json":
+        click.echo(json.dumps(doc, indent=2, sort_keys=False))
+    else:
+        click.echo(yaml.safe_dump(doc, sort_keys=False), nl=False)
+
+
+def format_labels(labels: Mapping[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "<none>"

@@ -1,0 +1,125 @@
+"""Drives ``pipeline.converge`` for a verb and shows it: live per-host progress, then a summary and exit code."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from cluster_pilot.lock import Holder
+from cluster_pilot.model import Node, Object
+from cluster_pilot.pipeline import Hooks, Options, Outcome, converge
+from cluster_pilot.planner import Plan
+
+err = Console(stderr=True, highlight=False)
+
+
+def describe_plan(plan: Plan) -> list[str]:
+    """A kubectl-diff-like view: one line per change, ``+`` create, ``~`` replace, ``-`` remove."""
+    marks = {"create": "+", "replace": "~", "remove": "-"}
+    lines = []
+    for c in plan.changes():
+        what = f"{c['pod']} on {c['node']}"
+        if c["action"] == "remove":
+            lines.append(f"  - {what} ({c['reason']})")
+        else:
+            lines.append(f"  {marks[c['action']]} {what} [{', '.join(c['images'])}]")
+    return lines
+
+
+def counts(plan: Plan) -> dict[str, int]:
+    out = {"create": 0, "replace": 0, "remove": 0}
+    for c in plan.changes():
+        out[c["action"]] += 1
+    return out
+
+
+class _Live:
+    def __init__(self) -> None:
+        self.progress: Progress | None = None
+        self.tasks: dict[str, int] = {}
+        self.status = None
+
+    def phase(self, text: str) -> None:
+        if self.progress is None:
+            if self.status is None:
+                self.status = err.status(text + " …")
+                self.status.start()
+            else:
+                self.status.update(text + " …")
+
+    def stop_status(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+    def lock_wait(self, holder: Holder | None) -> None:
+        self.stop_status()
+        err.print(f"waiting for the fleet lock held by {holder.describe() if holder else 'another run'} …")
+
+    def run_started(self, plan: Plan) -> None:
+        self.stop_status()
+        for line in describe_plan(plan):
+            err.print(line, markup=False)
+        self.progress = Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=err, transient=False)
+        self.progress.start()
+
+    def host(self, host: str, done: int, total: int) -> None:
+        if self.progress is None:
+            return
+        if host not in self.tasks:
+            self.tasks[host] = self.progress.add_task(host, total=total)
+        self.progress.update(self.tasks[host], completed=done, total=total)
+
+    def close(self) -> None:
+        self.stop_status()
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def run(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, home: Path, options: Options,
+        deleting: Iterable[tuple[str, str]] = (), verb: str = "apply") -> tuple[int, Outcome]:
+    t0 = time.monotonic()
+    live = _Live()
+    hooks = Hooks(phase=live.phase, host_progress=live.host, lock_wait=live.lock_wait, run_started=live.run_started)
+    try:
+        outcome = converge(objects, nodes, inventory, home, options, deleting, hooks)
+    finally:
+        live.close()
+    return report(outcome, options, time.monotonic() - t0, verb), outcome
+
+
+def report(outcome: Outcome, options: Options, seconds: float, verb: str) -> int:
+    for host, why in sorted(outcome.unreachable.items()):
+        err.print(f"[red]{host}: unreachable[/red] ({why})", highlight=False)
+    for u in outcome.schedule.unschedulable:
+        err.print(f"[yellow]pending:[/yellow] {u.message}", highlight=False)
+    if outcome.blocked:
+        err.print(f"nothing applied: {len(outcome.schedule.unschedulable)} pods cannot be scheduled "
+                  "(--allow-pending applies what fits)")
+        return 1
+    if outcome.run is None:
+        if outcome.plan.empty:
+            err.print(f"no changes ({len(outcome.plan.kept)} pods as wanted, {seconds:.2f} s)")
+        elif options.dry_run:
+            for line in describe_plan(outcome.plan):
+                err.print(line, markup=False)
+            c = counts(outcome.plan)
+            err.print(f"dry run: {c['create']} to create, {c['replace']} to replace, {c['remove']} to remove")
+        return 0 if outcome.ok else 1
+    c = counts(outcome.plan)
+    for h in sorted(outcome.run.hosts.values(), key=lambda h: h.host):
+        state = "ok" if h.ok else ("UNREACHABLE" if h.unreachable else "FAILED")
+        line = f"  {h.host:<12} {state:<11} {h.done}/{h.total} actions"
+        if h.messages:
+            line += "  " + "; ".join(dict.fromkeys(m.strip() for m in h.messages))[:400]
+        err.print(line, markup=False, highlight=False)
+    if outcome.remaining is not None and not outcome.remaining.empty:
+        err.print(f"still to do after the run: {len(outcome.remaining.changes())} changes (run {verb} again)")
+    done = "done" if outcome.ok else "FAILED"
+    err.print(f"{verb} {done}: {c['create']} created, {c['replace']} replaced, {c['remove']} removed in {seconds:.1f} s")
+    return 0 if outcome.ok else 1

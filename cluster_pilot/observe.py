@@ -1,0 +1,222 @@
+"""What runs where, read from the hosts themselves: one SSH round trip per host, every host at once.
+
+The hosts are the truth. Every managed container carries ``io.cluster-pilot.*`` labels, and a pod's infra
+container also carries the pod's labels, requests and ports, so a runner with no local state rebuilds the
+whole picture from one observation. SSH uses the inventory's own settings and an OpenSSH control master
+shared with the Ansible run that may follow, so the second connection to a host costs no handshake.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from cluster_pilot.model import LABEL_CONTAINER, LABEL_CONTROLLER, LABEL_POD, LABEL_PREFIX, LABEL_SPEC_HASH, Node
+from cluster_pilot.scheduler import RunningPod
+
+INFRA = "POD"  # the container name of a pod's infra container, as the seed-era kubelet called it
+LABEL_POD_LABELS = LABEL_PREFIX + "pod-labels"
+LABEL_REQUESTS = LABEL_PREFIX + "requests"  # "cpu_millis,memory_bytes"
+LABEL_HOST_PORTS = LABEL_PREFIX + "host-ports"  # JSON [[port, "TCP"], ...]
+LABEL_CONTAINERS = LABEL_PREFIX + "containers"  # JSON list of the pod's container names
+LABEL_APPLYSET = LABEL_PREFIX + "applyset"
+LABEL_KIND = LABEL_PREFIX + "kind"  # kind of the object that owns the pod: Pod or ReplicationController
+
+# Runs on each host with its python3: asks dockerd over its socket, prints one JSON document.
+PROBE = r"""
+import http.client, json, socket, sys, urllib.parse
+class C(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(20)
+        self.sock.connect("/var/run/docker.sock")
+try:
+    c = C("localhost")
+    q = urllib.parse.quote(json.dumps({"label": ["io.cluster-pilot.pod"]}))
+    c.request("GET", "/containers/json?all=1&filters=" + q)
+    r = c.getresponse()
+    body = r.read()
+    if r.status != 200:
+        print(json.dumps({"error": "dockerd answered %d: %s" % (r.status, body[:200].decode("utf-8", "replace"))}))
+    else:
+        print(json.dumps({"containers": json.loads(body)}))
+except Exception as e:
+    print(json.dumps({"error": "dockerd does not answer: %s" % e}))
+"""
+
+
+@dataclass(frozen=True)
+class ObservedContainer:
+    id: str
+    name: str
+    pod: str
+    container: str
+    spec_hash: str
+    state: str  # Docker's: created, running, restarting, exited, paused, dead
+    image: str
+    labels: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class ObservedPod:
+    """The containers of one pod version (pod name + spec hash) on one host."""
+
+    name: str
+    node: str
+    spec_hash: str
+    controller: str | None
+    kind: str
+    labels: Mapping[str, str]
+    containers: tuple[ObservedContainer, ...]
+    expected: tuple[str, ...]  # container names the pod was created with
+    cpu_millis: int = 0
+    memory_bytes: int = 0
+    host_ports: tuple[tuple[int, str], ...] = ()
+    applyset: str = ""
+
+    @property
+    def complete(self) -> bool:
+        """Infra and every container exist and run (or are being restarted by dockerd)."""
+        names = {c.container for c in self.containers}
+        return INFRA in names and set(self.expected) <= names and all(
+            c.state in ("running", "restarting") for c in self.containers)
+
+    @property
+    def status(self) -> str:
+        """Seed-era pod status: Running, Waiting or Terminated."""
+        states = {c.state for c in self.containers}
+        if not self.complete:
+            return "Terminated" if states & {"exited", "dead"} else "Waiting"
+        return "Running" if states == {"running"} else "Waiting"
+
+
+@dataclass(frozen=True)
+class HostView:
+    node: str
+    reachable: bool
+    pods: tuple[ObservedPod, ...] = ()
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Observation:
+    hosts: Mapping[str, HostView]
+
+    @property
+    def pods(self) -> tuple[ObservedPod, ...]:
+        return tuple(p for h in self.hosts.values() for p in h.pods)
+
+    def running_pods(self) -> list[RunningPod]:
+        """The scheduler's view: one entry per pod name per host (the newest version when a replace was cut)."""
+        out: dict[tuple[str, str], RunningPod] = {}
+        for p in self.pods:
+            out[(p.node, p.name)] = RunningPod(
+                name=p.name, node=p.node, labels=dict(p.labels), controller=p.controller, cpu_millis=p.cpu_millis,
+                memory_bytes=p.memory_bytes, host_ports=p.host_ports,
+                ready=self.hosts[p.node].reachable and p.complete, spec_hash=p.spec_hash)
+        return list(out.values())
+
+    def with_nodes(self, nodes: Sequence[Node]) -> list[Node]:
+        """Nodes with readiness as observed: a host that did not answer is not ready."""
+        from dataclasses import replace
+
+        return [replace(n, ready=self.hosts[n.name].reachable) if n.name in self.hosts else n for n in nodes]
+
+
+def group_pods(node: str, containers: Sequence[Mapping]) -> tuple[ObservedPod, ...]:
+    """Docker's container list -> pods, keyed by pod name and spec hash."""
+    groups: dict[tuple[str, str], list[ObservedContainer]] = {}
+    for c in containers:
+        labels = c.get("Labels") or {}
+        if LABEL_POD not in labels:
+            continue
+        oc = ObservedContainer(
+            id=c["Id"], name=(c.get("Names") or ["/?"])[0].lstrip("/"), pod=labels[LABEL_POD],
+            container=labels.get(LABEL_CONTAINER, ""), spec_hash=labels.get(LABEL_SPEC_HASH, ""),
+            state=c.get("State", ""), image=c.get("Image", ""), labels=labels)
+        groups.setdefault((oc.pod, oc.spec_hash), []).append(oc)
+    pods = []
+    for (name, spec_hash), members in sorted(groups.items()):
+        infra = next((m for m in members if m.container == INFRA), None)
+        labels = infra.labels if infra else members[0].labels
+        cpu, _, mem = labels.get(LABEL_REQUESTS, "0,0").partition(",")
+        pods.append(ObservedPod(
+            name=name, node=node, spec_hash=spec_hash, controller=labels.get(LABEL_CONTROLLER) or None,
+            kind=labels.get(LABEL_KIND, "Pod"), labels=_json(labels.get(LABEL_POD_LABELS), {}),
+            containers=tuple(sorted(members, key=lambda m: m.container)),
+            expected=tuple(_json(labels.get(LABEL_CONTAINERS), [])),
+            cpu_millis=_int(cpu), memory_bytes=_int(mem),
+            host_ports=tuple((int(p), str(proto)) for p, proto in _json(labels.get(LABEL_HOST_PORTS), [])),
+            applyset=labels.get(LABEL_APPLYSET, "")))
+    return tuple(pods)
+
+
+def _json(text: str | None, default):
+    try:
+        return json.loads(text) if text else default
+    except ValueError:
+        return default
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return 0
+
+
+def ssh_command(node: Node, control_dir: Path, remote: str) -> list[str]:
+    """The ``ssh`` invocation Ansible itself would make for this host, plus a shared control master."""
+    v = node.vars
+    cmd = ["ssh", "-o", "BatchMode=yes", "-o", "ControlMaster=auto", "-o", f"ControlPath={control_dir}/%C",
+           "-o", "ControlPersist=60s", "-o", "ConnectTimeout=5"]
+    if v.get("ansible_port"):
+        cmd += ["-p", str(v["ansible_port"])]
+    if v.get("ansible_ssh_private_key_file"):
+        cmd += ["-i", str(Path(str(v["ansible_ssh_private_key_file"])).expanduser())]
+    for key in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
+        if v.get(key):
+            cmd += shlex.split(str(v[key]))
+    user = v.get("ansible_user")
+    cmd += [f"{user}@{node.address}" if user else node.address, remote]
+    return cmd
+
+
+def control_dir(state_dir: Path) -> Path:
+    """Short path: a socket path over ~100 bytes is refused by the kernel."""
+    d = state_dir / "cm"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def observe_host(node: Node, cm_dir: Path, timeout: float = 20.0) -> HostView:
+    python = str(node.vars.get("ansible_python_interpreter") or "python3")
+    try:
+        proc = subprocess.run(ssh_command(node, cm_dir, f"{shlex.quote(python)} -"), input=PROBE, text=True,
+                              capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return HostView(node.name, False, error=f"no answer within {timeout:.0f} s")
+    if proc.returncode != 0:
+        detail = (proc.stderr.strip().splitlines() or [f"ssh exited {proc.returncode}"])[-1]
+        return HostView(node.name, False, error=detail)
+    try:
+        doc = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return HostView(node.name, False, error="unreadable answer from the host")
+    if "error" in doc:
+        return HostView(node.name, False, error=doc["error"])
+    return HostView(node.name, True, group_pods(node.name, doc["containers"]))
+
+
+def observe(nodes: Sequence[Node], state_dir: Path) -> Observation:
+    cm_dir = control_dir(state_dir)
+    if not nodes:
+        return Observation({})
+    with ThreadPoolExecutor(max_workers=min(64, len(nodes))) as pool:
+        views = list(pool.map(lambda n: observe_host(n, cm_dir), nodes))
+    return Observation({v.node: v for v in views})

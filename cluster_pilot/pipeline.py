@@ -1,0 +1,99 @@
+"""observe -> schedule -> plan -> (lock, look again) -> render -> run -> verify: the one path every driver takes.
+
+The CLI's ``apply``/``delete``/``scale``, and later the master's reconcile loop, call ``converge``; none of
+them has a copy of a stage. A plan with nothing to do costs one observation and starts no Ansible run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from cluster_pilot.lock import FleetLock, Holder, lock_host
+from cluster_pilot.model import Node, Object
+from cluster_pilot.observe import Observation, observe
+from cluster_pilot.planner import Plan, plan
+from cluster_pilot.render import Settings, render
+from cluster_pilot.runner import RunResult, converge_hosts
+from cluster_pilot.scheduler import Schedule, schedule
+
+
+@dataclass(frozen=True)
+class Options:
+    prune: bool = False
+    dry_run: bool = False
+    allow_pending: bool = False
+    applyset: str = "default"
+    lock_timeout: float = 60.0
+
+
+@dataclass
+class Hooks:
+    """What a driver wants to hear while work goes on (the CLI draws progress from these)."""
+
+    phase: Callable[[str], None] = lambda text: None
+    host_progress: Callable[[str, int, int], None] = lambda host, done, total: None
+    lock_wait: Callable[[Holder | None], None] = lambda holder: None
+    run_started: Callable[[Plan], None] = lambda plan: None
+
+
+@dataclass
+class Outcome:
+    observation: Observation
+    schedule: Schedule
+    plan: Plan
+    run: RunResult | None = None
+    remaining: Plan | None = None  # what a fresh look still finds to do after the run
+    blocked: bool = False  # unschedulable pods and no --allow-pending: nothing was applied
+    unreachable: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        if self.blocked or self.unreachable:
+            return False
+        if self.run is not None and not self.run.ok:
+            return False
+        return self.remaining is None or self.remaining.empty
+
+
+def _look(objects: Sequence[Object], nodes: Sequence[Node], state_dir: Path, options: Options,
+          deleting: Iterable[tuple[str, str]]) -> tuple[Observation, Schedule, Plan]:
+    seen = observe(nodes, state_dir)
+    sched = schedule(objects, seen.with_nodes(nodes), seen.running_pods())
+    return seen, sched, plan(sched, seen, options.applyset if options.prune else None, deleting)
+
+
+def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, state_dir: Path,
+             options: Options = Options(), deleting: Iterable[tuple[str, str]] = (),
+             hooks: Hooks = Hooks()) -> Outcome:
+    deleting = tuple(deleting)
+    hooks.phase("observing")
+    seen, sched, todo = _look(objects, nodes, state_dir, options, deleting)
+    unreachable = {n: v.error for n, v in seen.hosts.items() if not v.reachable}
+    outcome = Outcome(seen, sched, todo, unreachable=unreachable)
+    if sched.unschedulable and not options.allow_pending:
+        outcome.blocked = True
+        return outcome
+    if todo.empty or options.dry_run:
+        return outcome
+
+    reachable = {n for n, v in seen.hosts.items() if v.reachable}
+    hooks.phase("locking")
+    with FleetLock(lock_host(nodes, reachable), state_dir) as lock:
+        lock.acquire(options.lock_timeout, hooks.lock_wait)
+        hooks.phase("observing")
+        seen, sched, todo = _look(objects, nodes, state_dir, options, deleting)  # the truth may have moved
+        outcome = Outcome(seen, sched, todo, unreachable={n: v.error for n, v in seen.hosts.items() if not v.reachable})
+        if sched.unschedulable and not options.allow_pending:
+            outcome.blocked = True
+            return outcome
+        if todo.empty:
+            return outcome
+        hooks.run_started(todo)
+        outcome.run = converge_hosts(render(todo, Settings(applyset=options.applyset)), inventory, state_dir,
+                                     hooks.host_progress)
+        hooks.phase("verifying")
+        after, _, outcome.remaining = _look(objects, nodes, state_dir, options, deleting)
+        outcome.unreachable = {n: v.error for n, v in after.hosts.items() if not v.reachable}
+    return outcome

@@ -1,0 +1,144 @@
+"""The smallest set of actions that turns what runs (observation) into what is wanted (schedule). Pure.
+
+A pod version is identified by its name and a hash of its spec: a pod whose hash changed is replaced by a
+new version (new containers beside the old, then the old removed, so a service always has a backend),
+except when the old version holds host ports the new one needs, which must be freed first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Iterable, Mapping, Sequence
+
+from cluster_pilot.model import RUNTIME_VERSION, Pod
+from cluster_pilot.observe import ObservedPod, Observation
+from cluster_pilot.scheduler import Placement, Schedule, Unschedulable
+
+
+def spec_hash(pod: Pod, controller: str | None) -> str:
+    """Changes when anything that needs new containers changes: the spec, the pod's labels, its owner."""
+    doc = {"spec": asdict(pod.spec), "labels": dict(pod.meta.labels), "controller": controller,
+           "runtime": RUNTIME_VERSION}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+@dataclass(frozen=True)
+class Create:
+    node: str
+    pod: Pod
+    controller: str | None
+    spec_hash: str
+
+    @property
+    def name(self) -> str:
+        return self.pod.meta.name
+
+
+@dataclass(frozen=True)
+class Remove:
+    node: str
+    pod: str
+    spec_hash: str
+    container_ids: tuple[str, ...]
+    reason: str
+    first: bool = False  # before the creations on its host (it holds host ports a new version needs)
+
+
+@dataclass(frozen=True)
+class Plan:
+    creates: tuple[Create, ...] = ()
+    removes: tuple[Remove, ...] = ()
+    kept: tuple[Placement, ...] = ()
+    unschedulable: tuple[Unschedulable, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.creates and not self.removes
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        return tuple(sorted({a.node for a in (*self.creates, *self.removes)}))
+
+    def changes(self) -> list[dict]:
+        """JSON-ready list for ``plan -o json`` and reports."""
+        replaced = {(r.node, r.pod) for r in self.removes} & {(c.node, c.name) for c in self.creates}
+        out: list[dict] = []
+        for c in self.creates:
+            action = "replace" if (c.node, c.name) in replaced else "create"
+            out.append({"action": action, "pod": c.name, "node": c.node, "controller": c.controller,
+                        "images": [k.image for k in c.pod.spec.containers]})
+        for r in self.removes:
+            if (r.node, r.pod) not in replaced:
+                out.append({"action": "remove", "pod": r.pod, "node": r.node, "reason": r.reason})
+        return sorted(out, key=lambda d: (d["pod"], d["node"], d["action"]))
+
+
+def plan(schedule: Schedule, observation: Observation, prune_applyset: str | None = None,
+         deleting: Iterable[tuple[str, str]] = ()) -> Plan:
+    """Actions per host.
+
+    ``prune_applyset``: remove running pods labelled with that apply set whose objects the inputs no longer
+    name. ``deleting``: (kind, name) of objects being deleted; their pods are removed wherever they run.
+    Hosts that did not answer get no action: what runs there is unknown until they come back.
+    """
+    reachable = {name for name, view in observation.hosts.items() if view.reachable}
+    versions: dict[str, list[ObservedPod]] = {}
+    for p in observation.pods:
+        if p.node in reachable:
+            versions.setdefault(p.name, []).append(p)
+
+    creates: list[Create] = []
+    removes: list[Remove] = []
+    kept: list[Placement] = []
+    wanted = {p.name for p in schedule.placements}
+    for placement in schedule.placements:
+        h = spec_hash(placement.pod, placement.controller)
+        here = [v for v in versions.get(placement.name, ()) if v.node == placement.node]
+        elsewhere = [v for v in versions.get(placement.name, ()) if v.node != placement.node]
+        good = next((v for v in here if v.spec_hash == h and v.complete), None)
+        if good is None:
+            creates.append(Create(placement.node, placement.pod, placement.controller, h))
+            ports = set(placement.pod.spec.host_ports)
+            # a broken copy of the very same version holds the container names the new one needs
+            removes += [_remove(v, "replaced", first=v.spec_hash == h or bool(ports & set(v.host_ports)))
+                        for v in here]
+        else:
+            kept.append(placement)
+            removes += [_remove(v, "stale version") for v in here if v is not good]
+        removes += [_remove(v, f"moved to {placement.node}") for v in elsewhere]
+
+    for gone in schedule.removals:
+        removes += [_remove(v, "surplus" if gone.ready else "node lost")
+                    for v in versions.get(gone.name, ()) if v.node == gone.node]
+    doomed = set(deleting)
+    for name, vs in versions.items():
+        if name in wanted:
+            continue
+        for v in vs:
+            if (v.kind, v.controller or v.name) in doomed:
+                removes.append(_remove(v, "deleted"))
+            elif prune_applyset is not None and v.applyset == prune_applyset:
+                removes.append(_remove(v, "pruned"))
+    return Plan(tuple(creates), tuple(_dedupe(removes)), tuple(kept), schedule.unschedulable)
+
+
+def _remove(v: ObservedPod, reason: str, first: bool = False) -> Remove:
+    return Remove(v.node, v.name, v.spec_hash, tuple(c.id for c in v.containers), reason, first)
+
+
+def _dedupe(removes: Sequence[Remove]) -> list[Remove]:
+    seen: dict[tuple[str, str, str], Remove] = {}
+    for r in removes:
+        key = (r.node, r.pod, r.spec_hash)
+        if key not in seen or (r.first and not seen[key].first):
+            seen[key] = r
+    return sorted(seen.values(), key=lambda r: (r.node, r.pod, r.spec_hash))
+
+
+def by_node(actions: Iterable[Create | Remove]) -> Mapping[str, list]:
+    out: dict[str, list] = {}
+    for a in actions:
+        out.setdefault(a.node, []).append(a)
+    return out

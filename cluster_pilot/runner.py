@@ -1,0 +1,132 @@
+"""Runs the static playbook through ansible-runner, and turns its events into progress and a per-host result.
+
+The run lives in a private temporary directory removed afterwards; no env file holding secrets is written
+(the inventory's own key settings are used by SSH, never copied). The rendered variables go in a YAML file
+whose strings are all ``!unsafe``. SSH shares the control master that observation opened.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from cluster_pilot.render import action_count, playbook_vars, unsafe_yaml
+from cluster_pilot.resources import resource_dir
+
+# host, actions finished so far, actions in all
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class HostResult:
+    host: str
+    total: int
+    done: int = 0
+    failed: bool = False
+    unreachable: bool = False
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.unreachable
+
+
+@dataclass
+class RunResult:
+    hosts: dict[str, HostResult]
+    status: str  # ansible-runner's: successful, failed, timeout, canceled
+
+    @property
+    def ok(self) -> bool:
+        return all(h.ok for h in self.hosts.values()) and self.status == "successful"
+
+
+def _events(results: dict[str, HostResult], progress: Progress) -> Callable[[dict], bool]:
+    def handle(event: dict) -> bool:
+        kind = event.get("event", "")
+        data = event.get("event_data") or {}
+        host = data.get("host")
+        if host not in results:
+            return True
+        r = results[host]
+        res = data.get("res") or {}
+        if kind in ("runner_item_on_ok", "runner_item_on_failed"):
+            r.done += len(res.get("created", [])) + len(res.get("removed", [])) + len(res.get("failed_pods", []))
+            r.done = min(r.done, r.total)
+            if kind == "runner_item_on_failed":
+                r.failed = True
+                r.messages.append(str(res.get("msg", "failed")))
+            progress(host, r.done, r.total)
+        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+            r.failed = True
+            if not res.get("results"):
+                r.messages.append(str(res.get("msg", "failed")))
+        elif kind == "runner_on_unreachable":
+            r.unreachable = True
+            r.messages.append(str(res.get("msg", "unreachable")).strip())
+        return True
+
+    return handle
+
+
+def ansible_env(state_dir: Path, private: Path) -> dict[str, str]:
+    from cluster_pilot.observe import control_dir
+
+    return {
+        "ANSIBLE_PIPELINING": "True",
+        "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=60s",
+        "ANSIBLE_SSH_CONTROL_PATH": f"{control_dir(state_dir)}/%%C",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_DEPRECATION_WARNINGS": "False",
+        "ANSIBLE_LOCALHOST_WARNING": "False",
+        "ANSIBLE_NOCOLOR": "True",
+        "ANSIBLE_LOCAL_TEMP": str(private / "tmp"),
+        "ANSIBLE_GATHERING": "explicit",
+        "ANSIBLE_TIMEOUT": "10",
+    }
+
+
+def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], hosts: list[str], state_dir: Path,
+                 totals: Mapping[str, int], progress: Progress = lambda h, d, t: None) -> RunResult:
+    import ansible_runner
+
+    results = {h: HostResult(h, totals.get(h, 0)) for h in hosts}
+    private = Path(tempfile.mkdtemp(prefix="cp-run-", dir=state_dir))
+    try:
+        os.chmod(private, 0o700)
+        vars_file = private / "cp-vars.yml"
+        vars_file.write_text(unsafe_yaml(variables))
+        runner = ansible_runner.run(
+            private_data_dir=str(private),
+            playbook=str(resource_dir("playbooks") / playbook),
+            inventory=str(inventory),
+            roles_path=[str(resource_dir("roles"))],
+            envvars=ansible_env(state_dir, private),
+            cmdline=f"-e @{vars_file}",
+            limit=",".join(hosts),
+            forks=max(5, len(hosts)),
+            quiet=True,
+            suppress_env_files=True,
+            event_handler=_events(results, progress),
+        )
+        status = runner.status
+        if status != "successful" and all(r.ok for r in results.values()):
+            tail = (runner.stdout.read() if runner.stdout else "").strip().splitlines()[-3:]
+            for r in results.values():
+                r.failed = True
+                r.messages.append(" ".join(tail) or f"ansible-playbook ended {status}")
+        return RunResult(results, status)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def converge_hosts(rendered: Mapping[str, Mapping[str, list]], inventory: Path, state_dir: Path,
+                   progress: Progress = lambda h, d, t: None) -> RunResult:
+    """One Ansible run for every host with something to do."""
+    hosts = sorted(rendered)
+    totals = {h: action_count(rendered[h]) for h in hosts}
+    return run_playbook("apply.yml", inventory, playbook_vars(rendered), hosts, state_dir, totals, progress)

@@ -1,0 +1,176 @@
+"""The record of what was asked: objects as applied, their resource versions and history.
+
+A record, never the truth of what runs (the hosts are). SQLite in WAL mode with ``synchronous=FULL``: every
+write is one transaction and is durable when the call returns. The interface is small (``Store``) so that
+another backend (PostgreSQL, for several masters) can stand behind it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class Conflict(Exception):
+    """The object changed since the version the caller read (or exists already, on create)."""
+
+
+class NotFound(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Record:
+    kind: str
+    name: str
+    body: dict[str, Any]  # the object as given (JSON), re-normalised when read
+    resource_version: int
+    applyset: str = ""
+    updated_at: float = 0.0
+
+
+class Store(Protocol):
+    def get(self, kind: str, name: str) -> Record: ...
+    def list(self, kind: str | None = None) -> list[Record]: ...
+    def put(self, kind: str, name: str, body: dict[str, Any], *, expect_version: int | None = None,
+            create_only: bool = False, applyset: str = "", actor: str = "") -> Record: ...
+    def delete(self, kind: str, name: str, *, expect_version: int | None = None, actor: str = "") -> Record: ...
+    def history(self, kind: str | None = None, name: str | None = None, limit: int = 50) -> list[dict[str, Any]]: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (
+    kind TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, resource_version INTEGER NOT NULL,
+    applyset TEXT NOT NULL DEFAULT '', updated_at REAL NOT NULL, PRIMARY KEY (kind, name));
+CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, verb TEXT NOT NULL, kind TEXT NOT NULL,
+    name TEXT NOT NULL, resource_version INTEGER NOT NULL, actor TEXT NOT NULL DEFAULT '', body TEXT);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO counters VALUES ('resource_version', 0);
+"""
+
+
+class SQLiteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._db().executescript(_SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA busy_timeout=30000")
+            self._local.db = db
+        return db
+
+    class _Tx:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.db.execute("BEGIN IMMEDIATE")
+            return self.db
+
+        def __exit__(self, exc_type, exc, tb) -> bool:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+            return False
+
+    def _tx(self) -> "SQLiteStore._Tx":
+        return SQLiteStore._Tx(self._db())
+
+    @staticmethod
+    def _record(row: tuple) -> Record:
+        kind, name, body, rv, applyset, updated = row
+        return Record(kind, name, json.loads(body), rv, applyset, updated)
+
+    def get(self, kind: str, name: str) -> Record:
+        row = self._db().execute("SELECT kind, name, body, resource_version, applyset, updated_at FROM objects "
+                                 "WHERE kind = ? AND name = ?", (kind, name)).fetchone()
+        if row is None:
+            raise NotFound(f"{kind} {name!r} not found")
+        return self._record(row)
+
+    def list(self, kind: str | None = None) -> list[Record]:
+        sql = "SELECT kind, name, body, resource_version, applyset, updated_at FROM objects"
+        rows = self._db().execute(sql + (" WHERE kind = ?" if kind else "") + " ORDER BY kind, name",
+                                  (kind,) if kind else ()).fetchall()
+        return [self._record(r) for r in rows]
+
+    def put(self, kind: str, name: str, body: dict[str, Any], *, expect_version: int | None = None,
+            create_only: bool = False, applyset: str = "", actor: str = "") -> Record:
+        text = json.dumps(body, sort_keys=True)
+        with self._tx() as db:
+            row = db.execute("SELECT body, resource_version FROM objects WHERE kind = ? AND name = ?",
+                             (kind, name)).fetchone()
+            if row is not None and create_only:
+                raise Conflict(f"{kind} {name!r} already exists")
+            if expect_version is not None and (row is None or row[1] != expect_version):
+                raise Conflict(f"{kind} {name!r} was changed since resourceVersion {expect_version}"
+                               if row else f"{kind} {name!r} not found")
+            if row is not None and row[0] == text:
+                return self._record((kind, name, row[0], row[1], applyset, time.time()))
+            rv = db.execute("UPDATE counters SET value = value + 1 WHERE name = 'resource_version' "
+                            "RETURNING value").fetchone()[0]
+            now = time.time()
+            db.execute("INSERT INTO objects VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kind, name) DO UPDATE SET "
+                       "body = excluded.body, resource_version = excluded.resource_version, "
+                       "applyset = excluded.applyset, updated_at = excluded.updated_at",
+                       (kind, name, text, rv, applyset, now))
+            db.execute("INSERT INTO history (at, verb, kind, name, resource_version, actor, body) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (now, "create" if row is None else "update", kind, name, rv, actor, text))
+        return Record(kind, name, json.loads(text), rv, applyset, now)
+
+    def delete(self, kind: str, name: str, *, expect_version: int | None = None, actor: str = "") -> Record:
+        with self._tx() as db:
+            row = db.execute("SELECT kind, name, body, resource_version, applyset, updated_at FROM objects "
+                             "WHERE kind = ? AND name = ?", (kind, name)).fetchone()
+            if row is None:
+                raise NotFound(f"{kind} {name!r} not found")
+            if expect_version is not None and row[3] != expect_version:
+                raise Conflict(f"{kind} {name!r} was changed since resourceVersion {expect_version}")
+            db.execute("DELETE FROM objects WHERE kind = ? AND name = ?", (kind, name))
+            rv = db.execute("UPDATE counters SET value = value + 1 WHERE name = 'resource_version' "
+                            "RETURNING value").fetchone()[0]
+            db.execute("INSERT INTO history (at, verb, kind, name, resource_version, actor, body) "
+                       "VALUES (?, 'delete', ?, ?, ?, ?, NULL)", (time.time(), kind, name, rv, actor))
+        return self._record(row)
+
+    def history(self, kind: str | None = None, name: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        where, args = [], []
+        if kind:
+            where.append("kind = ?")
+            args.append(kind)
+        if name:
+            where.append("name = ?")
+            args.append(name)
+        sql = "SELECT at, verb, kind, name, resource_version, actor FROM history"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self._db().execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+        return [dict(zip(("at", "verb", "kind", "name", "resource_version", "actor"), r)) for r in rows]
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+
+def open_store(url_or_path: str | Path) -> SQLiteStore:
+    """``sqlite:///relative.db``, ``sqlite:////absolute.db`` (SQLAlchemy's spelling) or a plain path."""
+    text = str(url_or_path)
+    if text.startswith("sqlite:///"):
+        text = text[len("sqlite:///"):]
+    elif "://" in text:
+        raise ValueError(f"unsupported store {text!r}: only sqlite:///PATH for now")
+    return SQLiteStore(Path(text))

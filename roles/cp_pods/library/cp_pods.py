@@ -1,0 +1,201 @@
+#!/usr/bin/python3
+"""Converge one host's pods in one task: pull, create and start, or stop and remove containers.
+
+Talks to dockerd over its socket with the standard library only (no Docker SDK needed on the host), and
+works on many pods at once, so a host's whole share of a plan costs one module run, not one task per
+container. Each action is idempotent: a container that exists already (an earlier run cut short) is
+started, not created twice; a container that is gone already counts as removed.
+"""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: cp_pods
+short_description: Create or remove cluster-pilot pods (groups of containers) on this host
+description:
+  - Executes pod actions rendered by cluster-pilot against the local Docker Engine API.
+options:
+  create:
+    description:
+      - JSON list of pods to create; each has C(pod), C(images), C(pull), C(dirs) and C(containers) (infra first).
+      - JSON text rather than a structure, so that no value is re-typed or templated on the way.
+    type: str
+    default: "[]"
+  remove:
+    description: JSON list of pods to remove; each has C(pod), C(ids) and C(dir).
+    type: str
+    default: "[]"
+  socket:
+    description: Path of the Docker Engine socket.
+    type: str
+    default: /var/run/docker.sock
+author: cluster-pilot developers
+"""
+
+import http.client
+import json
+import os
+import shutil
+import socket
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible.module_utils.basic import AnsibleModule
+
+POD_DIR = "/var/lib/cluster-pilot/pods"
+
+
+class DockerError(Exception):
+    pass
+
+
+class _Conn(http.client.HTTPConnection):
+    def __init__(self, path, timeout):
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self._path)
+
+
+class Docker:
+    def __init__(self, path):
+        self.path = path
+
+    def call(self, method, url, body=None, query=None, ok=(200, 201, 204, 304), timeout=300):
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        conn = _Conn(self.path, timeout)
+        try:
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            conn.request(method, url, body=json.dumps(body) if body is not None else None, headers=headers)
+            resp = conn.getresponse()
+            raw = resp.read()
+        finally:
+            conn.close()
+        if resp.status not in ok:
+            try:
+                message = json.loads(raw).get("message", raw.decode("utf-8", "replace"))
+            except ValueError:
+                message = raw.decode("utf-8", "replace")
+            raise DockerError("%s %s: %d %s" % (method, url.split("?")[0], resp.status, message.strip()))
+        return resp.status, raw
+
+    def has_image(self, image):
+        status, _ = self.call("GET", "/images/%s/json" % urllib.parse.quote(image, safe=""), ok=(200, 404))
+        return status == 200
+
+    def pull(self, image):
+        name, tag = image, "latest"
+        if "@" not in image and ":" in image.rsplit("/", 1)[-1]:
+            name, tag = image.rsplit(":", 1)
+        _, raw = self.call("POST", "/images/create", query={"fromImage": name, "tag": tag}, timeout=900)
+        for line in raw.splitlines():
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue
+            if doc.get("error"):
+                raise DockerError("pull %s: %s" % (image, doc["error"]))
+
+    def run(self, name, body):
+        status, raw = self.call("POST", "/containers/create", body=body, query={"name": name}, ok=(201, 409))
+        ident = json.loads(raw)["Id"] if status == 201 else name
+        self.call("POST", "/containers/%s/start" % ident)
+        return status == 201
+
+    def remove(self, ident):
+        self.call("POST", "/containers/%s/stop" % ident, query={"t": "2"}, ok=(204, 304, 404), timeout=60)
+        self.call("DELETE", "/containers/%s" % ident, query={"force": "1", "v": "1"}, ok=(204, 404), timeout=60)
+
+
+def _safe_dir(path):
+    real = os.path.realpath(path)
+    return real.startswith(POD_DIR + "/")
+
+
+def create_pod(docker, action):
+    for d in action.get("dirs", []):
+        os.makedirs(d, exist_ok=True)
+    created = False
+    for c in action["containers"]:
+        created = docker.run(c["name"], c["body"]) or created
+    return created
+
+
+def remove_pod(docker, action):
+    ids = list(action.get("ids", []))
+    # application containers before the infra container that holds their network namespace
+    for ident in ids[1:] + ids[:1]:
+        docker.remove(ident)
+    d = action.get("dir")
+    if d and _safe_dir(d) and os.path.isdir(d):
+        shutil.rmtree(d, ignore_errors=True)
+        parent = os.path.dirname(d)
+        if _safe_dir(parent) and os.path.isdir(parent) and not os.listdir(parent):
+            os.rmdir(parent)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            create=dict(type="str", default="[]"),
+            remove=dict(type="str", default="[]"),
+            socket=dict(type="str", default="/var/run/docker.sock"),
+        ),
+        supports_check_mode=False,
+    )
+    docker = Docker(module.params["socket"])
+    try:
+        creates, removes = json.loads(module.params["create"]), json.loads(module.params["remove"])
+    except ValueError as exc:
+        module.fail_json(msg="create/remove must be JSON lists: %s" % exc)
+    failed, done = [], {"created": [], "removed": [], "pulled": []}
+
+    wanted = {}
+    for action in creates:
+        for image in action.get("images", []):
+            wanted[image] = wanted.get(image, False) or action.get("pull") == "always"
+
+    def pull(item):
+        image, always = item
+        if always or not docker.has_image(image):
+            docker.pull(image)
+            return image
+        return None
+
+    workers = max(1, min(8, len(wanted) + len(creates) + len(removes)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        bad_images = {}
+        for (image, _), future in [(item, pool.submit(pull, item)) for item in sorted(wanted.items())]:
+            try:
+                if future.result():
+                    done["pulled"].append(image)
+            except Exception as exc:  # reported per pod below, the others go on
+                bad_images[image] = str(exc)
+        jobs = []
+        for action in creates:
+            missing = [i for i in action.get("images", []) if i in bad_images]
+            if missing:
+                failed.append({"pod": action["pod"], "error": bad_images[missing[0]]})
+                continue
+            jobs.append(("created", action["pod"], pool.submit(create_pod, docker, action)))
+        jobs += [("removed", a["pod"], pool.submit(remove_pod, docker, a)) for a in removes]
+        for kind, pod, future in jobs:
+            try:
+                future.result()
+                done[kind].append(pod)
+            except Exception as exc:
+                failed.append({"pod": pod, "error": str(exc)})
+
+    changed = bool(done["created"] or done["removed"] or done["pulled"])
+    if failed:
+        module.fail_json(msg="; ".join("%s: %s" % (f["pod"], f["error"]) for f in failed), failed_pods=failed,
+                         changed=changed, **done)
+    module.exit_json(changed=changed, **done)
+
+
+if __name__ == "__main__":
+    main()

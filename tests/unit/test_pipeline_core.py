@@ -1,0 +1,144 @@
+"""Pure stages after scheduling: observation grouping, planning, rendering. No host involved."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from cluster_pilot.model import (Container, EnvVar, Meta, Node, Pod, PodSpec, PodTemplate, Port, ReplicationController,
+                                 Resources, Volume, VolumeMount, from_json, to_json)
+from cluster_pilot.observe import HostView, Observation, group_pods
+from cluster_pilot.planner import plan, spec_hash
+from cluster_pilot.render import Settings, container_name, playbook_vars, render, render_create, unsafe_yaml
+from cluster_pilot.planner import Create
+from cluster_pilot.scheduler import schedule
+
+NODES = [Node(f"m{i}", f"10.0.0.{i}", Resources(2000, 4 << 30, 40), {"zone": "a"}) for i in (1, 2)]
+
+
+def rc(image="busybox", replicas=2, host_port=None):
+    spec = PodSpec((Container("web", image, ("httpd", "-f"), ports=(Port(80, host_port),), cpu_millis=100),))
+    return ReplicationController(Meta("web", {"app": "web"}), replicas, {"app": "web"},
+                                 PodTemplate({"app": "web"}, spec))
+
+
+def running(desired, node_of=None, state="running"):
+    """Docker's container list for a rendered creation, as the probe would report it."""
+    containers = []
+    for p in desired:
+        body = render_create(Create(p.node, p.pod, p.controller, spec_hash(p.pod, p.controller)), Settings())
+        for i, c in enumerate(body["containers"]):
+            containers.append({"Id": f"{c['name']}-id", "Names": ["/" + c["name"]], "Image": c["body"]["Image"],
+                               "Labels": c["body"]["Labels"], "State": state, "_node": p.node})
+    hosts = {}
+    for n in NODES:
+        mine = [c for c in containers if c["_node"] == n.name]
+        hosts[n.name] = HostView(n.name, True, group_pods(n.name, mine))
+    return Observation(hosts)
+
+
+def test_fresh_fleet_plans_one_create_per_replica_and_nothing_when_it_runs():
+    objects = [rc()]
+    empty = Observation({n.name: HostView(n.name, True) for n in NODES})
+    s = schedule(objects, NODES, [])
+    p = plan(s, empty)
+    assert [c["action"] for c in p.changes()] == ["create", "create"]
+    assert {c.node for c in p.creates} == {"m1", "m2"}  # spread
+    seen = running(s.placements)
+    s2 = schedule(objects, NODES, seen.running_pods())
+    again = plan(s2, seen)
+    assert again.empty and len(again.kept) == 2
+
+
+def test_changed_image_replaces_in_place_creating_before_removing():
+    s = schedule([rc()], NODES, [])
+    seen = running(s.placements)
+    s2 = schedule([rc(image="busybox:2")], NODES, seen.running_pods())
+    p = plan(s2, seen)
+    assert sorted(c["action"] for c in p.changes()) == ["replace", "replace"]
+    assert all(not r.first for r in p.removes)  # no host port: the old version drains after the new one runs
+
+
+def test_replacing_a_pod_with_host_ports_frees_them_first():
+    s = schedule([rc(host_port=8080)], NODES, [])
+    seen = running(s.placements)
+    p = plan(schedule([rc(image="busybox:2", host_port=8080)], NODES, seen.running_pods()), seen)
+    assert p.removes and all(r.first for r in p.removes)
+
+
+def test_a_broken_pod_is_replaced_and_its_same_version_removed_first():
+    s = schedule([rc(replicas=1)], NODES, [])
+    seen = running(s.placements, state="exited")
+    p = plan(schedule([rc(replicas=1)], NODES, seen.running_pods()), seen)
+    assert len(p.creates) == 1 and len(p.removes) == 1 and p.removes[0].first
+
+
+def test_scale_down_removes_surplus_and_prune_is_scoped_to_the_applyset():
+    s = schedule([rc(replicas=2)], NODES, [])
+    seen = running(s.placements)
+    p = plan(schedule([rc(replicas=1)], NODES, seen.running_pods()), seen)
+    assert [c["action"] for c in p.changes()] == ["remove"]
+    unasked = plan(schedule([], NODES, seen.running_pods()), seen)
+    assert unasked.empty  # without --prune, pods of objects not named are left alone
+    pruned = plan(schedule([], NODES, seen.running_pods()), seen, prune_applyset="default")
+    assert len(pruned.removes) == 2
+    other = plan(schedule([], NODES, seen.running_pods()), seen, prune_applyset="other-set")
+    assert other.empty
+
+
+def test_delete_removes_the_pods_of_the_object_everywhere():
+    s = schedule([rc(replicas=2)], NODES, [])
+    seen = running(s.placements)
+    p = plan(schedule([], NODES, seen.running_pods()), seen, deleting=[("ReplicationController", "web")])
+    assert sorted(r.reason for r in p.removes) == ["deleted", "deleted"]
+
+
+def test_unreachable_hosts_get_no_action():
+    s = schedule([rc(replicas=2)], NODES, [])
+    seen = running(s.placements)
+    hosts = dict(seen.hosts)
+    hosts["m2"] = HostView("m2", False, error="down")
+    partial = Observation(hosts)
+    p = plan(schedule([rc(replicas=2)], partial.with_nodes(NODES), partial.running_pods()), partial)
+    assert all(a.node == "m1" for a in (*p.creates, *p.removes))
+
+
+def test_render_makes_docker_bodies_sharing_the_infra_namespace():
+    pod = Pod(Meta("redisMaster", {"name": "redis"}),
+              PodSpec((Container("redis", "redis", env=(EnvVar("A", "b"),), ports=(Port(6379, 6379),),
+                                 memory_bytes=64 << 20, volume_mounts=(VolumeMount("data", "/data"),)),),
+                      volumes=(Volume("data"),)))
+    h = spec_hash(pod, None)
+    body = render_create(Create("m1", pod, None, h), Settings())
+    infra, redis = body["containers"]
+    assert infra["name"] == container_name("redisMaster", "POD", h)
+    assert infra["body"]["HostConfig"]["PortBindings"] == {"6379/tcp": [{"HostIp": "", "HostPort": "6379"}]}
+    assert redis["body"]["HostConfig"]["NetworkMode"] == f"container:{infra['name']}"
+    assert redis["body"]["HostConfig"]["Memory"] == 64 << 20
+    assert redis["body"]["Env"] == ["A=b"]
+    assert redis["body"]["HostConfig"]["Binds"][0].endswith("/volumes/data:/data:rw")
+    assert body["dirs"] == [f"/var/lib/cluster-pilot/pods/redisMaster/{h}/volumes/data"]
+
+
+def test_manifest_values_reach_ansible_as_unsafe_opaque_data():
+    evil = "{{ lookup('pipe', 'touch /tmp/cp-pwned') }}"
+    spec = PodSpec((Container("x", "busybox", ("sh", "-c", "echo $(touch /tmp/p2); touch /tmp/p3"),
+                              env=(EnvVar("E", evil), EnvVar("N", "80"))),))
+    pod = Pod(Meta("x"), spec)
+    s = schedule([pod], NODES, [])
+    p = plan(s, Observation({n.name: HostView(n.name, True) for n in NODES}))
+    text = unsafe_yaml(playbook_vars(render(p)))
+    doc = yaml.safe_load(text.replace("!unsafe", ""))
+    batch = json.loads(next(iter(doc["cp_hosts"].values()))["create"][0])
+    app = batch[0]["containers"][1]["body"]
+    assert app["Env"] == [f"E={evil}", "N=80"]  # verbatim, and "80" still a string
+    assert app["Entrypoint"] == ["sh", "-c", "echo $(touch /tmp/p2); touch /tmp/p3"]
+    for line in text.splitlines():
+        if "{{" in line:
+            assert "!unsafe" in line
+
+
+def test_model_json_round_trip_is_exact():
+    obj = rc(host_port=8080)
+    assert from_json(json.loads(json.dumps(to_json(obj)))) == obj
