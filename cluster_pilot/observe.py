@@ -17,19 +17,23 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from cluster_pilot.model import LABEL_CONTAINER, LABEL_CONTROLLER, LABEL_POD, LABEL_PREFIX, LABEL_SPEC_HASH, Node
+from cluster_pilot.proxy import Published
 from cluster_pilot.scheduler import RunningPod
+
+PROXY_DOCUMENT = "/etc/cluster-pilot/proxy.json"
 
 INFRA = "POD"  # the container name of a pod's infra container, as the seed-era kubelet called it
 LABEL_POD_LABELS = LABEL_PREFIX + "pod-labels"
 LABEL_REQUESTS = LABEL_PREFIX + "requests"  # "cpu_millis,memory_bytes"
-LABEL_HOST_PORTS = LABEL_PREFIX + "host-ports"  # JSON [[port, "TCP"], ...]
+LABEL_PORTS = LABEL_PREFIX + "ports"  # JSON [[container, containerPort, protocol, hostPort, name], ...]
 LABEL_CONTAINERS = LABEL_PREFIX + "containers"  # JSON list of the pod's container names
 LABEL_APPLYSET = LABEL_PREFIX + "applyset"
 LABEL_KIND = LABEL_PREFIX + "kind"  # kind of the object that owns the pod: Pod or ReplicationController
 
 # Runs on each host with its python3: asks dockerd over its socket, prints one JSON document.
 PROBE = r"""
-import http.client, json, socket, sys, urllib.parse
+import hashlib, http.client, json, socket, sys, urllib.parse
+PROXY_DOCUMENT = "@PROXY_DOCUMENT@"
 class C(http.client.HTTPConnection):
     def connect(self):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -44,10 +48,15 @@ try:
     if r.status != 200:
         print(json.dumps({"error": "dockerd answered %d: %s" % (r.status, body[:200].decode("utf-8", "replace"))}))
     else:
-        print(json.dumps({"containers": json.loads(body)}))
+        try:
+            with open(PROXY_DOCUMENT, "rb") as f:
+                proxy = hashlib.sha256(f.read()).hexdigest()
+        except OSError:
+            proxy = None
+        print(json.dumps({"containers": json.loads(body), "proxy": proxy}))
 except Exception as e:
     print(json.dumps({"error": "dockerd does not answer: %s" % e}))
-"""
+""".replace("@PROXY_DOCUMENT@", PROXY_DOCUMENT)
 
 
 @dataclass(frozen=True)
@@ -76,8 +85,12 @@ class ObservedPod:
     expected: tuple[str, ...]  # container names the pod was created with
     cpu_millis: int = 0
     memory_bytes: int = 0
-    host_ports: tuple[tuple[int, str], ...] = ()
+    ports: tuple[Published, ...] = ()
     applyset: str = ""
+
+    @property
+    def host_ports(self) -> tuple[tuple[int, str], ...]:
+        return tuple((p.host_port, p.protocol) for p in self.ports)
 
     @property
     def complete(self) -> bool:
@@ -101,6 +114,7 @@ class HostView:
     reachable: bool
     pods: tuple[ObservedPod, ...] = ()
     error: str = ""
+    proxy: str | None = None  # hash of the proxy document the host serves, None when it has none
 
 
 @dataclass(frozen=True)
@@ -151,7 +165,8 @@ def group_pods(node: str, containers: Sequence[Mapping]) -> tuple[ObservedPod, .
             containers=tuple(sorted(members, key=lambda m: m.container)),
             expected=tuple(_json(labels.get(LABEL_CONTAINERS), [])),
             cpu_millis=_int(cpu), memory_bytes=_int(mem),
-            host_ports=tuple((int(p), str(proto)) for p, proto in _json(labels.get(LABEL_HOST_PORTS), [])),
+            ports=tuple(Published(str(c), int(cp), str(proto), int(hp), n)
+                        for c, cp, proto, hp, n in _json(labels.get(LABEL_PORTS), [])),
             applyset=labels.get(LABEL_APPLYSET, "")))
     return tuple(pods)
 
@@ -210,7 +225,7 @@ def observe_host(node: Node, cm_dir: Path, timeout: float = 20.0) -> HostView:
         return HostView(node.name, False, error="unreadable answer from the host")
     if "error" in doc:
         return HostView(node.name, False, error=doc["error"])
-    return HostView(node.name, True, group_pods(node.name, doc["containers"]))
+    return HostView(node.name, True, group_pods(node.name, doc["containers"]), proxy=doc.get("proxy"))
 
 
 def observe(nodes: Sequence[Node], state_dir: Path) -> Observation:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from cluster_pilot.lock import FleetLock, Holder, lock_host
-from cluster_pilot.model import Node, Object
+from cluster_pilot.model import Node, Object, Service
 from cluster_pilot.observe import Observation, observe
 from cluster_pilot.planner import Plan, plan
 from cluster_pilot.render import Settings, render
@@ -57,19 +57,24 @@ class Outcome:
         return self.remaining is None or self.remaining.empty
 
 
-def _look(objects: Sequence[Object], nodes: Sequence[Node], state_dir: Path, options: Options,
-          deleting: Iterable[tuple[str, str]]) -> tuple[Observation, Schedule, Plan]:
+def _look(objects: Sequence[Object], services: Sequence[Service], nodes: Sequence[Node], state_dir: Path,
+          options: Options, deleting: Iterable[tuple[str, str]]) -> tuple[Observation, Schedule, Plan]:
     seen = observe(nodes, state_dir)
     sched = schedule(objects, seen.with_nodes(nodes), seen.running_pods())
-    return seen, sched, plan(sched, seen, options.applyset if options.prune else None, deleting)
+    addresses = {n.name: n.address for n in nodes}
+    return seen, sched, plan(sched, seen, services, addresses, options.applyset if options.prune else None, deleting)
 
 
 def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, state_dir: Path,
              options: Options = Options(), deleting: Iterable[tuple[str, str]] = (),
-             hooks: Hooks = Hooks()) -> Outcome:
+             hooks: Hooks = Hooks(), services: Sequence[Service] | None = None) -> Outcome:
+    """``services``: every service that should exist on the fleet; by default those among ``objects``."""
     deleting = tuple(deleting)
+    if services is None:
+        services = [o for o in objects if isinstance(o, Service)]
+    look = lambda: _look(objects, services, nodes, state_dir, options, deleting)  # noqa: E731
     hooks.phase("observing")
-    seen, sched, todo = _look(objects, nodes, state_dir, options, deleting)
+    seen, sched, todo = look()
     unreachable = {n: v.error for n, v in seen.hosts.items() if not v.reachable}
     outcome = Outcome(seen, sched, todo, unreachable=unreachable)
     if sched.unschedulable and not options.allow_pending:
@@ -83,7 +88,7 @@ def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, 
     with FleetLock(lock_host(nodes, reachable), state_dir) as lock:
         lock.acquire(options.lock_timeout, hooks.lock_wait)
         hooks.phase("observing")
-        seen, sched, todo = _look(objects, nodes, state_dir, options, deleting)  # the truth may have moved
+        seen, sched, todo = look()  # the truth may have moved while we waited
         outcome = Outcome(seen, sched, todo, unreachable={n: v.error for n, v in seen.hosts.items() if not v.reachable})
         if sched.unschedulable and not options.allow_pending:
             outcome.blocked = True
@@ -91,9 +96,10 @@ def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, 
         if todo.empty:
             return outcome
         hooks.run_started(todo)
-        outcome.run = converge_hosts(render(todo, Settings(applyset=options.applyset)), inventory, state_dir,
-                                     hooks.host_progress)
+        addresses = {n.name: n.address for n in nodes}
+        rendered = render(todo, services, addresses, Settings(applyset=options.applyset))
+        outcome.run = converge_hosts(rendered, inventory, state_dir, hooks.host_progress)
         hooks.phase("verifying")
-        after, _, outcome.remaining = _look(objects, nodes, state_dir, options, deleting)
+        after, _, outcome.remaining = look()
         outcome.unreachable = {n: v.error for n, v in after.hosts.items() if not v.reachable}
     return outcome

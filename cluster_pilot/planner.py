@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Iterable, Mapping, Sequence
 
-from cluster_pilot.model import RUNTIME_VERSION, Pod
+from cluster_pilot.model import RUNTIME_VERSION, Pod, Service
 from cluster_pilot.observe import ObservedPod, Observation
+from cluster_pilot.proxy import Endpoint, Published, document_hash, free_port, proxied, proxy_document
 from cluster_pilot.scheduler import Placement, Schedule, Unschedulable
 
 
@@ -30,6 +31,7 @@ class Create:
     pod: Pod
     controller: str | None
     spec_hash: str
+    ports: tuple[Published, ...] = ()  # every declared port, hostPort or a dynamic one chosen here
 
     @property
     def name(self) -> str:
@@ -52,14 +54,16 @@ class Plan:
     removes: tuple[Remove, ...] = ()
     kept: tuple[Placement, ...] = ()
     unschedulable: tuple[Unschedulable, ...] = ()
+    proxy: str = ""  # the proxy document every minion must serve (see ``proxy``)
+    proxy_nodes: tuple[str, ...] = ()  # minions whose proxy differs from it
 
     @property
     def empty(self) -> bool:
-        return not self.creates and not self.removes
+        return not self.creates and not self.removes and not self.proxy_nodes
 
     @property
     def nodes(self) -> tuple[str, ...]:
-        return tuple(sorted({a.node for a in (*self.creates, *self.removes)}))
+        return tuple(sorted({a.node for a in (*self.creates, *self.removes)} | set(self.proxy_nodes)))
 
     def changes(self) -> list[dict]:
         """JSON-ready list for ``plan -o json`` and reports."""
@@ -72,13 +76,17 @@ class Plan:
         for r in self.removes:
             if (r.node, r.pod) not in replaced:
                 out.append({"action": "remove", "pod": r.pod, "node": r.node, "reason": r.reason})
+        out += [{"action": "proxy", "pod": "", "node": n} for n in self.proxy_nodes]
         return sorted(out, key=lambda d: (d["pod"], d["node"], d["action"]))
 
 
-def plan(schedule: Schedule, observation: Observation, prune_applyset: str | None = None,
+def plan(schedule: Schedule, observation: Observation, services: Sequence[Service] = (),
+         addresses: Mapping[str, str] | None = None, prune_applyset: str | None = None,
          deleting: Iterable[tuple[str, str]] = ()) -> Plan:
-    """Actions per host.
+    """Actions per host, and the proxy configuration every minion must serve once new pods run.
 
+    ``services``: every service that should exist (not only those in the inputs); ``addresses``: where
+    each minion is reached, for backends.
     ``prune_applyset``: remove running pods labelled with that apply set whose objects the inputs no longer
     name. ``deleting``: (kind, name) of objects being deleted; their pods are removed wherever they run.
     Hosts that did not answer get no action: what runs there is unknown until they come back.
@@ -121,7 +129,45 @@ def plan(schedule: Schedule, observation: Observation, prune_applyset: str | Non
                 removes.append(_remove(v, "deleted"))
             elif prune_applyset is not None and v.applyset == prune_applyset:
                 removes.append(_remove(v, "pruned"))
-    return Plan(tuple(creates), tuple(_dedupe(removes)), tuple(kept), schedule.unschedulable)
+    removes = _dedupe(removes)
+    creates = _publish(creates, observation, services)
+    document, proxy_nodes = _proxies(creates, removes, observation, services, addresses or {})
+    return Plan(tuple(creates), tuple(removes), tuple(kept), schedule.unschedulable, document, proxy_nodes)
+
+
+def _publish(creates: list[Create], observation: Observation, services: Sequence[Service]) -> list[Create]:
+    """Give every declared port a host port: its hostPort, or the lowest free one of the dynamic range.
+
+    Free means not bound on that minion by any pod version (old versions still hold theirs until removed),
+    nor by a service (each listens on every minion), nor by another pod created in this plan.
+    """
+    reserved = {sp.port for svc in services for sp in svc.ports}
+    used: dict[str, set[int]] = {}
+    for p in observation.pods:
+        used.setdefault(p.node, set(reserved)).update(port for port, _ in p.host_ports)
+    for c in creates:
+        used.setdefault(c.node, set(reserved)).update(port for port, _ in c.pod.spec.host_ports)
+    out = []
+    for c in sorted(creates, key=lambda c: (c.node, c.name)):
+        ports = tuple(Published(k.name, p.container_port, p.protocol, p.host_port or free_port(used[c.node]), p.name)
+                      for k in c.pod.spec.containers for p in k.ports)
+        out.append(replace(c, ports=ports))
+    return out
+
+
+def _proxies(creates: Sequence[Create], removes: Sequence[Remove], observation: Observation,
+             services: Sequence[Service], addresses: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
+    """Backends = pods that run and stay, plus pods being created; pods being removed are drained first."""
+    going = {(r.node, r.pod, r.spec_hash) for r in removes}
+    endpoints = [Endpoint(p.name, p.node, addresses.get(p.node, p.node), p.labels, p.ports)
+                 for p in observation.pods
+                 if p.complete and observation.hosts[p.node].reachable and (p.node, p.name, p.spec_hash) not in going]
+    endpoints += [Endpoint(c.name, c.node, addresses.get(c.node, c.node), c.pod.meta.labels, c.ports) for c in creates]
+    document = proxy_document(proxied(services, endpoints))
+    wanted = document_hash(document)
+    stale = tuple(sorted(n for n, v in observation.hosts.items()
+                         if v.reachable and v.proxy != wanted and (services or v.proxy is not None)))
+    return document, stale
 
 
 def _remove(v: ObservedPod, reason: str, first: bool = False) -> Remove:

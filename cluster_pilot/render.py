@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import yaml
 
-from cluster_pilot.model import (LABEL_CONTAINER, LABEL_CONTROLLER, LABEL_POD, LABEL_SPEC_HASH, REPLICATION_CONTROLLER,
-                                 POD, Container, Pod, Volume)
-from cluster_pilot.observe import (INFRA, LABEL_APPLYSET, LABEL_CONTAINERS, LABEL_HOST_PORTS, LABEL_KIND,
-                                   LABEL_POD_LABELS, LABEL_REQUESTS)
+from cluster_pilot.model import (LABEL_CONTAINER, LABEL_CONTROLLER, LABEL_POD, LABEL_SPEC_HASH, POD,
+                                 REPLICATION_CONTROLLER, Container, Service, Volume, host_safe_name)
+from cluster_pilot.observe import (INFRA, LABEL_APPLYSET, LABEL_CONTAINERS, LABEL_KIND, LABEL_POD_LABELS, LABEL_PORTS,
+                                   LABEL_REQUESTS)
 from cluster_pilot.planner import Create, Plan, Remove, by_node
+from cluster_pilot.proxy import discovery_env
 
 POD_DIR = "/var/lib/cluster-pilot/pods"
 _RESTART = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
@@ -46,20 +47,21 @@ def _labels(create: Create, container: str) -> dict[str, str]:
 
 
 def _infra_body(create: Create, settings: Settings) -> dict[str, Any]:
+    """The infra container holds the pod's network namespace, hence every published port."""
     spec = create.pod.spec
     exposed: dict[str, dict] = {}
     bindings: dict[str, list[dict[str, str]]] = {}
-    for c in spec.containers:
-        for p in c.ports:
-            key = f"{p.container_port}/{p.protocol.lower()}"
-            exposed[key] = {}
-            if p.host_port:
-                bindings.setdefault(key, []).append({"HostIp": "", "HostPort": str(p.host_port)})
+    for p in create.ports:
+        key = f"{p.container_port}/{p.protocol.lower()}"
+        exposed[key] = {}
+        binding = {"HostIp": "", "HostPort": str(p.host_port)}
+        if binding not in bindings.setdefault(key, []):
+            bindings[key].append(binding)
     labels = _labels(create, INFRA) | {
         LABEL_KIND: REPLICATION_CONTROLLER if create.controller else POD,
         LABEL_POD_LABELS: json.dumps(dict(create.pod.meta.labels), sort_keys=True),
         LABEL_REQUESTS: f"{spec.cpu_millis},{spec.memory_bytes}",
-        LABEL_HOST_PORTS: json.dumps([list(hp) for hp in spec.host_ports]),
+        LABEL_PORTS: json.dumps([[p.container, p.container_port, p.protocol, p.host_port, p.name] for p in create.ports]),
         LABEL_CONTAINERS: json.dumps([c.name for c in spec.containers]),
         LABEL_APPLYSET: settings.applyset,
     }
@@ -67,7 +69,7 @@ def _infra_body(create: Create, settings: Settings) -> dict[str, Any]:
         "Image": settings.infra_image,
         "Entrypoint": ["sleep"],
         "Cmd": ["2147483647"],
-        "Hostname": _hostname(create.name),
+        "Hostname": host_safe_name(create.name),
         "Labels": labels,
         "ExposedPorts": exposed,
         "HostConfig": {"PortBindings": bindings, "RestartPolicy": {"Name": _RESTART.get(spec.restart_policy, "always")},
@@ -75,12 +77,8 @@ def _infra_body(create: Create, settings: Settings) -> dict[str, Any]:
     }
 
 
-def _hostname(pod: str) -> str:
-    name = "".join(ch if ch.isalnum() or ch == "-" else "-" for ch in pod.lower()).strip("-")
-    return name[:63] or "pod"
-
-
-def _container_body(create: Create, c: Container, infra: str, volumes: Mapping[str, Volume]) -> dict[str, Any]:
+def _container_body(create: Create, c: Container, infra: str, volumes: Mapping[str, Volume],
+                    discovery: list[tuple[str, str]]) -> dict[str, Any]:
     spec = create.pod.spec
     cpu = c.cpu_limit_millis or c.cpu_millis
     memory = c.memory_limit_bytes or c.memory_bytes
@@ -96,7 +94,9 @@ def _container_body(create: Create, c: Container, infra: str, volumes: Mapping[s
         host_config["Memory"] = memory
     body: dict[str, Any] = {
         "Image": c.image,
-        "Env": [f"{e.name}={e.value}" for e in c.env],
+        # the container's own variables win over discovery ones of the same name
+        "Env": [f"{k}={v}" for k, v in discovery if k not in {e.name for e in c.env}] +
+               [f"{e.name}={e.value}" for e in c.env],
         "Labels": _labels(create, c.name),
         "HostConfig": host_config,
     }
@@ -117,14 +117,16 @@ def _bind(create: Create, volume: str, path: str, read_only: bool, volumes: Mapp
     return f"{source}:{path}:{'ro' if read_only else 'rw'}"
 
 
-def render_create(create: Create, settings: Settings) -> dict[str, Any]:
+def render_create(create: Create, settings: Settings, services: Sequence[Service] = (),
+                  proxy_address: str = "") -> dict[str, Any]:
     spec = create.pod.spec
+    discovery = discovery_env(services, proxy_address) if proxy_address else []
     infra = container_name(create.name, INFRA, create.spec_hash)
     volumes = {v.name: v for v in spec.volumes}
     dirs = [f"{pod_dir(create.name, create.spec_hash)}/volumes/{v.name}" for v in spec.volumes if v.kind != "hostDir"]
     containers = [{"name": infra, "body": _infra_body(create, settings)}]
     containers += [{"name": container_name(create.name, c.name, create.spec_hash),
-                    "body": _container_body(create, c, infra, volumes)} for c in spec.containers]
+                    "body": _container_body(create, c, infra, volumes, discovery)} for c in spec.containers]
     images = sorted({settings.infra_image, *(c.image for c in spec.containers)})
     always = any(c.image_pull_policy == "Always" for c in spec.containers)
     return {"pod": create.name, "images": images, "pull": "always" if always else "missing", "dirs": dirs,
@@ -142,8 +144,19 @@ def _batches(items: list, parts: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def render(plan: Plan, settings: Settings = Settings()) -> dict[str, dict[str, list]]:
-    """Per host: ``remove_first``, ``create`` and ``remove`` phases, each a list of batches of actions."""
+@dataclass(frozen=True)
+class Rendered:
+    """Per host: ``remove_first``, ``create`` and ``remove`` phases (lists of batches) and whether its proxy
+    must be reconfigured; the proxy document is the same for every minion."""
+
+    hosts: Mapping[str, Mapping[str, list]]
+    proxy_hosts: tuple[str, ...]
+    proxy_document: str
+
+
+def render(plan: Plan, services: Sequence[Service] = (), addresses: Mapping[str, str] | None = None,
+           settings: Settings = Settings()) -> Rendered:
+    addresses = addresses or {}
     out: dict[str, dict[str, list]] = {}
     creates = by_node(plan.creates)
     removes = by_node(plan.removes)
@@ -151,14 +164,17 @@ def render(plan: Plan, settings: Settings = Settings()) -> dict[str, dict[str, l
         rs = removes.get(node, [])
         out[node] = {
             "remove_first": _batches([render_remove(r) for r in rs if r.first], settings.batches),
-            "create": _batches([render_create(c, settings) for c in creates.get(node, [])], settings.batches),
+            "create": _batches([render_create(c, settings, services, addresses.get(node, "")) for c in creates.get(node, [])],
+                               settings.batches),
             "remove": _batches([render_remove(r) for r in rs if not r.first], settings.batches),
         }
-    return out
+    return Rendered(out, plan.proxy_nodes, plan.proxy)
 
 
-def action_count(host_vars: Mapping[str, list]) -> int:
-    return sum(len(batch) for phase in host_vars.values() for batch in phase)
+def action_count(rendered: Rendered, host: str) -> int:
+    """What progress counts for a host: its pod actions, and one for its proxy."""
+    phases = rendered.hosts.get(host, {})
+    return sum(len(batch) for phase in phases.values() for batch in phase) + (host in rendered.proxy_hosts)
 
 
 class _Unsafe(str):
@@ -187,11 +203,17 @@ def unsafe_yaml(variables: Mapping[str, Any]) -> str:
     return yaml.dump(_mark(dict(variables)), Dumper=_UnsafeDumper, sort_keys=True, allow_unicode=True, width=1 << 20)
 
 
-def playbook_vars(rendered: Mapping[str, Mapping[str, list]]) -> dict[str, Any]:
-    """``cp_hosts``: per host and phase, each batch as one JSON text.
+def playbook_vars(rendered: Rendered) -> dict[str, Any]:
+    """``cp_hosts``: per host and phase, each batch as one JSON text; ``cp_proxy``: the proxy document.
 
     One opaque string per batch: Ansible neither templates it (``!unsafe``) nor re-types what is inside
     (ansible-core 2.19 turns an ``!unsafe '80'`` into the integer 80), and the module decodes it itself.
+    The proxy document goes both as data for the role's template and as the exact text the minion keeps
+    (its hash is how observation tells whether a minion's proxy is up to date).
     """
-    return {"cp_hosts": {host: {phase: [json.dumps(batch, sort_keys=True) for batch in batches]
-                                for phase, batches in phases.items()} for host, phases in rendered.items()}}
+    hosts = {host: {phase: [json.dumps(batch, sort_keys=True) for batch in batches]
+                    for phase, batches in phases.items()} for host, phases in rendered.hosts.items()}
+    for host in hosts:
+        hosts[host]["proxy"] = host in rendered.proxy_hosts
+    return {"cp_hosts": hosts, "cp_proxy": json.loads(rendered.proxy_document or '{"services": []}'),
+            "cp_proxy_json": rendered.proxy_document}

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from cluster_pilot.render import action_count, playbook_vars, unsafe_yaml
+from cluster_pilot.render import Rendered, action_count, playbook_vars, unsafe_yaml
 from cluster_pilot.resources import resource_dir
 
+PROXY_DONE_TASK = "Record the proxy document served"  # the last task of roles/cp_proxy
 # host, actions finished so far, actions in all
 Progress = Callable[[str, int, int], None]
 
@@ -60,6 +61,9 @@ def _events(results: dict[str, HostResult], progress: Progress) -> Callable[[dic
             if kind == "runner_item_on_failed":
                 r.failed = True
                 r.messages.append(str(res.get("msg", "failed")))
+            progress(host, r.done, r.total)
+        elif kind == "runner_on_ok" and data.get("task") == PROXY_DONE_TASK:
+            r.done = min(r.done + 1, r.total)
             progress(host, r.done, r.total)
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             r.failed = True
@@ -124,9 +128,9 @@ def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], h
         shutil.rmtree(private, ignore_errors=True)
 
 
-def converge_hosts(rendered: Mapping[str, Mapping[str, list]], inventory: Path, state_dir: Path,
+def converge_hosts(rendered: Rendered, inventory: Path, state_dir: Path,
                    progress: Progress = lambda h, d, t: None) -> RunResult:
     """One Ansible run for every host with something to do."""
-    hosts = sorted(rendered)
-    totals = {h: action_count(rendered[h]) for h in hosts}
+    hosts = sorted(rendered.hosts)
+    totals = {h: action_count(rendered, h) for h in hosts}
     return run_playbook("apply.yml", inventory, playbook_vars(rendered), hosts, state_dir, totals, progress)

@@ -9,6 +9,7 @@ import click
 _BENCHES = {
     "manifests": "cluster_pilot.cli.bench_manifests:manifests",
     "scheduler": "cluster_pilot.cli.bench_scheduler:scheduler",
+    "apply": "cluster_pilot.cli.bench_apply:apply_bench",
 }
 
 

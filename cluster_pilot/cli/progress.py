@@ -23,7 +23,9 @@ def describe_plan(plan: Plan) -> list[str]:
     lines = []
     for c in plan.changes():
         what = f"{c['pod']} on {c['node']}"
-        if c["action"] == "remove":
+        if c["action"] == "proxy":
+            lines.append(f"  ~ service proxy on {c['node']}")
+        elif c["action"] == "remove":
             lines.append(f"  - {what} ({c['reason']})")
         else:
             lines.append(f"  {marks[c['action']]} {what} [{', '.join(c['images'])}]")
@@ -31,7 +33,7 @@ def describe_plan(plan: Plan) -> list[str]:
 
 
 def counts(plan: Plan) -> dict[str, int]:
-    out = {"create": 0, "replace": 0, "remove": 0}
+    out = {"create": 0, "replace": 0, "remove": 0, "proxy": 0}
     for c in plan.changes():
         out[c["action"]] += 1
     return out
@@ -109,7 +111,8 @@ def report(outcome: Outcome, options: Options, seconds: float, verb: str) -> int
             for line in describe_plan(outcome.plan):
                 err.print(line, markup=False)
             c = counts(outcome.plan)
-            err.print(f"dry run: {c['create']} to create, {c['replace']} to replace, {c['remove']} to remove")
+            err.print(f"dry run: {c['create']} to create, {c['replace']} to replace, {c['remove']} to remove, "
+                      f"{c['proxy']} proxies to reconfigure")
         return 0 if outcome.ok else 1
     c = counts(outcome.plan)
     for h in sorted(outcome.run.hosts.values(), key=lambda h: h.host):
@@ -121,5 +124,6 @@ def report(outcome: Outcome, options: Options, seconds: float, verb: str) -> int
     if outcome.remaining is not None and not outcome.remaining.empty:
         err.print(f"still to do after the run: {len(outcome.remaining.changes())} changes (run {verb} again)")
     done = "done" if outcome.ok else "FAILED"
-    err.print(f"{verb} {done}: {c['create']} created, {c['replace']} replaced, {c['remove']} removed in {seconds:.1f} s")
+    err.print(f"{verb} {done}: {c['create']} created, {c['replace']} replaced, {c['remove']} removed, "
+              f"{c['proxy']} proxies reconfigured in {seconds:.1f} s")
     return 0 if outcome.ok else 1

@@ -25,7 +25,7 @@ from cluster_pilot.errors import UserError
 SUITE = "bookworm"
 NODE_PACKAGES = (
     "python3", "python3-requests", "openssh-server", "docker.io", "iproute2", "haproxy", "busybox-static",
-    "ca-certificates", "redis-server", "docker-registry", "procps",
+    "ca-certificates", "redis-server", "docker-registry", "procps", "runit", "socat",
 )
 INIT_SCRIPT = Path(__file__).with_name("minion-init.sh")
 SANDBOX_LABEL = "io.cluster-pilot.sandbox"
@@ -55,6 +55,7 @@ def node_recipe_hash() -> str:
     h.update(SUITE.encode())
     h.update(",".join(NODE_PACKAGES).encode())
     h.update(INIT_SCRIPT.read_bytes())
+    h.update(Path(__file__).read_bytes())  # the build steps themselves
     return h.hexdigest()[:12]
 
 
@@ -86,6 +87,8 @@ def ensure_node_image(client: docker.DockerClient, work_dir: Path, log_path: Pat
                 raise UserError(f"debootstrap of the node image failed: see {log_path}")
         for junk in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man"):
             shutil.rmtree(rootfs / junk, ignore_errors=True)
+        for service in (rootfs / "etc/service").glob("*"):  # Debian's runit services: sshd is the init's own
+            service.unlink()
         (rootfs / "usr/local/sbin").mkdir(parents=True, exist_ok=True)
         shutil.copy2(INIT_SCRIPT, rootfs / "usr/local/sbin/cp-minion-init")
         _import_dir(client, rootfs, tag, ['CMD ["/usr/local/sbin/cp-minion-init"]', f"LABEL {SANDBOX_LABEL}=image"])

@@ -42,6 +42,8 @@ docker_setup() {
 }
 
 start_sshd() { /usr/sbin/sshd -E /var/log/sshd.log; }
+# runit supervises the services that roles install (e.g. the service proxy), as systemd would on a real host
+start_runsvdir() { mkdir -p /etc/service; nohup runsvdir -P /etc/service >> /var/log/runsvdir.log 2>&1 & }
 start_dockerd() {
     rm -f /var/run/docker.pid /run/docker/containerd/containerd.pid
     nohup /usr/sbin/dockerd >> /var/log/dockerd.log 2>&1 &
@@ -50,9 +52,10 @@ start_dockerd() {
 writable_cgroups
 ssh_setup
 docker_setup
-trap 'kill -TERM $(pidof dockerd) $(pidof sshd) 2>/dev/null; wait; exit 0' TERM INT
+trap 'kill -HUP $(pidof runsvdir) 2>/dev/null; kill -TERM $(pidof dockerd) $(pidof sshd) 2>/dev/null; wait; exit 0' TERM INT
 while :; do
     pidof sshd >/dev/null || start_sshd
+    pidof runsvdir >/dev/null || start_runsvdir
     pidof dockerd >/dev/null || start_dockerd
     sleep 1 &
     wait $!

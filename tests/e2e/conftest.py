@@ -54,3 +54,58 @@ def sandbox(sandbox_home) -> Sandbox:
 def _e2e_env(request, monkeypatch):
     if request.node.get_closest_marker("e2e") and "sandbox_home" in request.fixturenames:
         monkeypatch.setenv("CLUSTER_PILOT_HOME", str(request.getfixturevalue("sandbox_home")))
+
+
+def ssh(sandbox: Sandbox, address: str, command: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    from cluster_pilot.sandbox.fleet import SSH_OPTIONS
+
+    return subprocess.run(["ssh", *SSH_OPTIONS, "-i", str(sandbox.key), f"root@{address}", command],
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def managed_containers(sandbox: Sandbox) -> list[dict]:
+    """Every cluster-pilot container on every ready minion, read with plain docker (not our observer)."""
+    import json
+
+    out = []
+    for m in sandbox.status():
+        if not m.ready:
+            continue
+        proc = ssh(sandbox, m.address, "docker ps -a --filter label=io.cluster-pilot.pod --format '{{json .}}'")
+        assert proc.returncode == 0, proc.stderr
+        for line in proc.stdout.splitlines():
+            doc = json.loads(line)
+            labels = dict(kv.split("=", 1) for kv in doc["Labels"].split(",") if "=" in kv)
+            out.append({"minion": m.name, "address": m.address, "id": doc["ID"], "name": doc["Names"],
+                        "state": doc["State"], "image": doc["Image"], "pod": labels.get("io.cluster-pilot.pod"),
+                        "container": labels.get("io.cluster-pilot.container"),
+                        "controller": labels.get("io.cluster-pilot.controller", "")})
+    return out
+
+
+def write_manifest(path: Path, doc: dict) -> Path:
+    import json
+
+    path.write_text(json.dumps(doc, indent=2))
+    return path
+
+
+def rc_manifest(name: str, replicas: int, image: str = "busybox", command=None, labels=None, ports=None) -> dict:
+    """A v1beta1 replicationController, as people wrote them in 2014."""
+    labels = labels or {"name": name}
+    container = {"name": "app", "image": image, "command": command or ["sleep", "2147483647"]}
+    if ports:
+        container["ports"] = ports
+    return {"kind": "ReplicationController", "apiVersion": "v1beta1", "id": name, "labels": labels,
+            "desiredState": {"replicas": replicas, "replicaSelector": labels,
+                             "podTemplate": {"labels": labels, "desiredState": {"manifest": {
+                                 "version": "v1beta1", "containers": [container]}}}}}
+
+
+def pods_of(sandbox: Sandbox, controller: str) -> dict[str, list[dict]]:
+    """pod name -> its containers, for one controller."""
+    pods: dict[str, list[dict]] = {}
+    for c in managed_containers(sandbox):
+        if c["controller"] == controller:
+            pods.setdefault(c["pod"], []).append(c)
+    return pods

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
 import ansible_runner
 import docker
 import pytest
 
-from cluster_pilot.sandbox.fleet import SSH_OPTIONS
-from tests.e2e.conftest import MINIONS, cli, wait_for
+from tests.e2e.conftest import MINIONS, cli, ssh, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-def ssh(sandbox, address: str, command: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(["ssh", *SSH_OPTIONS, "-i", str(sandbox.key), f"root@{address}", command],
-                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 def status(home) -> dict:

@@ -23,14 +23,19 @@ def rc(image="busybox", replicas=2, host_port=None):
                                  PodTemplate({"app": "web"}, spec))
 
 
-def running(desired, node_of=None, state="running"):
-    """Docker's container list for a rendered creation, as the probe would report it."""
+def empty():
+    return Observation({n.name: HostView(n.name, True) for n in NODES})
+
+
+def running(desired, state="running"):
+    """Docker's container list after the creations a plan of ``desired`` makes, as the probe reports it."""
     containers = []
-    for p in desired:
-        body = render_create(Create(p.node, p.pod, p.controller, spec_hash(p.pod, p.controller)), Settings())
-        for i, c in enumerate(body["containers"]):
+    creates = plan(schedule_of(desired), empty()).creates
+    for create in creates:
+        body = render_create(create, Settings())
+        for c in body["containers"]:
             containers.append({"Id": f"{c['name']}-id", "Names": ["/" + c["name"]], "Image": c["body"]["Image"],
-                               "Labels": c["body"]["Labels"], "State": state, "_node": p.node})
+                               "Labels": c["body"]["Labels"], "State": state, "_node": create.node})
     hosts = {}
     for n in NODES:
         mine = [c for c in containers if c["_node"] == n.name]
@@ -38,11 +43,16 @@ def running(desired, node_of=None, state="running"):
     return Observation(hosts)
 
 
+def schedule_of(placements):
+    from cluster_pilot.scheduler import Schedule
+
+    return Schedule(tuple(placements))
+
+
 def test_fresh_fleet_plans_one_create_per_replica_and_nothing_when_it_runs():
     objects = [rc()]
-    empty = Observation({n.name: HostView(n.name, True) for n in NODES})
     s = schedule(objects, NODES, [])
-    p = plan(s, empty)
+    p = plan(s, empty())
     assert [c["action"] for c in p.changes()] == ["create", "create"]
     assert {c.node for c in p.creates} == {"m1", "m2"}  # spread
     seen = running(s.placements)
@@ -110,7 +120,8 @@ def test_render_makes_docker_bodies_sharing_the_infra_namespace():
                                  memory_bytes=64 << 20, volume_mounts=(VolumeMount("data", "/data"),)),),
                       volumes=(Volume("data"),)))
     h = spec_hash(pod, None)
-    body = render_create(Create("m1", pod, None, h), Settings())
+    create = plan(schedule([pod], NODES, []), empty()).creates[0]
+    body = render_create(create, Settings())
     infra, redis = body["containers"]
     assert infra["name"] == container_name("redisMaster", "POD", h)
     assert infra["body"]["HostConfig"]["PortBindings"] == {"6379/tcp": [{"HostIp": "", "HostPort": "6379"}]}
@@ -127,7 +138,7 @@ def test_manifest_values_reach_ansible_as_unsafe_opaque_data():
                               env=(EnvVar("E", evil), EnvVar("N", "80"))),))
     pod = Pod(Meta("x"), spec)
     s = schedule([pod], NODES, [])
-    p = plan(s, Observation({n.name: HostView(n.name, True) for n in NODES}))
+    p = plan(s, empty())
     text = unsafe_yaml(playbook_vars(render(p)))
     doc = yaml.safe_load(text.replace("!unsafe", ""))
     batch = json.loads(next(iter(doc["cp_hosts"].values()))["create"][0])

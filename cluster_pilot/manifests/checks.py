@@ -1,0 +1,272 @@
+"""Rules a JSON Schema cannot state: uniqueness inside a pod, a controller's selector against its template,
+and the rules that hold across every object of one run (a name defined twice, service ports that clash,
+services whose selector or target port finds nothing).
+
+Pure functions of the model. What they need to know about the written form is only where things were
+written (a ``Layout`` of JSON pointers), so their messages point at the right line of either API version.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from cluster_pilot import model
+from cluster_pilot.manifests.problem import ERROR, WARNING, Finding, Problem
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where, relative to an object's root, the parts these checks talk about were written."""
+
+    name: str = ""
+    containers: str = ""  # the containers list of the pod, or of the controller's template
+    selector: str = ""
+    template_labels: str = ""
+    service_ports: tuple[str, ...] = ()  # per ServicePort: its port number
+    target_ports: tuple[str, ...] = ()  # per ServicePort: its target port (or its port when none is written)
+
+    @property
+    def volumes(self) -> str:
+        return self.containers.rsplit("/", 1)[0] + "/volumes"
+
+
+def pod_spec_of(obj: model.Object) -> model.PodSpec | None:
+    if isinstance(obj, model.Pod):
+        return obj.spec
+    if isinstance(obj, model.ReplicationController):
+        return obj.template.spec
+    return None
+
+
+def pod_labels_of(obj: model.Object) -> dict[str, str] | None:
+    """The labels of the pods an object stands for: its own for a pod, its template's for a controller."""
+    if isinstance(obj, model.Pod):
+        return dict(obj.meta.labels)
+    if isinstance(obj, model.ReplicationController):
+        return dict(obj.template.labels)
+    return None
+
+
+def describe(obj: model.Object) -> str:
+    return f"{obj.kind} \"{obj.meta.name}\""
+
+
+def show_labels(labels: dict) -> str:
+    return "{" + ", ".join(f"{k}={v}" for k, v in labels.items()) + "}" if labels else "{}"
+
+
+# --- one object ---------------------------------------------------------------------------------------------
+
+def check_object(obj: model.Object, layout: Layout) -> list[Finding]:
+    findings: list[Finding] = []
+    spec = pod_spec_of(obj)
+    if spec is not None:
+        findings += check_pod_spec(spec, layout)
+    if isinstance(obj, model.ReplicationController):
+        findings += _check_controller(obj, layout)
+    if isinstance(obj, model.Service):
+        findings += _check_service(obj, layout)
+    return findings
+
+
+def check_pod_spec(spec: model.PodSpec, layout: Layout) -> list[Finding]:
+    at = layout.containers
+    findings: list[Finding] = []
+    names: dict[str, int] = {}
+    host_ports: dict[tuple[int, str], str] = {}
+    port_names: dict[str, str] = {}
+    volumes: dict[str, int] = {}
+    for i, volume in enumerate(spec.volumes):
+        if volume.name in volumes:
+            findings.append(Finding(f"{layout.volumes}/{i}/name",
+                                    f"volume name \"{volume.name}\" is also used by volume {volumes[volume.name]}"))
+        volumes.setdefault(volume.name, i)
+    for i, container in enumerate(spec.containers):
+        if container.name in names:
+            findings.append(Finding(f"{at}/{i}/name", f"container name \"{container.name}\" is also used by container "
+                                    f"{names[container.name]}; names must be unique in a pod"))
+        names.setdefault(container.name, i)
+        for j, port in enumerate(container.ports):
+            if port.host_port:
+                key = (port.host_port, port.protocol)
+                if key in host_ports:
+                    findings.append(Finding(f"{at}/{i}/ports/{j}/hostPort", f"hostPort {port.host_port}/{port.protocol} "
+                                            f"is also used by container \"{host_ports[key]}\"; a pod binds a host port once"))
+                host_ports.setdefault(key, container.name)
+            if port.name:
+                if port.name in port_names:
+                    findings.append(Finding(f"{at}/{i}/ports/{j}/name", f"port name \"{port.name}\" is also used by "
+                                            f"container \"{port_names[port.name]}\"; port names must be unique in a pod"))
+                port_names.setdefault(port.name, container.name)
+        for k, mount in enumerate(container.volume_mounts):
+            if mount.name not in volumes:
+                findings.append(Finding(f"{at}/{i}/volumeMounts/{k}/name",
+                                        f"no volume named \"{mount.name}\" in this pod: define it under volumes"))
+    return findings
+
+
+def _check_controller(rc: model.ReplicationController, layout: Layout) -> list[Finding]:
+    selector, labels = dict(rc.selector), dict(rc.template.labels)
+    if not labels:
+        return [Finding(layout.template_labels, "the template has no labels, so the controller could never find "
+                        "the pods it creates: give it labels and a selector that matches them")]
+    if not selector:
+        return [Finding(layout.selector, "the selector is empty: a controller counts the pods its selector matches")]
+    if not model.selector_matches(selector, labels):
+        return [Finding(layout.selector, f"the selector {show_labels(selector)} does not match the template's labels "
+                        f"{show_labels(labels)}: the controller would never count the pods it creates")]
+    return []
+
+
+def _check_service(service: model.Service, layout: Layout) -> list[Finding]:
+    findings: list[Finding] = []
+    seen: dict[tuple[int, str], int] = {}
+    names: set[str] = set()
+    several = len(service.ports) > 1
+    for i, port in enumerate(service.ports):
+        key = (port.port, port.protocol)
+        if key in seen:
+            findings.append(Finding(layout.service_ports[i], f"port {port.port}/{port.protocol} is listed twice in "
+                                    f"this service (also at {layout.service_ports[seen[key]]})"))
+        seen.setdefault(key, i)
+        if several and not port.name:
+            findings.append(Finding(layout.service_ports[i].rsplit("/", 1)[0] + "/name",
+                                    "a service with several ports must name each of them"))
+        elif port.name:
+            if port.name in names:
+                findings.append(Finding(layout.service_ports[i].rsplit("/", 1)[0] + "/name",
+                                        f"port name \"{port.name}\" is used twice in this service"))
+            names.add(port.name)
+    return findings
+
+
+# --- every object of a run ----------------------------------------------------------------------------------
+
+class Placed:
+    """An object of the run, with a way to turn pointers relative to it into problems at the right line."""
+
+    __slots__ = ("obj", "layout", "_place")
+
+    def __init__(self, obj: model.Object, layout: Layout,
+                 place: Callable[[str, bool], tuple[str, int, int]]) -> None:
+        self.obj = obj
+        self.layout = layout
+        self._place = place  # relative pointer, at_key -> (file, line, column)
+
+    def problem(self, pointer: str, message: str, severity: str = ERROR, at_key: bool = False) -> Problem:
+        file, line, column = self._place(pointer, at_key)
+        return Problem(file, line, column, self.pointer(pointer), message, severity)
+
+    def pointer(self, pointer: str) -> str:
+        source = self.obj.meta.source
+        return (source.pointer if source else "") + pointer
+
+    def where(self, pointer: str = "") -> str:
+        file, line, column = self._place(pointer, False)
+        return f"{file}:{line}:{column}" if line else file
+
+
+def check_set(placed: list[Placed]) -> tuple[list[Problem], list[Problem]]:
+    """Errors and warnings that only show when all the objects of one run are looked at together."""
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    errors += _duplicates(placed)
+    errors += _port_clashes(placed)
+    e, w = _selections(placed)
+    return errors + e, warnings + w
+
+
+def _duplicates(placed: list[Placed]) -> Iterable[Problem]:
+    first: dict[tuple[str, str, str], Placed] = {}
+    for p in placed:
+        meta = p.obj.meta
+        key = (p.obj.kind, meta.namespace, meta.name)
+        if key in first:
+            other = first[key]
+            yield p.problem(p.layout.name, f"{describe(p.obj)} is defined twice: here and at "
+                            f"{other.where(other.layout.name)}")
+        else:
+            first[key] = p
+
+
+def _port_clashes(placed: list[Placed]) -> Iterable[Problem]:
+    """A service listens on its port on every minion, so no other service and no pod's hostPort may use it."""
+    host_ports: dict[tuple[int, str], list[tuple[Placed, str]]] = defaultdict(list)
+    for p in placed:
+        spec = pod_spec_of(p.obj)
+        if spec is None:
+            continue
+        for i, container in enumerate(spec.containers):
+            for j, port in enumerate(container.ports):
+                if port.host_port:
+                    host_ports[(port.host_port, port.protocol)].append((p, f"{p.layout.containers}/{i}/ports/{j}/hostPort"))
+    services: dict[tuple[int, str], tuple[Placed, str]] = {}
+    for p in placed:
+        if not isinstance(p.obj, model.Service):
+            continue
+        for i, port in enumerate(p.obj.ports):
+            key = (port.port, port.protocol)
+            at = p.layout.service_ports[i]
+            if key in services:
+                other, other_at = services[key]
+                yield p.problem(at, f"port {port.port}/{port.protocol} is also the port of {describe(other.obj)} "
+                                f"({other.where(other_at)}): services reserve their port on every minion")
+                continue
+            services[key] = (p, at)
+            users = host_ports.get(key)
+            if users:
+                user, user_at = users[0]
+                more = f" and {len(users) - 1} more" if len(users) > 1 else ""
+                yield p.problem(at, f"port {port.port}/{port.protocol} is also a hostPort of {describe(user.obj)} "
+                                f"({user.where(user_at)}){more}: services reserve their port on every minion")
+
+
+def _selections(placed: list[Placed]) -> tuple[list[Problem], list[Problem]]:
+    """Services whose selector matches nothing, and target port names the selected pods do not define."""
+    candidates = [p for p in placed if pod_labels_of(p.obj) is not None]
+    index: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for n, p in enumerate(candidates):
+        for item in pod_labels_of(p.obj).items():
+            index[item].add(n)
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    for p in placed:
+        service = p.obj
+        if not isinstance(service, model.Service):
+            continue
+        selector = dict(service.selector)
+        if not selector:
+            warnings.append(p.problem(p.layout.selector or p.layout.name,
+                                      f"{describe(service)} has no selector, so it sends traffic to no pod", WARNING))
+            continue
+        sets = sorted((index.get(item, set()) for item in selector.items()), key=len)
+        chosen = [candidates[n] for n in sorted(sets[0].intersection(*sets[1:]))]
+        if not chosen:
+            warnings.append(p.problem(p.layout.selector, f"the selector {show_labels(selector)} matches no pod or "
+                                      "controller template in these inputs", WARNING))
+            continue
+        for i, port in enumerate(service.ports):
+            at = p.layout.target_ports[i]
+            if isinstance(port.target_port, str):
+                e, w = _named_target(p, at, port.target_port, chosen)
+                errors += e
+                warnings += w
+            elif port.target_port is None:
+                for c in chosen:
+                    spec = pod_spec_of(c.obj)
+                    if not spec.containers[0].ports:
+                        warnings.append(p.problem(at, f"without containerPort the service targets the first port of "
+                                                  f"the first container, and {describe(c.obj)} ({c.where()}) has none",
+                                                  WARNING))
+    return errors, warnings
+
+
+def _named_target(p: Placed, at: str, name: str, chosen: list[Placed]) -> tuple[list[Problem], list[Problem]]:
+    lacking = [c for c in chosen if not any(port.name == name for ct in pod_spec_of(c.obj).containers for port in ct.ports)]
+    if len(lacking) == len(chosen):
+        names = ", ".join(describe(c.obj) for c in chosen[:3]) + (" and others" if len(chosen) > 3 else "")
+        return [p.problem(at, f"no port named \"{name}\" in the pods this service selects ({names})")], []
+    return [], [p.problem(at, f"{describe(c.obj)} ({c.where()}) is selected but has no port named \"{name}\"", WARNING)
+                for c in lacking]

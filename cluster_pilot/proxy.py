@@ -1,0 +1,137 @@
+"""Services as the proxies on the minions see them: which backends each service port balances over. Pure.
+
+The seed's services: a stable port on every minion, balancing over every ready pod its selector matches, on
+any minion. A backend is ``minion address:published port`` of the targeted container port (a hostPort, or
+the dynamic port the planner published it on). Discovery variables follow the seed era's Docker-links
+style. The same function serves the planner (what the proxies must become), ``get services`` and the API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass
+from typing import Iterable, Mapping, Sequence
+
+from cluster_pilot.model import Service, ServicePort, selector_matches
+
+DYNAMIC_PORTS = range(30000, 32768)
+
+
+@dataclass(frozen=True)
+class Published:
+    """One container port of a pod and where the minion publishes it."""
+
+    container: str
+    container_port: int
+    protocol: str
+    host_port: int
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A pod able to serve, with its ports as published on its minion."""
+
+    pod: str
+    node: str
+    address: str
+    labels: Mapping[str, str]
+    ports: tuple[Published, ...]
+
+
+@dataclass(frozen=True)
+class Backend:
+    pod: str
+    node: str
+    address: str
+    port: int
+
+
+@dataclass(frozen=True)
+class ProxiedService:
+    name: str
+    port: int
+    protocol: str
+    backends: tuple[Backend, ...]
+
+
+def target(port: ServicePort, ports: Sequence[Published]) -> Published | None:
+    """The published port a service port reaches on one pod: by number, by name, or (2014) the first port."""
+    if not ports:
+        return None
+    if port.target_port is None:
+        return ports[0]
+    for p in ports:
+        if p.protocol == port.protocol and (p.container_port == port.target_port or
+                                            (isinstance(port.target_port, str) and p.name == port.target_port)):
+            return p
+    return None
+
+
+def proxied(services: Iterable[Service], endpoints: Iterable[Endpoint]) -> tuple[ProxiedService, ...]:
+    """Every service port with its backends, in a stable order (the proxy config must not churn)."""
+    endpoints = sorted(endpoints, key=lambda e: (e.pod, e.node))
+    out = []
+    for svc in sorted(services, key=lambda s: s.meta.name):
+        members = [e for e in endpoints if selector_matches(svc.selector, e.labels)]
+        for sp in svc.ports:
+            backends = []
+            for e in members:
+                hit = target(sp, e.ports)
+                if hit is not None:
+                    backends.append(Backend(e.pod, e.node, e.address, hit.host_port))
+            out.append(ProxiedService(svc.meta.name, sp.port, sp.protocol, tuple(backends)))
+    return tuple(out)
+
+
+def proxy_document(services: Sequence[ProxiedService]) -> str:
+    """The canonical JSON a minion's proxy is configured from; its hash says whether a minion is up to date."""
+    doc = {"services": [
+        {**asdict(s), "key": _key(s.name, s.port),
+         "backends": [{**asdict(b), "key": _key(b.pod, b.port)} for b in s.backends]}
+        for s in services]}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+def document_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _key(name: str, port: int) -> str:
+    """HAProxy section and server names: ids of either API style fit [A-Za-z0-9_.-]; the port keeps them unique."""
+    return f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}_{port}"
+
+
+def env_name(service: str) -> str:
+    """``redis-master`` -> ``REDIS_MASTER``; a 2014 id such as ``redisMaster`` -> ``REDISMASTER``."""
+    name = re.sub(r"[^A-Z0-9_]", "_", service.upper())
+    return name if not name[:1].isdigit() else "_" + name
+
+
+def discovery_env(services: Iterable[Service], proxy_address: str) -> list[tuple[str, str]]:
+    """The variables a container gets for every service that exists when it is created (seed era)."""
+    env: list[tuple[str, str]] = []
+    for svc in sorted(services, key=lambda s: s.meta.name):
+        if not svc.ports:
+            continue
+        n = env_name(svc.meta.name)
+        first = svc.ports[0]
+        env += [(f"{n}_SERVICE_HOST", proxy_address), (f"{n}_SERVICE_PORT", str(first.port)),
+                (f"{n}_PORT", f"{first.protocol.lower()}://{proxy_address}:{first.port}")]
+        for sp in svc.ports:
+            proto = sp.protocol.lower()
+            base = f"{n}_PORT_{sp.port}_{sp.protocol.upper()}"
+            env += [(base, f"{proto}://{proxy_address}:{sp.port}"), (f"{base}_PROTO", proto),
+                    (f"{base}_PORT", str(sp.port)), (f"{base}_ADDR", proxy_address)]
+    return env
+
+
+def free_port(used: set[int]) -> int:
+    """The lowest free port of the dynamic range: deterministic, so the same plan publishes the same ports."""
+    for port in DYNAMIC_PORTS:
+        if port not in used:
+            used.add(port)
+            return port
+    raise ValueError("no free port left in the dynamic range 30000-32767")

@@ -1,0 +1,147 @@
+"""``apply`` on real minions: safety, no-op, minimal change, interruptions, concurrency, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import cli, managed_containers, pods_of, rc_manifest, ssh, wait_for, write_manifest
+
+pytestmark = pytest.mark.e2e
+
+
+def apply(home: Path, *files: Path, check: bool = True, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    args = ["apply"]
+    for f in files:
+        args += ["-f", str(f)]
+    return cli(*args, *extra, home=home, check=check)
+
+
+def complete_pods(sandbox, controller: str) -> dict[str, list[dict]]:
+    return {p: cs for p, cs in pods_of(sandbox, controller).items() if all(c["state"] == "running" for c in cs)}
+
+
+def test_manifest_values_are_data_never_code(sandbox_home, sandbox, tmp_path):
+    evil_env = "{{ lookup('pipe', 'touch /tmp/cp-pwned') }}"
+    command = ["sh", "-c", "echo $(touch /tmp/cp-pwned2) ; touch /tmp/cp-pwned3 ; exec sleep 2147483647",
+               "$(touch /tmp/cp-pwned2)", "; touch /tmp/cp-pwned3"]
+    pod = {"kind": "Pod", "apiVersion": "v1beta1", "id": "injection", "labels": {"name": "injection"},
+           "desiredState": {"manifest": {"version": "v1beta1", "containers": [{
+               "name": "app", "image": "busybox", "command": command,
+               "env": [{"name": "EVIL", "value": evil_env}, {"name": "PORTISH", "value": "8080"}]}]}}}
+    f = write_manifest(tmp_path / "injection.json", pod)
+    for p in ("/tmp/cp-pwned", "/tmp/cp-pwned2", "/tmp/cp-pwned3"):
+        Path(p).unlink(missing_ok=True)
+    apply(sandbox_home, f)
+    app = next(c for c in managed_containers(sandbox) if c["pod"] == "injection" and c["container"] == "app")
+    inspect = json.loads(ssh(sandbox, app["address"], f"docker inspect {app['id']}").stdout)[0]
+    assert f"EVIL={evil_env}" in inspect["Config"]["Env"]
+    assert "PORTISH=8080" in inspect["Config"]["Env"]
+    assert inspect["Config"]["Entrypoint"] + (inspect["Config"]["Cmd"] or []) == command
+    for p in ("/tmp/cp-pwned", "/tmp/cp-pwned2", "/tmp/cp-pwned3"):
+        assert not Path(p).exists(), f"{p} appeared on the controller"
+    for m in sandbox.status():
+        if m.ready:
+            assert ssh(sandbox, m.address, "ls /tmp/cp-pwned /tmp/cp-pwned2 /tmp/cp-pwned3 2>/dev/null").stdout == ""
+    cli("delete", "pods/injection", home=sandbox_home)
+    assert not [c for c in managed_containers(sandbox) if c["pod"] == "injection"]
+
+
+def test_second_apply_is_a_no_op_and_an_image_change_replaces_only_its_pods(sandbox_home, sandbox, tmp_path):
+    a = write_manifest(tmp_path / "a.json", rc_manifest("keep", 3))
+    b = write_manifest(tmp_path / "b.json", rc_manifest("change", 3))
+    apply(sandbox_home, a, b)
+    assert len(complete_pods(sandbox, "keep")) == 3 and len(complete_pods(sandbox, "change")) == 3
+
+    again = apply(sandbox_home, a, b)
+    assert "no changes" in again.stderr
+    assert "actions" not in again.stderr  # no Ansible run, so no per-host results
+
+    kept_ids = sorted(c["id"] for cs in pods_of(sandbox, "keep").values() for c in cs)
+    write_manifest(b, rc_manifest("change", 3, image="busybox:latest"))
+    out = apply(sandbox_home, a, b)
+    assert "3 replaced" in out.stderr, out.stderr
+    assert sorted(c["id"] for cs in pods_of(sandbox, "keep").values() for c in cs) == kept_ids
+    changed = pods_of(sandbox, "change")
+    assert len(changed) == 3 and all(c["image"] == "busybox:latest" for cs in changed.values() for c in cs
+                                     if c["container"] == "app")
+    cli("delete", "rc/keep", home=sandbox_home)
+    cli("delete", "rc/change", home=sandbox_home)
+    assert not pods_of(sandbox, "keep") and not pods_of(sandbox, "change")
+
+
+def _start_apply(home: Path, f: Path) -> subprocess.Popen:
+    env = dict(os.environ, CLUSTER_PILOT_HOME=str(home))
+    return subprocess.Popen([sys.executable, "-m", "cluster_pilot", "apply", "-f", str(f)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+
+
+def _assert_exactly(sandbox, controller: str, replicas: int) -> None:
+    pods = pods_of(sandbox, controller)
+    assert len(pods) == replicas, sorted(pods)
+    for name, containers in pods.items():
+        roles = sorted(c["container"] for c in containers)
+        assert roles == ["POD", "app"], (name, containers)  # one version per pod: no duplicate, no orphan
+        assert all(c["state"] == "running" for c in containers)
+
+
+def test_sigint_in_the_middle_then_the_next_apply_converges(sandbox_home, sandbox, tmp_path):
+    f = write_manifest(tmp_path / "sig.json", rc_manifest("sigint", 15))
+    proc = _start_apply(sandbox_home, f)
+    wait_for(lambda: pods_of(sandbox, "sigint") or proc.poll() is not None, 60, "the first containers to appear")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 or "apply done" in err
+    assert "Traceback" not in err
+    apply(sandbox_home, f)
+    _assert_exactly(sandbox, "sigint", 15)
+    cli("delete", "rc/sigint", home=sandbox_home)
+
+
+def test_a_minion_lost_mid_apply_fails_naming_it_and_the_next_apply_converges(sandbox_home, sandbox, tmp_path):
+    f = write_manifest(tmp_path / "lost.json", rc_manifest("lost", 9))
+    proc = _start_apply(sandbox_home, f)
+    wait_for(lambda: pods_of(sandbox, "lost") or proc.poll() is not None, 60, "the run to start")
+    cli("sandbox", "stop", "minion-3", home=sandbox_home)
+    try:
+        _, err = proc.communicate(timeout=180)
+        assert proc.returncode == 1, err
+        assert "minion-3" in err
+        others = {c["minion"] for cs in pods_of(sandbox, "lost").values() for c in cs}
+        assert others and "minion-3" not in others
+    finally:
+        cli("sandbox", "start", "minion-3", home=sandbox_home)
+    apply(sandbox_home, f)
+    _assert_exactly(sandbox, "lost", 9)
+    cli("delete", "rc/lost", home=sandbox_home)
+
+
+def test_two_concurrent_applies_take_turns(sandbox_home, sandbox, tmp_path):
+    f = write_manifest(tmp_path / "both.json", rc_manifest("both", 6))
+    first, second = _start_apply(sandbox_home, f), _start_apply(sandbox_home, f)
+    outs = [p.communicate(timeout=300) for p in (first, second)]
+    assert [p.returncode for p in (first, second)] == [0, 0], outs
+    errs = " ".join(e for _, e in outs)
+    assert "waiting for the fleet lock" in errs or "no changes" in errs, errs
+    _assert_exactly(sandbox, "both", 6)
+    cli("delete", "rc/both", home=sandbox_home)
+
+
+def test_bad_input_touches_no_host(sandbox_home, sandbox, tmp_path):
+    before = sorted(c["id"] for c in managed_containers(sandbox))
+    good = write_manifest(tmp_path / "good.json", rc_manifest("never", 2))
+    bad = tmp_path / "bad.json"
+    doc = rc_manifest("never2", 2, ports=[{"containerPort": "80a"}])
+    write_manifest(bad, doc)
+    proc = apply(sandbox_home, good, bad, check=False)
+    assert proc.returncode == 1
+    assert "bad.json:" in proc.stderr and "containerPort" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert sorted(c["id"] for c in managed_containers(sandbox)) == before

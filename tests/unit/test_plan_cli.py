@@ -1,0 +1,133 @@
+"""``cluster-pilot plan``: exit codes, the JSON shape, the text view; manifests come from a stand-in loader."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+
+import pytest
+
+from cluster_pilot.cli import cli, run
+from cluster_pilot.cli.plan import as_text, changes, exit_code
+from cluster_pilot.scheduler import schedule
+from tests.unit.scheduler_builders import node, pod, rc, running
+
+INVENTORY = """\
+minions:
+  hosts:
+    m1: {cp_capacity: {cpu: "2", memory: 4Gi}, cp_labels: {zone: a}}
+    m2: {cp_capacity: {cpu: "2", memory: 4Gi}, cp_labels: {zone: b}}
+"""
+
+
+@pytest.fixture
+def inventory(tmp_path):
+    path = tmp_path / "hosts.yml"
+    path.write_text(INVENTORY)
+    return str(path)
+
+
+@pytest.fixture
+def manifests(monkeypatch):
+    """Stands in for cluster_pilot.manifests: ``objects[:]`` is what the next plan loads; ``paths`` what it got."""
+    fake = types.SimpleNamespace(objects=[], paths=[])
+
+    def load_paths(paths, kind_hint=None):
+        fake.paths.append(list(paths))
+        return list(fake.objects)
+
+    monkeypatch.setitem(sys.modules, "cluster_pilot.manifests", types.SimpleNamespace(load_paths=load_paths))
+    return fake
+
+
+def plan(capsys, *args: str) -> tuple[int, str, str]:
+    code = run(cli, "cluster-pilot", ["plan", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_changes_exit_2_with_the_json_shape(capsys, inventory, manifests):
+    manifests.objects = [rc("web", 2, cpu="500m"), pod("solo")]
+    code, out, err = plan(capsys, "-f", "web.json", "-f", "solo.yaml", "-i", inventory, "--assume-empty", "-o", "json")
+    assert (code, err) == (2, "")
+    assert manifests.paths == [["web.json", "solo.yaml"]]
+    doc = json.loads(out)
+    assert set(doc) == {"placements", "unschedulable", "changes"}
+    assert doc["unschedulable"] == []
+    assert sorted(p["node"] for p in doc["placements"] if p["controller"] == "web") == ["m1", "m2"]
+    assert all(set(p) == {"pod", "node", "controller"} for p in doc["placements"])
+    assert {"pod": "solo", "node": "m1", "controller": None} in doc["placements"]
+    assert sorted((c["action"], c["pod"], c["node"]) for c in doc["changes"]) == sorted(
+        ("create", p["pod"], p["node"]) for p in doc["placements"])
+
+
+def test_nothing_wanted_exit_0(capsys, inventory, manifests):
+    code, out, _ = plan(capsys, "-f", "empty.json", "-i", inventory, "--assume-empty")
+    assert code == 0 and out.strip() == "no changes (0 pods in place)"
+
+
+def test_unschedulable_exit_1_unless_allowed(capsys, inventory, manifests):
+    manifests.objects = [pod("small", cpu="1"), pod("huge", cpu="3")]
+    code, out, err = plan(capsys, "-f", "x.json", "-i", inventory, "--assume-empty", "-o", "json")
+    assert code == 1
+    assert json.loads(out)["unschedulable"] == [{"pod": "huge", "reasons": ["2 insufficient cpu"]}]
+    assert "1 pod fits on no minion" in err
+    code, out, err = plan(capsys, "-f", "x.json", "-i", inventory, "--assume-empty", "--allow-pending")
+    assert (code, err) == (2, "")
+    assert "! 0/2 minions are available for huge: 2 insufficient cpu" in out
+
+
+def test_without_assume_empty_says_observe_is_missing(capsys, inventory, manifests):
+    code, _, err = plan(capsys, "-f", "x.json", "-i", inventory)
+    assert code == 1
+    assert err.strip() == ("cluster-pilot: error: plan without --assume-empty needs the apply pipeline (observe) "
+                           "which is not implemented yet")
+
+
+def test_bad_inventory_exit_1_one_line(capsys, tmp_path, manifests):
+    code, out, err = plan(capsys, "-f", "x.json", "-i", str(tmp_path / "missing.yml"), "--assume-empty")
+    assert code == 1 and out == ""
+    assert err == f"cluster-pilot: error: inventory {tmp_path / 'missing.yml'}: no such file or directory\n"
+
+
+def test_default_inventory_is_the_sandbox(capsys, manifests):
+    from cluster_pilot.home import default_inventory
+
+    default_inventory().parent.mkdir(parents=True, exist_ok=True)
+    default_inventory().write_text(INVENTORY)
+    manifests.objects = [pod("solo")]
+    code, out, _ = plan(capsys, "-f", "x.json", "--assume-empty")
+    assert code == 2 and "+ pod solo on m1" in out
+
+
+def test_text_view_of_an_observed_state():
+    """Observed running pods are just one more input: removals, creations and kept pods all show."""
+    nodes = [node("a"), node("b")]
+    result = schedule([rc("web", 2), pod("solo", cpu="5")], nodes,
+                      [running("web-1", "a", "web"), running("web-2", "a", "web"), running("web-3", "gone", "web")])
+    text = as_text(result)
+    assert text.splitlines() == [
+        "- pod web-3 on gone  (replicationController web)",
+        "! 0/2 minions are available for solo: 2 insufficient cpu",
+        "0 to create, 1 to remove, 1 unschedulable, 2 unchanged",
+    ]
+    assert exit_code(result, allow_pending=False) == 1 and exit_code(result, allow_pending=True) == 2
+    assert changes(result) == [{"action": "remove", "pod": "web-3", "node": "gone"}]
+
+
+def test_no_changes_when_everything_runs():
+    result = schedule([rc("web", 1)], [node("a")], [running("web-1", "a", "web")])
+    assert as_text(result) == "no changes (1 pod in place)" and exit_code(result, False) == 0
+
+
+def test_with_the_real_manifest_loader(capsys, inventory, tmp_path):
+    pytest.importorskip("cluster_pilot.manifests")
+    manifest = tmp_path / "web.json"
+    manifest.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
+        "spec": {"containers": [{"name": "web", "image": "nginx", "resources": {"requests": {"cpu": "3"}}}]},
+    }))
+    code, out, _ = plan(capsys, "-f", str(manifest), "-i", inventory, "--assume-empty", "-o", "json")
+    assert code == 1
+    assert json.loads(out)["unschedulable"] == [{"pod": "web", "reasons": ["2 insufficient cpu"]}]
