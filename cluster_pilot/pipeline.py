@@ -12,7 +12,7 @@ from typing import Callable, Iterable, Sequence
 
 from cluster_pilot.lock import FleetLock, Holder, lock_host
 from cluster_pilot.model import Node, Object, Service
-from cluster_pilot.observe import Observation, observe
+from cluster_pilot.observe import HostView, Observation, observe
 from cluster_pilot.planner import Plan, plan
 from cluster_pilot.render import Settings, render
 from cluster_pilot.runner import RunResult, converge_hosts
@@ -57,9 +57,25 @@ class Outcome:
         return self.remaining is None or self.remaining.empty
 
 
-def _look(objects: Sequence[Object], services: Sequence[Service], nodes: Sequence[Node], state_dir: Path,
-          options: Options, deleting: Iterable[tuple[str, str]]) -> tuple[Observation, Schedule, Plan]:
-    seen = observe(nodes, state_dir)
+def services_wanted(objects: Sequence[Object], recorded: Iterable[Service], deleted: Iterable[str] = ()) -> list[Service]:
+    """Every service that should exist: those recorded before, replaced by the inputs' own, minus deletions."""
+    wanted = {s.meta.name: s for s in recorded}
+    wanted.update({o.meta.name: o for o in objects if isinstance(o, Service)})
+    for name in deleted:
+        wanted.pop(name, None)
+    return [wanted[n] for n in sorted(wanted)]
+
+
+def empty_fleet(nodes: Sequence[Node]) -> Observation:
+    """What an offline plan assumes: every minion answers and runs nothing."""
+    return Observation({n.name: HostView(n.name, True) for n in nodes})
+
+
+def look(objects: Sequence[Object], services: Sequence[Service], nodes: Sequence[Node], state_dir: Path,
+         options: Options = Options(), deleting: Iterable[tuple[str, str]] = (),
+         seen: Observation | None = None) -> tuple[Observation, Schedule, Plan]:
+    """Observe (unless given an observation), schedule and plan: everything but acting."""
+    seen = observe(nodes, state_dir) if seen is None else seen
     sched = schedule(objects, seen.with_nodes(nodes), seen.running_pods())
     addresses = {n.name: n.address for n in nodes}
     return seen, sched, plan(sched, seen, services, addresses, options.applyset if options.prune else None, deleting)
@@ -72,9 +88,8 @@ def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, 
     deleting = tuple(deleting)
     if services is None:
         services = [o for o in objects if isinstance(o, Service)]
-    look = lambda: _look(objects, services, nodes, state_dir, options, deleting)  # noqa: E731
     hooks.phase("observing")
-    seen, sched, todo = look()
+    seen, sched, todo = look(objects, services, nodes, state_dir, options, deleting)
     unreachable = {n: v.error for n, v in seen.hosts.items() if not v.reachable}
     outcome = Outcome(seen, sched, todo, unreachable=unreachable)
     if sched.unschedulable and not options.allow_pending:
@@ -88,7 +103,7 @@ def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, 
     with FleetLock(lock_host(nodes, reachable), state_dir) as lock:
         lock.acquire(options.lock_timeout, hooks.lock_wait)
         hooks.phase("observing")
-        seen, sched, todo = look()  # the truth may have moved while we waited
+        seen, sched, todo = look(objects, services, nodes, state_dir, options, deleting)  # the truth may have moved
         outcome = Outcome(seen, sched, todo, unreachable={n: v.error for n, v in seen.hosts.items() if not v.reachable})
         if sched.unschedulable and not options.allow_pending:
             outcome.blocked = True
@@ -100,6 +115,6 @@ def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, 
         rendered = render(todo, services, addresses, Settings(applyset=options.applyset))
         outcome.run = converge_hosts(rendered, inventory, state_dir, hooks.host_progress)
         hooks.phase("verifying")
-        after, _, outcome.remaining = look()
+        after, _, outcome.remaining = look(objects, services, nodes, state_dir, options, deleting)
         outcome.unreachable = {n: v.error for n, v in after.hosts.items() if not v.reachable}
     return outcome

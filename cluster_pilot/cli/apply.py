@@ -6,8 +6,8 @@ import click
 
 from cluster_pilot.cli import progress
 from cluster_pilot.cli.options import inventory_option, load_nodes, open_state
-from cluster_pilot.model import to_json
-from cluster_pilot.pipeline import Options
+from cluster_pilot.model import SERVICE, Service, from_json, to_json
+from cluster_pilot.pipeline import Options, services_wanted
 
 
 def load_objects(paths: tuple[str, ...], kind: str | None):
@@ -17,6 +17,10 @@ def load_objects(paths: tuple[str, ...], kind: str | None):
     if not paths:
         raise click.UsageError("no input: give -f PATH (a file, a directory or - for stdin)")
     return load_paths(list(paths), kind_hint=kind)
+
+
+def recorded_services(store) -> list[Service]:
+    return [from_json(r.body) for r in store.list(SERVICE)]
 
 
 def files_option(f):
@@ -41,7 +45,8 @@ def apply(paths, inventory, kind, prune, applyset, dry_run, allow_pending, lock_
     home, store = open_state()
     options = Options(prune=prune, dry_run=dry_run, allow_pending=allow_pending, applyset=applyset,
                       lock_timeout=lock_timeout)
-    code, outcome = progress.run(objects, nodes, inventory_file, home, options)
+    services = services_wanted(objects, recorded_services(store))
+    code, outcome = progress.run(objects, nodes, inventory_file, home, options, services=services)
     if not dry_run and not outcome.blocked:
         for obj in objects:
             store.put(obj.kind, obj.meta.name, to_json(obj), applyset=applyset, actor="apply")

@@ -52,8 +52,8 @@ def write_application(root: Path, count: int) -> int:
                 files += 1
         elif style == 2:  # a JSON List
             items = [beta for _, beta, _ in chunk]
-            (root / f"l{block:05d}.json").write_text(json.dumps({"kind": "List", "apiVersion": "v1beta1", "items": items},
-                                                                indent=2))
+            listing = {"kind": "List", "apiVersion": "v1beta1", "items": items}
+            (root / f"l{block:05d}.json").write_text(json.dumps(listing, indent=2))
             files += 1
         else:  # a v1 YAML stream
             (root / f"y{block:05d}.yaml").write_text("---\n".join(_yaml(v1) for _, _, v1 in chunk))
@@ -70,8 +70,8 @@ def _object(i: int) -> tuple[str, dict, dict]:
     if role == 0:
         return "Pod", _beta_pod(f"cache-{group}", labels, group), _v1_pod(f"cache-{group}", labels)
     if role == 1:
-        return "ReplicationController", _beta_rc(f"web{group}Controller" if group % 2 else f"web-{group}", labels, group), \
-            _v1_rc(f"web-{group}", labels)
+        old_name = f"web{group}Controller" if group % 2 else f"web-{group}"
+        return "ReplicationController", _beta_rc(old_name, labels, group), _v1_rc(f"web-{group}", labels)
     port = 20_000 + group % 40_000
     return "Service", _beta_service(f"web-{group}", labels, port, group), _v1_service(f"web-{group}", labels, port)
 
@@ -89,7 +89,8 @@ def _beta_pod(name: str, labels: dict, group: int) -> dict:
 
 def _beta_rc(name: str, labels: dict, group: int) -> dict:
     first_release = group % 3 == 0
-    template = {"labels": labels, "desiredState": {"manifest": {"version": "v1beta1", "containers": [_beta_container(group)]}}}
+    manifest = {"version": "v1beta1", "containers": [_beta_container(group)]}
+    template = {"labels": labels, "desiredState": {"manifest": manifest}}
     return {"id": name, "labels": labels, "desiredState": {
         "replicas": 2,
         "replicasInSet" if first_release else "replicaSelector": labels,

@@ -7,11 +7,11 @@ from dataclasses import replace
 import click
 
 from cluster_pilot.cli import progress
-from cluster_pilot.cli.apply import files_option, load_objects
+from cluster_pilot.cli.apply import files_option, load_objects, recorded_services
 from cluster_pilot.cli.options import MINION, inventory_option, kind_of, load_nodes, open_state
 from cluster_pilot.errors import UserError
-from cluster_pilot.model import POD, REPLICATION_CONTROLLER, from_json, to_json
-from cluster_pilot.pipeline import Options
+from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, from_json, to_json
+from cluster_pilot.pipeline import Options, services_wanted
 from cluster_pilot.store import NotFound
 
 
@@ -42,7 +42,9 @@ def delete(target, paths, inventory, kind, lock_timeout) -> int:
         except NotFound:
             pass  # the hosts may still run its pods: removing them is what was asked
     deleting = [(k, n) for k, n in targets if k in (POD, REPLICATION_CONTROLLER)]
-    code, _ = progress.run([], nodes, inventory_file, home, Options(lock_timeout=lock_timeout), deleting, "delete")
+    services = services_wanted([], recorded_services(store), [n for k, n in targets if k == SERVICE])
+    code, _ = progress.run([], nodes, inventory_file, home, Options(lock_timeout=lock_timeout), deleting, "delete",
+                           services)
     return code
 
 
@@ -64,5 +66,6 @@ def scale(kind, name, replicas, inventory, lock_timeout) -> int:
         raise UserError(f"replicationController {name!r} not found: apply it first") from None
     rc = replace(from_json(record.body), replicas=replicas)
     store.put(REPLICATION_CONTROLLER, name, to_json(rc), applyset=record.applyset, actor="scale")
-    code, _ = progress.run([rc], nodes, inventory_file, home, Options(lock_timeout=lock_timeout), verb="scale")
+    code, _ = progress.run([rc], nodes, inventory_file, home, Options(lock_timeout=lock_timeout), verb="scale",
+                           services=services_wanted([rc], recorded_services(store)))
     return code

@@ -15,6 +15,7 @@ from cluster_pilot.errors import UserError
 from cluster_pilot.home import state_dir
 from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, from_json, selector_matches
 from cluster_pilot.observe import Observation, observe
+from cluster_pilot.proxy import Endpoint, proxied
 from cluster_pilot.quantity import format_bytes, format_cpu
 
 # a pipe or a file gets whole rows, never rows wrapped to 80 columns
@@ -50,13 +51,19 @@ def pod_rows(seen: Observation, addresses: dict[str, str]) -> list[dict[str, Any
 def collect(kind: str, inventory) -> list[dict[str, Any]]:
     """The rows of ``get KIND``, from one observation of the fleet and the store."""
     _, store = open_state()
-    if kind == SERVICE:
-        return [{"id": r.name, "labels": dict(from_json(r.body).meta.labels),
-                 "selector": dict(from_json(r.body).selector),
-                 "ports": [p.port for p in from_json(r.body).ports]} for r in store.list(SERVICE)]
     _, nodes = load_nodes(inventory)
     seen = observe(nodes, state_dir())
     addresses = {n.name: n.address for n in nodes}
+    if kind == SERVICE:
+        services = [from_json(r.body) for r in store.list(SERVICE)]
+        endpoints = [Endpoint(p.name, p.node, addresses.get(p.node, p.node), p.labels, p.ports)
+                     for p in seen.pods if p.complete and seen.hosts[p.node].reachable]
+        backends = {(ps.name, ps.port): ps.backends for ps in proxied(services, endpoints)}
+        return [{"id": svc.meta.name, "labels": dict(svc.meta.labels), "selector": dict(svc.selector),
+                 "ports": [p.port for p in svc.ports],
+                 "endpoints": [{"pod": b.pod, "node": b.node, "address": f"{b.address}:{b.port}", "port": sp.port}
+                               for sp in svc.ports for b in backends.get((svc.meta.name, sp.port), ())]}
+                for svc in services]
     pods = pod_rows(seen, addresses)
     if kind == POD:
         return pods
@@ -97,9 +104,11 @@ _COLUMNS = {
                              lambda r: [r["id"], ",".join(r["images"]), format_labels(r["selector"]),
                                         "?" if r["replicas"] is None else str(r["replicas"]), str(r["current"])],
                              ["LABELS"], lambda r: [format_labels(r["labels"])]),
-    SERVICE: (["ID", "LABELS", "SELECTOR", "PORT"],
+    SERVICE: (["ID", "LABELS", "SELECTOR", "PORT", "ENDPOINTS"],
               lambda r: [r["id"], format_labels(r["labels"]), format_labels(r["selector"]),
-                         ",".join(str(p) for p in r["ports"])], [], lambda r: []),
+                         ",".join(str(p) for p in r["ports"]),
+                         ",".join(e["address"] for e in r["endpoints"]) or "<none>"],
+              ["PODS"], lambda r: [",".join(e["pod"] for e in r["endpoints"]) or "<none>"]),
     MINION: (["ID", "ADDRESS", "READY", "CAPACITY", "ALLOCATED"],
              lambda r: [r["id"], r["address"], "yes" if r["ready"] else "no",
                         "cpu={cpu} mem={memory} pods={pods}".format(**r["capacity"]),

@@ -39,12 +39,12 @@ def inventory_option(f: Callable) -> Callable:
 
 
 def inventory_path(given: Path | None) -> Path:
-    path = given or default_inventory()
+    if given is not None:
+        return given  # the inventory loader names what is wrong with it
+    path = default_inventory()
     if not path.exists():
-        if given is None:
-            raise UserError(f"no inventory given and no sandbox inventory at {path}: pass -i INVENTORY "
-                            "or run 'cluster-pilot sandbox up'")
-        raise UserError(f"{path}: no such inventory")
+        raise UserError(f"no inventory given and no sandbox inventory at {path}: pass -i INVENTORY "
+                        "or run 'cluster-pilot sandbox up'")
     return path
 
 

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cluster_pilot.lock import Holder
-from cluster_pilot.model import Node, Object
+from cluster_pilot.model import Node, Object, Service
 from cluster_pilot.pipeline import Hooks, Options, Outcome, converge
 from cluster_pilot.planner import Plan
 
@@ -84,12 +84,13 @@ class _Live:
 
 
 def run(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, home: Path, options: Options,
-        deleting: Iterable[tuple[str, str]] = (), verb: str = "apply") -> tuple[int, Outcome]:
+        deleting: Iterable[tuple[str, str]] = (), verb: str = "apply",
+        services: Sequence[Service] | None = None) -> tuple[int, Outcome]:
     t0 = time.monotonic()
     live = _Live()
     hooks = Hooks(phase=live.phase, host_progress=live.host, lock_wait=live.lock_wait, run_started=live.run_started)
     try:
-        outcome = converge(objects, nodes, inventory, home, options, deleting, hooks)
+        outcome = converge(objects, nodes, inventory, home, options, deleting, hooks, services)
     finally:
         live.close()
     return report(outcome, options, time.monotonic() - t0, verb), outcome

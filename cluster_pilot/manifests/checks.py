@@ -92,13 +92,15 @@ def check_pod_spec(spec: model.PodSpec, layout: Layout) -> list[Finding]:
             if port.host_port:
                 key = (port.host_port, port.protocol)
                 if key in host_ports:
-                    findings.append(Finding(f"{at}/{i}/ports/{j}/hostPort", f"hostPort {port.host_port}/{port.protocol} "
-                                            f"is also used by container \"{host_ports[key]}\"; a pod binds a host port once"))
+                    findings.append(Finding(f"{at}/{i}/ports/{j}/hostPort",
+                                            f"hostPort {port.host_port}/{port.protocol} is also used by container "
+                                            f"\"{host_ports[key]}\"; a pod binds a host port once"))
                 host_ports.setdefault(key, container.name)
             if port.name:
                 if port.name in port_names:
-                    findings.append(Finding(f"{at}/{i}/ports/{j}/name", f"port name \"{port.name}\" is also used by "
-                                            f"container \"{port_names[port.name]}\"; port names must be unique in a pod"))
+                    findings.append(Finding(f"{at}/{i}/ports/{j}/name",
+                                            f"port name \"{port.name}\" is also used by container "
+                                            f"\"{port_names[port.name]}\"; port names must be unique in a pod"))
                 port_names.setdefault(port.name, container.name)
         for k, mount in enumerate(container.volume_mounts):
             if mount.name not in volumes:
@@ -201,7 +203,8 @@ def _port_clashes(placed: list[Placed]) -> Iterable[Problem]:
         for i, container in enumerate(spec.containers):
             for j, port in enumerate(container.ports):
                 if port.host_port:
-                    host_ports[(port.host_port, port.protocol)].append((p, f"{p.layout.containers}/{i}/ports/{j}/hostPort"))
+                    at = f"{p.layout.containers}/{i}/ports/{j}/hostPort"
+                    host_ports[(port.host_port, port.protocol)].append((p, at))
     services: dict[tuple[int, str], tuple[Placed, str]] = {}
     for p in placed:
         if not isinstance(p.obj, model.Service):
@@ -264,7 +267,8 @@ def _selections(placed: list[Placed]) -> tuple[list[Problem], list[Problem]]:
 
 
 def _named_target(p: Placed, at: str, name: str, chosen: list[Placed]) -> tuple[list[Problem], list[Problem]]:
-    lacking = [c for c in chosen if not any(port.name == name for ct in pod_spec_of(c.obj).containers for port in ct.ports)]
+    lacking = [c for c in chosen
+               if not any(port.name == name for ct in pod_spec_of(c.obj).containers for port in ct.ports)]
     if len(lacking) == len(chosen):
         names = ", ".join(describe(c.obj) for c in chosen[:3]) + (" and others" if len(chosen) > 3 else "")
         return [p.problem(at, f"no port named \"{name}\" in the pods this service selects ({names})")], []

@@ -69,7 +69,7 @@ def equal(a: object, b: object) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(equal(a[k], b[k]) for k in a)
     if _is_number(a) and _is_number(b):
@@ -119,7 +119,7 @@ class _Compiler:
             self.string(node, strict=single == "string"),
             self.number(node, strict=single if single in ("integer", "number") else None),
         ]
-        folded = any(c is not None for c, t in zip(structural, ("object", "array", "string", "number"))
+        folded = any(c is not None for c, t in zip(structural, ("object", "array", "string", "number"), strict=True)
                      if t == single or (t == "number" and single == "integer"))
         checks = [c for c in (self.ref(node), None if folded else self.type(node), self.enum(node), *structural)
                   if c is not None]

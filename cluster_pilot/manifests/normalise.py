@@ -79,10 +79,10 @@ def identify(data: dict, kind_hint: str | None, default_version: str | None = No
         return Finding("/kind", "required field \"kind\" is missing: write kind: Pod, ReplicationController or Service")
     kind = _shape_of(data, allow_list)
     if kind is None:
-        return Finding("", "cannot tell what kind of object this is: write \"kind\": \"Pod\", \"ReplicationController\" "
-                       "or \"Service\" (or pass --kind). Without kind, desiredState.manifest makes a Pod, "
-                       "desiredState.replicas with a selector and a template makes a ReplicationController, "
-                       "and a top-level port makes a Service")
+        return Finding("", "cannot tell what kind of object this is: write \"kind\": \"Pod\", "
+                       "\"ReplicationController\" or \"Service\" (or pass --kind). Without kind, "
+                       "desiredState.manifest makes a Pod, desiredState.replicas with a selector and a template "
+                       "makes a ReplicationController, and a top-level port makes a Service")
     return version, kind
 
 
@@ -232,8 +232,8 @@ class _Builder:
 
 class _V1beta1(_Builder):
     def meta(self, data: dict) -> model.Meta:
-        return model.Meta(name=data["id"], labels=dict(data.get("labels", {})), namespace=data.get("namespace", "default"),
-                          api_version=V1BETA1, source=self.source)
+        return model.Meta(name=data["id"], labels=dict(data.get("labels", {})),
+                          namespace=data.get("namespace", "default"), api_version=V1BETA1, source=self.source)
 
     def pod(self, data: dict) -> model.Pod:
         self.layout = Layout(name="/id", containers="/desiredState/manifest/containers")
@@ -242,9 +242,10 @@ class _V1beta1(_Builder):
     def spec(self, state: dict, node_selector: dict) -> model.PodSpec:
         manifest = state["manifest"]
         containers = manifest["containers"]
+        names = _container_names(containers)
         policy = manifest.get("restartPolicy", {})
         return model.PodSpec(
-            containers=tuple(self.container(c, name) for c, name in zip(containers, _container_names(containers))),
+            containers=tuple(self.container(c, name) for c, name in zip(containers, names, strict=True)),
             volumes=tuple(self.volume(v) for v in manifest.get("volumes", ())),
             node_selector=dict(node_selector),
             host=state.get("host") or None,
@@ -253,7 +254,7 @@ class _V1beta1(_Builder):
 
     def container(self, c: dict, name: str) -> model.Container:
         return model.Container(
-            name=name, image=c["image"], command=tuple(c.get("command", ())), working_dir=c.get("workingDir"),
+            name=name, image=c["image"], command=tuple(c.get("command", ())), working_dir=c.get("workingDir") or None,
             env=_env(c.get("env", ())), ports=tuple(_port(p) for p in c.get("ports", ())),
             cpu_millis=int(c.get("cpu", 0)), memory_bytes=int(c.get("memory", 0)),
             volume_mounts=_mounts(c.get("volumeMounts", ())),
@@ -268,7 +269,8 @@ class _V1beta1(_Builder):
 
     def controller(self, data: dict) -> model.ReplicationController | None:
         state = data["desiredState"]
-        selector_key = self.alias(state, "replicaSelector", "replicasInSet", "a selector matching the template's labels")
+        selector_key = self.alias(state, "replicaSelector", "replicasInSet",
+                                  "a selector matching the template's labels")
         template_key = self.alias(state, "podTemplate", "taskTemplate", "the template of the pods to run")
         if selector_key is None or template_key is None:
             return None
@@ -294,7 +296,8 @@ class _V1beta1(_Builder):
     def service(self, data: dict) -> model.Service:
         selector_key = "selector" if "selector" in data else "labels"
         target_at = "/containerPort" if "containerPort" in data else "/port"
-        self.layout = Layout(name="/id", selector=f"/{selector_key}", service_ports=("/port",), target_ports=(target_at,))
+        self.layout = Layout(name="/id", selector=f"/{selector_key}", service_ports=("/port",),
+                             target_ports=(target_at,))
         target = self.target_port(data["containerPort"], target_at) if "containerPort" in data else None
         port = model.ServicePort(port=int(data["port"]), target_port=target, protocol=data.get("protocol", model.TCP))
         return model.Service(self.meta(data), ports=(port,), selector=dict(data.get(selector_key, {})),
@@ -330,7 +333,7 @@ class _V1(_Builder):
                 amounts[part, kind] = self.amount(values, kind, convert, ceiling, f"{at}/resources/{part}/{kind}")
         return model.Container(
             name=c["name"], image=c["image"], command=tuple(c.get("command", ())), args=tuple(c.get("args", ())),
-            working_dir=c.get("workingDir"), env=_env(c.get("env", ())),
+            working_dir=c.get("workingDir") or None, env=_env(c.get("env", ())),
             ports=tuple(_port(p) for p in c.get("ports", ())),
             cpu_millis=amounts["requests", "cpu"] if "cpu" in requests else amounts["limits", "cpu"],
             memory_bytes=amounts["requests", "memory"] if "memory" in requests else amounts["limits", "memory"],

@@ -126,8 +126,8 @@ def _objects_in(doc: Document, hint: str | None, lenient: bool = False,
     data = doc.data
     if not isinstance(data, dict):
         what = "empty" if data is None else show(data)
-        return [], [_problem(doc, "", Finding("", f"the document is {what}: expected a mapping (one object, "
-                                                  "or a List with items)"))]
+        return [], _problems(doc, "", [Finding("", f"the document is {what}: expected a mapping (one object, "
+                                                   "or a List with items)")])
     identity = normalise.identify(data, hint, allow_list=allow_list)
     if isinstance(identity, Finding):
         return [], _problems(doc, "", [identity])

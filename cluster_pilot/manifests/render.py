@@ -80,7 +80,8 @@ def _v1beta1(obj: model.Object) -> dict:
     elif isinstance(obj, model.ReplicationController):
         template = {"desiredState": _v1beta1_state(obj.template.spec, None),
                     **_some(labels=dict(obj.template.labels), nodeSelector=dict(obj.template.spec.node_selector))}
-        result["desiredState"] = {"replicas": obj.replicas, "replicaSelector": dict(obj.selector), "podTemplate": template}
+        result["desiredState"] = {"replicas": obj.replicas, "replicaSelector": dict(obj.selector),
+                                  "podTemplate": template}
     else:
         port = obj.ports[0]
         result.update(port=port.port, selector=dict(obj.selector))
@@ -99,7 +100,8 @@ def _v1_meta(meta: model.Meta) -> dict:
 
 
 def _v1_container(c: model.Container) -> dict:
-    requests = _some(cpu=f"{c.cpu_millis}m" if c.cpu_millis else None, memory=str(c.memory_bytes) if c.memory_bytes else None)
+    requests = _some(cpu=f"{c.cpu_millis}m" if c.cpu_millis else None,
+                     memory=str(c.memory_bytes) if c.memory_bytes else None)
     limits = _some(cpu=f"{c.cpu_limit_millis}m" if c.cpu_limit_millis else None,
                    memory=str(c.memory_limit_bytes) if c.memory_limit_bytes else None)
     return {"name": c.name, "image": c.image,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+
 import yaml
 
 from cluster_pilot.manifests.positions import Document, LineIndex, Positions
@@ -30,7 +31,8 @@ MAX_NODES = 100_000  # per document, counting every alias at its expanded size
 MAX_ALIAS_NODES = 100_000  # per input: nodes that exist only through aliases
 
 _T = "tag:yaml.org,2002:"
-STR, NULL, BOOL, INT, FLOAT, MAP, SEQ, MERGE = (_T + s for s in ("str", "null", "bool", "int", "float", "map", "seq", "merge"))
+STR, NULL, BOOL, INT, FLOAT = (_T + s for s in ("str", "null", "bool", "int", "float"))
+MAP, SEQ, MERGE = (_T + s for s in ("map", "seq", "merge"))
 _MAP_TAGS = {None, "!", MAP}
 _SEQ_TAGS = {None, "!", SEQ}
 _DECIMAL_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)\Z")

@@ -14,13 +14,17 @@ from cluster_pilot.scheduler.types import RunningPod
 def owner(pod: RunningPod, bare: Mapping[str, Pod], controllers: Mapping[str, ReplicationController]) -> str | None:
     """``"pod"``, a controller's name, or None when the pod is no business of this schedule.
 
-    A pod without a controller label whose name is a wanted bare pod is that pod. Otherwise the controller
-    the pod names counts it while its selector still matches; failing that, the first controller by name
-    whose selector matches adopts it, as the seed's replication manager counted any matching pod.
+    A pod without a controller label whose name is a wanted bare pod is that pod. A pod labelled with a
+    controller this schedule does not name stays that controller's (applying one file must not take pods
+    from another's controllers). Otherwise the controller the pod names counts it while its selector still
+    matches; failing that, the first controller by name whose selector matches adopts it, as the seed's
+    replication manager counted any matching pod.
     ``controllers`` is in name order.
     """
     if pod.controller is None and pod.name in bare:
         return "pod"
+    if pod.controller is not None and pod.controller not in controllers:
+        return None  # another controller's pod, not named in this schedule: never taken from it
     own = controllers.get(pod.controller) if pod.controller is not None else None
     if own is not None and selector_matches(own.selector, pod.labels):
         return own.meta.name

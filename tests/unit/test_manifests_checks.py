@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import pytest
 
-from cluster_pilot.manifests import check_set, load, load_documents
+from cluster_pilot.manifests import check_set, load
 from tests.unit.manifests_support import errors, objects, only, problems
 
 
-def pod(name: str, labels: str = "{app: web}", containers: str = "[{name: web, image: busybox}]", extra: str = "") -> str:
+def pod(name: str, labels: str = "{app: web}", containers: str = "[{name: web, image: busybox}]",
+        extra: str = "") -> str:
     return f"""
     apiVersion: v1
     kind: Pod
@@ -20,7 +23,8 @@ def pod(name: str, labels: str = "{app: web}", containers: str = "[{name: web, i
 
 
 def test_container_names_must_be_unique_in_a_pod():
-    p = only(errors(("p.yaml", pod("web", containers="\n      - {name: web, image: busybox}\n      - {name: web, image: redis}"))))
+    containers = "\n      - {name: web, image: busybox}\n      - {name: web, image: redis}"
+    p = only(errors(("p.yaml", pod("web", containers=containers))))
     assert (p.line, p.pointer) == (7, "/spec/containers/1/name") and "also used by container 0" in p.message
 
 
@@ -39,7 +43,8 @@ def test_port_names_and_volumes():
                   "\n      - {name: b, image: busybox, ports: [{name: http, containerPort: 81}]}")
     found = errors(("p.yaml", pod("web", containers=containers, extra="volumes: [{name: data}, {name: data}]")))
     assert [(p.line, p.pointer) for p in found] == [
-        (6, "/spec/containers/0/volumeMounts/1/name"), (7, "/spec/containers/1/ports/0/name"), (8, "/spec/volumes/1/name")]
+        (6, "/spec/containers/0/volumeMounts/1/name"), (7, "/spec/containers/1/ports/0/name"),
+        (8, "/spec/volumes/1/name")]
     assert 'no volume named "logs"' in found[0].message
     assert 'port name "http" is also used by container "a"' in found[1].message
     assert 'volume name "data" is also used by volume 0' in found[2].message
@@ -96,7 +101,8 @@ def test_the_same_object_twice_is_an_error_naming_both_places():
 
 
 def test_same_name_in_another_kind_or_namespace_is_fine():
-    assert objects(("a.yaml", pod("web")), ("b.yaml", pod("web").replace("metadata: {name: web,", "metadata: {name: web, namespace: two,")),
+    elsewhere = pod("web").replace("metadata: {name: web,", "metadata: {name: web, namespace: two,")
+    assert objects(("a.yaml", pod("web")), ("b.yaml", elsewhere),
                    ("c.json", '{"id": "web", "port": 80, "selector": {"app": "web"}}'))
 
 
@@ -105,7 +111,8 @@ def test_service_ports_clash_with_other_services_and_host_ports():
         ("a.json", '{"id": "one", "port": 8080, "selector": {"app": "web"}}'),
         ("b.json", '{"id": "two",\n "port": 8080, "selector": {"app": "web"}}'),
         ("c.json", '{"id": "dns", "port": 8080, "protocol": "UDP", "selector": {"app": "web"}}'),
-        ("d.yaml", pod("web", containers="[{name: web, image: busybox, ports: [{containerPort: 80, hostPort: 9090}]}]")),
+        ("d.yaml", pod("web", containers="[{name: web, image: busybox, ports: [{containerPort: 80, hostPort: 9090}]}]")
+         ),
         ("e.json", '{"id": "three",\n\n "port": 9090, "selector": {"app": "web"}}'),
     )
     assert [(p.file, p.line, p.pointer) for p in found] == [("b.json", 2, "/port"), ("e.json", 3, "/port")]
@@ -121,21 +128,23 @@ def test_template_host_ports_clash_too():
        {"image": "busybox", "ports": [{"containerPort": 80, "hostPort": 80}]}]}}}}}
     """
     p = only(errors(("rc.json", rc), ("s.json", '{"id": "web", "port": 80, "selector": {"app": "web"}}')))
-    assert (p.file, p.pointer) == ("s.json", "/port") and 'hostPort of ReplicationController "web" (rc.json:3:' in p.message
+    assert (p.file, p.pointer) == ("s.json", "/port")
+    assert 'hostPort of ReplicationController "web" (rc.json:3:' in p.message
 
 
-def test_named_target_ports_must_exist_in_the_selected_pods():
+def test_named_target_ports_must_exist_in_the_selected_pods(tmp_path):
     web = pod("web", containers="[{name: web, image: busybox, ports: [{name: http, containerPort: 80}]}]")
     other = pod("other", containers="[{name: web, image: busybox, ports: [{containerPort: 80}]}]")
-    found = errors(("p.yaml", web), ("s.json", '{"id": "web", "port": 80,\n "containerPort": "https", "selector": {"app": "web"}}'))
-    p = only(found)
+    service = '{"id": "web", "port": 80,\n "containerPort": "https", "selector": {"app": "web"}}'
+    p = only(errors(("p.yaml", web), ("s.json", service)))
     assert (p.line, p.pointer) == (2, "/containerPort") and 'no port named "https"' in p.message
-    found = problems(("p.yaml", web), ("q.yaml", other),
-                     ("s.json", '{"id": "web", "port": 80, "containerPort": "http", "selector": {"app": "web"}}'))
-    assert found == []  # only warnings: the load succeeds
-    loaded = load_documents([("p.yaml", web.replace("\n    ", "\n")), ("q.yaml", other.replace("\n    ", "\n")),
-                             ("s.json", '{"id": "web", "port": 80, "containerPort": "http", "selector": {"app": "web"}}')])
-    assert len(loaded) == 3
+    service = '{"id": "web", "port": 80, "containerPort": "http", "selector": {"app": "web"}}'
+    assert problems(("p.yaml", web), ("q.yaml", other), ("s.json", service)) == [], "only warnings: the load succeeds"
+    for name, text in (("p.yaml", web), ("q.yaml", other), ("s.json", service)):
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    warning = only(load([str(tmp_path)]).warnings)
+    assert (warning.file, warning.pointer) == (str(tmp_path / "s.json"), "/containerPort")
+    assert 'Pod "other" (' in warning.message and 'is selected but has no port named "http"' in warning.message
 
 
 def test_warnings_for_selectors_that_match_nothing(tmp_path):

@@ -101,7 +101,8 @@ def test_first_release_spellings_are_aliases_but_not_both():
     p = only(errors(("c.yaml", text), kind="ReplicationController"))
     assert (p.line, p.pointer) == (5, "/desiredState/replicasInSet") and "not both" in p.message
     found = errors(("d.yaml", "id: d\ndesiredState:\n  replicas: 1\n"), kind="ReplicationController")
-    assert [(p.line, p.pointer) for p in found] == [(3, "/desiredState/replicaSelector"), (3, "/desiredState/podTemplate")]
+    assert [(p.line, p.pointer) for p in found] == [(3, "/desiredState/replicaSelector"),
+                                                    (3, "/desiredState/podTemplate")]
     assert "needs a selector" in found[0].message
 
 
@@ -266,10 +267,11 @@ def test_lenient_keeps_meaningful_empties():
     pod = normalise_object(body, "body", kind_hint="pods", lenient=True)
     assert pod.spec.restart_policy == "Never" and pod.spec.volumes == (model.Volume("d"),)
     assert pod.meta.labels == {"tier": ""}
-    rc = normalise_object({"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "w",
-                           "resourceVersion": "7"}, "spec": {"replicas": 0, "template": {
-                               "metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "w", "image": "x"}]}}},
-                           "status": {"replicas": 3}}, "body", lenient=True)
+    template = {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "w", "image": "x"}]}}
+    rc = normalise_object({"apiVersion": "v1", "kind": "ReplicationController",
+                           "metadata": {"name": "w", "resourceVersion": "7"},
+                           "spec": {"replicas": 0, "template": template}, "status": {"replicas": 3}},
+                          "body", lenient=True)
     assert rc.replicas == 0, "in v1, zero replicas means zero"
 
 

@@ -12,14 +12,13 @@ from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
 from cluster_pilot.errors import ValidationFailed
-from cluster_pilot.manifests import Problem, load_documents, normalise_object
-from cluster_pilot.manifests import schema
+from cluster_pilot.manifests import Problem, load_documents, normalise_object, schema
 from cluster_pilot.manifests.loader import decode
 from cluster_pilot.manifests.render import to_manifest
 from cluster_pilot.resources import resource_dir
 
-SETTINGS = settings(max_examples=25, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
 KINDS = [(v, k) for v in schema.VERSIONS for k in ("Pod", "ReplicationController", "Service")]
 
 _IMAGE = r"^[a-z][a-z0-9]{0,6}(/[a-z][a-z0-9]{0,6})?(:[a-z0-9]{1,4})?\Z"
@@ -102,7 +101,8 @@ def test_random_yaml_like_text_fails_only_as_validation_errors(text, name):
     _load_text(name, text)
 
 
-CORPUS = sorted((str(p), p.read_text()) for p in Path(resource_dir("examples")).rglob("*") if p.suffix in (".json", ".yaml"))
+CORPUS = sorted((str(p), p.read_text()) for p in Path(resource_dir("examples")).rglob("*")
+                if p.suffix in (".json", ".yaml"))
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-2, 70000) | st.floats(allow_nan=False, allow_infinity=False)

@@ -148,8 +148,9 @@ def test_recursive_alias_is_an_error():
 
 
 def test_deep_nesting_is_refused_without_crashing():
-    for name, text in (("deep.yaml", "[" * 200_000), ("deep.yaml", "a:\n" + "".join("  " * i + "- \n" for i in range(1, 300))),
-                       ("deep.json", "[" * 200_000 + "]" * 200_000)):
+    block = "a:\n" + "".join("  " * i + "- \n" for i in range(1, 300))
+    flow = "[" * 200_000
+    for name, text in (("deep.yaml", flow), ("deep.yaml", block), ("deep.json", flow + "]" * 200_000)):
         p = only(errors((name, text)))
         assert "nested" in p.message or "syntax" in p.message
     [doc], _ = read_yaml("ok.yaml", "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1))

@@ -109,7 +109,8 @@ def test_unknown_fields_are_shown_at_their_key_with_a_suggestion():
 def test_server_set_fields_and_fields_of_the_other_version_are_explained():
     found = errors(("p.yaml", "id: web\nport: 80\ncreationTimestamp: null\n"),
                    ("q.yaml", "apiVersion: v1beta1\nkind: Service\nid: q\nport: 81\nspec: {}\n"),
-                   ("r.yaml", "apiVersion: v1\nkind: Service\nid: r\nmetadata: {name: r}\nspec: {ports: [{port: 82}]}\n"))
+                   ("r.yaml", "apiVersion: v1\nkind: Service\nid: r\nmetadata: {name: r}\n"
+                              "spec: {ports: [{port: 82}]}\n"))
     assert [(p.file, p.line, p.pointer) for p in found] == [
         ("p.yaml", 3, "/creationTimestamp"), ("q.yaml", 5, "/spec"), ("r.yaml", 3, "/id")]
     assert "set by the server" in found[0].message
@@ -163,7 +164,7 @@ def test_names_env_images_and_quantities():
     assert "is not a label value" in messages[2] and "DNS-1123" in messages[3]
     assert "image reference" in messages[4] and "C identifier" in messages[5]
     assert "is not a quantity" in messages[6] and "is not a quantity" in messages[7]
-    assert "-1 is less than 0" == messages[8]
+    assert messages[8] == "-1 is less than 0"
 
 
 def test_several_volume_sources_and_empty_container_lists():

@@ -9,7 +9,9 @@ import types
 import pytest
 
 from cluster_pilot.cli import cli, run
-from cluster_pilot.cli.plan import as_text, changes, exit_code
+from cluster_pilot.cli.plan import as_text, exit_code
+from cluster_pilot.pipeline import empty_fleet
+from cluster_pilot.planner import plan as make_plan
 from cluster_pilot.scheduler import schedule
 from tests.unit.scheduler_builders import node, pod, rc, running
 
@@ -58,13 +60,13 @@ def test_changes_exit_2_with_the_json_shape(capsys, inventory, manifests):
     assert sorted(p["node"] for p in doc["placements"] if p["controller"] == "web") == ["m1", "m2"]
     assert all(set(p) == {"pod", "node", "controller"} for p in doc["placements"])
     assert {"pod": "solo", "node": "m1", "controller": None} in doc["placements"]
-    assert sorted((c["action"], c["pod"], c["node"]) for c in doc["changes"]) == sorted(
+    assert sorted((c["action"], c["pod"], c["node"]) for c in doc["changes"] if c["pod"]) == sorted(
         ("create", p["pod"], p["node"]) for p in doc["placements"])
 
 
 def test_nothing_wanted_exit_0(capsys, inventory, manifests):
     code, out, _ = plan(capsys, "-f", "empty.json", "-i", inventory, "--assume-empty")
-    assert code == 0 and out.strip() == "no changes (0 pods in place)"
+    assert code == 0 and out.strip() == "no changes (0 pods as wanted)"
 
 
 def test_unschedulable_exit_1_unless_allowed(capsys, inventory, manifests):
@@ -78,11 +80,12 @@ def test_unschedulable_exit_1_unless_allowed(capsys, inventory, manifests):
     assert "! 0/2 minions are available for huge: 2 insufficient cpu" in out
 
 
-def test_without_assume_empty_says_observe_is_missing(capsys, inventory, manifests):
-    code, _, err = plan(capsys, "-f", "x.json", "-i", inventory)
-    assert code == 1
-    assert err.strip() == ("cluster-pilot: error: plan without --assume-empty needs the apply pipeline (observe) "
-                           "which is not implemented yet")
+def test_without_assume_empty_it_observes_and_names_hosts_it_cannot_reach(capsys, inventory, manifests):
+    manifests.objects = [pod("solo")]
+    code, out, err = plan(capsys, "-f", "x.json", "-i", inventory)
+    assert code == 1  # no minion answers, so the pod fits nowhere
+    assert "not reachable: m1, m2" in err
+    assert "0/2 minions are available for solo: 2 node(s) not ready" in out or "not ready" in out
 
 
 def test_bad_inventory_exit_1_one_line(capsys, tmp_path, manifests):
@@ -98,27 +101,25 @@ def test_default_inventory_is_the_sandbox(capsys, manifests):
     default_inventory().write_text(INVENTORY)
     manifests.objects = [pod("solo")]
     code, out, _ = plan(capsys, "-f", "x.json", "--assume-empty")
-    assert code == 2 and "+ pod solo on m1" in out
+    assert code == 2 and "+ solo on m1" in out
 
 
-def test_text_view_of_an_observed_state():
-    """Observed running pods are just one more input: removals, creations and kept pods all show."""
+def test_text_view_and_exit_codes_from_a_plan():
     nodes = [node("a"), node("b")]
-    result = schedule([rc("web", 2), pod("solo", cpu="5")], nodes,
-                      [running("web-1", "a", "web"), running("web-2", "a", "web"), running("web-3", "gone", "web")])
-    text = as_text(result)
-    assert text.splitlines() == [
-        "- pod web-3 on gone  (replicationController web)",
-        "! 0/2 minions are available for solo: 2 insufficient cpu",
-        "0 to create, 1 to remove, 1 unschedulable, 2 unchanged",
-    ]
-    assert exit_code(result, allow_pending=False) == 1 and exit_code(result, allow_pending=True) == 2
-    assert changes(result) == [{"action": "remove", "pod": "web-3", "node": "gone"}]
+    sched = schedule([rc("web", 2), pod("solo", cpu="5")], nodes, [])
+    todo = make_plan(sched, empty_fleet(nodes))
+    lines = as_text(todo, sched).splitlines()
+    assert sorted(line.split(" [")[0].strip() for line in lines[:2]) == sorted(
+        f"+ {p.name} on {p.node}" for p in sched.placements)
+    assert lines[2] == "  ! 0/2 minions are available for solo: 2 insufficient cpu"
+    assert lines[3] == "2 to create, 0 to replace, 0 to remove, 1 unschedulable, 0 unchanged"
+    assert exit_code(todo, allow_pending=False) == 1 and exit_code(todo, allow_pending=True) == 2
 
 
-def test_no_changes_when_everything_runs():
-    result = schedule([rc("web", 1)], [node("a")], [running("web-1", "a", "web")])
-    assert as_text(result) == "no changes (1 pod in place)" and exit_code(result, False) == 0
+def test_no_changes_when_nothing_is_wanted():
+    sched = schedule([], [node("a")], [])
+    todo = make_plan(sched, empty_fleet([node("a")]))
+    assert as_text(todo, sched) == "no changes (0 pods as wanted)" and exit_code(todo, False) == 0
 
 
 def test_with_the_real_manifest_loader(capsys, inventory, tmp_path):
