@@ -28,7 +28,7 @@ LABEL_CONTROLLER = LABEL_PREFIX + "controller"
 LABEL_CONTAINER = LABEL_PREFIX + "container"
 LABEL_SPEC_HASH = LABEL_PREFIX + "spec-hash"
 # Part of every pod's spec hash: bump it when the way a pod becomes containers changes, so pods are replaced.
-RUNTIME_VERSION = 1
+RUNTIME_VERSION = 2
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import json
 import shlex
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -115,6 +115,7 @@ class HostView:
     pods: tuple[ObservedPod, ...] = ()
     error: str = ""
     proxy: str | None = None  # hash of the proxy document the host serves, None when it has none
+    stale: bool = False  # not answering now, but within its grace period: pods as last seen, still ready
 
 
 @dataclass(frozen=True)
@@ -132,14 +133,14 @@ class Observation:
             out[(p.node, p.name)] = RunningPod(
                 name=p.name, node=p.node, labels=dict(p.labels), controller=p.controller, cpu_millis=p.cpu_millis,
                 memory_bytes=p.memory_bytes, host_ports=p.host_ports,
-                ready=self.hosts[p.node].reachable and p.complete, spec_hash=p.spec_hash)
+                ready=(self.hosts[p.node].reachable or self.hosts[p.node].stale) and p.complete,
+                spec_hash=p.spec_hash)
         return list(out.values())
 
     def with_nodes(self, nodes: Sequence[Node]) -> list[Node]:
-        """Nodes with readiness as observed: a host that did not answer is not ready."""
-        from dataclasses import replace
-
-        return [replace(n, ready=self.hosts[n.name].reachable) if n.name in self.hosts else n for n in nodes]
+        """Nodes with readiness as observed: a host that did not answer (and is not in grace) is not ready."""
+        return [replace(n, ready=self.hosts[n.name].reachable or self.hosts[n.name].stale) if n.name in self.hosts
+                else n for n in nodes]
 
 
 def group_pods(node: str, containers: Sequence[Mapping]) -> tuple[ObservedPod, ...]:
@@ -189,7 +190,8 @@ def ssh_command(node: Node, control_dir: Path, remote: str) -> list[str]:
     """The ``ssh`` invocation Ansible itself would make for this host, plus a shared control master."""
     v = node.vars
     cmd = ["ssh", "-o", "BatchMode=yes", "-o", "ControlMaster=auto", "-o", f"ControlPath={control_dir}/%C",
-           "-o", "ControlPersist=60s", "-o", "ConnectTimeout=5"]
+           "-o", "ControlPersist=60s", "-o", "ConnectTimeout=5", "-o", "ServerAliveInterval=2",
+           "-o", "ServerAliveCountMax=2"]
     if v.get("ansible_port"):
         cmd += ["-p", str(v["ansible_port"])]
     if v.get("ansible_ssh_private_key_file"):
@@ -228,10 +230,10 @@ def observe_host(node: Node, cm_dir: Path, timeout: float = 20.0) -> HostView:
     return HostView(node.name, True, group_pods(node.name, doc["containers"]), proxy=doc.get("proxy"))
 
 
-def observe(nodes: Sequence[Node], state_dir: Path) -> Observation:
+def observe(nodes: Sequence[Node], state_dir: Path, timeout: float = 20.0) -> Observation:
     cm_dir = control_dir(state_dir)
     if not nodes:
         return Observation({})
     with ThreadPoolExecutor(max_workers=min(64, len(nodes))) as pool:
-        views = list(pool.map(lambda n: observe_host(n, cm_dir), nodes))
+        views = list(pool.map(lambda n: observe_host(n, cm_dir, timeout), nodes))
     return Observation({v.node: v for v in views})

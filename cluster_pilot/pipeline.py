@@ -73,23 +73,36 @@ def empty_fleet(nodes: Sequence[Node]) -> Observation:
 
 def look(objects: Sequence[Object], services: Sequence[Service], nodes: Sequence[Node], state_dir: Path,
          options: Options = Options(), deleting: Iterable[tuple[str, str]] = (),
-         seen: Observation | None = None) -> tuple[Observation, Schedule, Plan]:
-    """Observe (unless given an observation), schedule and plan: everything but acting."""
-    seen = observe(nodes, state_dir) if seen is None else seen
-    sched = schedule(objects, seen.with_nodes(nodes), seen.running_pods())
+         seen: Observation | None = None, evict: Iterable[str] = (),
+         watch: Callable[[Observation], Observation] = lambda seen: seen) -> tuple[Observation, Schedule, Plan]:
+    """Observe (unless given an observation), schedule and plan: everything but acting.
+
+    ``evict``: pod names to remove and replace (see ``planner.plan``); ``watch``: a driver's own view laid
+    over each observation (the master keeps minions that stopped answering ready for a grace period).
+    """
+    seen = watch(observe(nodes, state_dir) if seen is None else seen)
+    evict = set(evict)
+    running = [p for p in seen.running_pods() if p.name not in evict]
+    sched = schedule(objects, seen.with_nodes(nodes), running, retired=evict)
     addresses = {n.name: n.address for n in nodes}
-    return seen, sched, plan(sched, seen, services, addresses, options.applyset if options.prune else None, deleting)
+    return seen, sched, plan(sched, seen, services, addresses, options.applyset if options.prune else None, deleting,
+                             evict)
 
 
 def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, state_dir: Path,
              options: Options = Options(), deleting: Iterable[tuple[str, str]] = (),
-             hooks: Hooks = Hooks(), services: Sequence[Service] | None = None) -> Outcome:
+             hooks: Hooks = Hooks(), services: Sequence[Service] | None = None, evict: Iterable[str] = (),
+             watch: Callable[[Observation], Observation] = lambda seen: seen) -> Outcome:
     """``services``: every service that should exist on the fleet; by default those among ``objects``."""
-    deleting = tuple(deleting)
+    deleting, evict = tuple(deleting), tuple(evict)
     if services is None:
         services = [o for o in objects if isinstance(o, Service)]
+
+    def look_now() -> tuple[Observation, Schedule, Plan]:
+        return look(objects, services, nodes, state_dir, options, deleting, evict=evict, watch=watch)
+
     hooks.phase("observing")
-    seen, sched, todo = look(objects, services, nodes, state_dir, options, deleting)
+    seen, sched, todo = look_now()
     unreachable = {n: v.error for n, v in seen.hosts.items() if not v.reachable}
     outcome = Outcome(seen, sched, todo, unreachable=unreachable)
     if sched.unschedulable and not options.allow_pending:
@@ -103,7 +116,7 @@ def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, 
     with FleetLock(lock_host(nodes, reachable), state_dir) as lock:
         lock.acquire(options.lock_timeout, hooks.lock_wait)
         hooks.phase("observing")
-        seen, sched, todo = look(objects, services, nodes, state_dir, options, deleting)  # the truth may have moved
+        seen, sched, todo = look_now()  # the truth may have moved while we waited
         outcome = Outcome(seen, sched, todo, unreachable={n: v.error for n, v in seen.hosts.items() if not v.reachable})
         if sched.unschedulable and not options.allow_pending:
             outcome.blocked = True
@@ -115,6 +128,6 @@ def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, 
         rendered = render(todo, services, addresses, Settings(applyset=options.applyset))
         outcome.run = converge_hosts(rendered, inventory, state_dir, hooks.host_progress)
         hooks.phase("verifying")
-        after, _, outcome.remaining = look(objects, services, nodes, state_dir, options, deleting)
+        after, _, outcome.remaining = look_now()
         outcome.unreachable = {n: v.error for n, v in after.hosts.items() if not v.reachable}
     return outcome

@@ -82,13 +82,15 @@ class Plan:
 
 def plan(schedule: Schedule, observation: Observation, services: Sequence[Service] = (),
          addresses: Mapping[str, str] | None = None, prune_applyset: str | None = None,
-         deleting: Iterable[tuple[str, str]] = ()) -> Plan:
+         deleting: Iterable[tuple[str, str]] = (), evict: Iterable[str] = ()) -> Plan:
     """Actions per host, and the proxy configuration every minion must serve once new pods run.
 
     ``services``: every service that should exist (not only those in the inputs); ``addresses``: where
     each minion is reached, for backends.
     ``prune_applyset``: remove running pods labelled with that apply set whose objects the inputs no longer
     name. ``deleting``: (kind, name) of objects being deleted; their pods are removed wherever they run.
+    ``evict``: names of pods to remove wherever they run, whoever owns them (a pod deleted through the
+    API, the pods of a lost minion when it comes back); a controller replaces them under new names.
     Hosts that did not answer get no action: what runs there is unknown until they come back.
     """
     reachable = {name for name, view in observation.hosts.items() if view.reachable}
@@ -102,6 +104,9 @@ def plan(schedule: Schedule, observation: Observation, services: Sequence[Servic
     kept: list[Placement] = []
     wanted = {p.name for p in schedule.placements}
     for placement in schedule.placements:
+        if placement.node not in reachable:
+            kept.append(placement)  # a bare pod on a minion that does not answer: lost, not moved
+            continue
         h = spec_hash(placement.pod, placement.controller)
         here = [v for v in versions.get(placement.name, ()) if v.node == placement.node]
         elsewhere = [v for v in versions.get(placement.name, ()) if v.node != placement.node]
@@ -121,12 +126,13 @@ def plan(schedule: Schedule, observation: Observation, services: Sequence[Servic
         removes += [_remove(v, "surplus" if gone.ready else "node lost")
                     for v in versions.get(gone.name, ()) if v.node == gone.node]
     doomed = set(deleting)
+    evicted = set(evict)
     for name, vs in versions.items():
         if name in wanted:
             continue
         for v in vs:
-            if (v.kind, v.controller or v.name) in doomed:
-                removes.append(_remove(v, "deleted"))
+            if (v.kind, v.controller or v.name) in doomed or name in evicted:
+                removes.append(_remove(v, "deleted" if name not in evicted else "evicted"))
             elif prune_applyset is not None and v.applyset == prune_applyset:
                 removes.append(_remove(v, "pruned"))
     removes = _dedupe(removes)

@@ -83,6 +83,7 @@ def _container_body(create: Create, c: Container, infra: str, volumes: Mapping[s
     cpu = c.cpu_limit_millis or c.cpu_millis
     memory = c.memory_limit_bytes or c.memory_bytes
     host_config: dict[str, Any] = {
+        "Init": True,  # a process that is PID 1 ignores SIGTERM: stopping would always wait for the kill
         "NetworkMode": f"container:{infra}",
         "IpcMode": f"container:{infra}",
         "RestartPolicy": {"Name": _RESTART.get(spec.restart_policy, "always")},

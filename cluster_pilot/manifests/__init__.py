@@ -11,5 +11,6 @@ from cluster_pilot.manifests.pipeline import (
     normalise_object,
 )
 from cluster_pilot.manifests.problem import Problem
+from cluster_pilot.manifests.render import to_manifest
 
-__all__ = ["Loaded", "Problem", "check_set", "load", "load_documents", "load_paths", "normalise_object"]
+__all__ = ["Loaded", "Problem", "check_set", "load", "load_documents", "load_paths", "normalise_object", "to_manifest"]

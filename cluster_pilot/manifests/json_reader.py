@@ -13,7 +13,7 @@ import math
 import re
 
 from cluster_pilot.manifests.positions import Document, LineIndex, Positions
-from cluster_pilot.manifests.problem import Problem, escape
+from cluster_pilot.manifests.problem import Problem, escape, show
 
 MAX_DEPTH = 100  # places are recorded this deep; deeper values are read whole (the schema never goes there)
 
@@ -156,7 +156,7 @@ class _Tracker:
             key_pointer = f"{pointer}/{escape(key)}"
             if key_pointer in self.keys:
                 line, column = self.lines.place(self.keys[key_pointer])
-                self.problem(idx, key_pointer, f"duplicate key \"{key}\" (first at line {line}, column {column}); "
+                self.problem(idx, key_pointer, f"duplicate key {show(key)} (first at line {line}, column {column}); "
                              "a key may appear once")
             else:
                 self.keys[key_pointer] = idx

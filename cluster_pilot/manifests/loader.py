@@ -53,7 +53,9 @@ def _manifests_under(root: Path) -> list[str]:
     found = []
     for directory, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found.extend(os.path.join(directory, f) for f in files if f.endswith(SUFFIXES) and not f.startswith("."))
+        found.extend(path for path in (os.path.join(directory, f) for f in files
+                                       if f.endswith(SUFFIXES) and not f.startswith("."))
+                     if os.path.isfile(path))  # not a FIFO or a device someone named *.yaml
     return sorted(found, key=lambda path: path.split(os.sep))
 
 

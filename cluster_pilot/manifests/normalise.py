@@ -13,8 +13,8 @@ import re
 from cluster_pilot import model, quantity
 from cluster_pilot.errors import UserError
 from cluster_pilot.manifests.checks import Layout
-from cluster_pilot.manifests.problem import Finding
-from cluster_pilot.manifests.schema import READ_ONLY, VERSIONS, show
+from cluster_pilot.manifests.problem import Finding, show
+from cluster_pilot.manifests.schema import READ_ONLY, VERSIONS
 
 V1BETA1, V1 = "v1beta1", "v1"
 LIST = "List"
@@ -70,7 +70,8 @@ def identify(data: dict, kind_hint: str | None, default_version: str | None = No
         if kind not in kinds:
             expected = ", ".join(f"\"{k}\"" for k in kinds)
             if kind == LIST:
-                return Finding("/kind", "a List cannot hold another List")
+                return Finding("/kind", "a List is not allowed here: expected one Pod, ReplicationController or "
+                               "Service (a List cannot hold another List)")
             return Finding("/kind", f"{show(kind)} is not a kind cluster-pilot reads: expected {expected}")
         return version, kind
     if kind_hint is not None:
@@ -87,7 +88,7 @@ def identify(data: dict, kind_hint: str | None, default_version: str | None = No
 
 
 def _shape_of(data: dict, allow_list: bool) -> str | None:
-    """The kind of a kind-less 2014 object, told by its shape as issue 10 describes."""
+    """The kind of a kind-less 2014 object, told by its shape (the rules the error above spells out)."""
     state = data.get("desiredState")
     if isinstance(state, dict):
         if "manifest" in state:

@@ -18,8 +18,9 @@ from cluster_pilot.errors import ValidationFailed
 from cluster_pilot.manifests import checks, normalise, schema
 from cluster_pilot.manifests.loader import parse, read_inputs
 from cluster_pilot.manifests.positions import Document
-from cluster_pilot.manifests.problem import ERROR, WARNING, Finding, Problem
-from cluster_pilot.manifests.schema import show
+from cluster_pilot.manifests.problem import Finding, Problem, show
+
+MAX_PROBLEMS_PER_INPUT = 1000
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def load(paths: list[str], kind_hint: str | None = None, stdin: TextIO | None = 
     """Every object in ``paths`` (files, directories, ``-``); ``ValidationFailed`` with every problem."""
     hint = normalise.kind_from_hint(kind_hint)
     inputs, problems = read_inputs(paths, stdin)
-    return _load(inputs, problems, hint, order=[p if p != "-" else "<stdin>" for p in paths])
+    return _load(inputs, problems, hint)
 
 
 def load_paths(paths: list[str], kind_hint: str | None = None, stdin: TextIO | None = None) -> list[model.Object]:
@@ -80,22 +81,24 @@ def _source_place(obj: model.Object):
     return place
 
 
-def _load(inputs: list[tuple[str, str]], problems: list[Problem], hint: str | None,
-          order: list[str] | None = None) -> Loaded:
+def _load(inputs: list[tuple[str, str]], problems: list[Problem], hint: str | None) -> Loaded:
+    order = [p.file for p in problems] + [name for name, _ in inputs]  # unreadable inputs first, then as read
     placed: list[checks.Placed] = []
     with _collector_paused():
         for name, text in inputs:
             documents, found = parse(name, text)
-            problems += found
             for doc in documents:
-                objects, found = _objects_in(doc, hint)
+                if len(found) > MAX_PROBLEMS_PER_INPUT:
+                    break
+                objects, found_here = _objects_in(doc, hint)
                 placed += objects
-                problems += found
+                found += found_here
+            problems += _capped(name, found)
         errors, warnings = checks.check_set(placed)
     problems += errors
     if problems:
-        raise ValidationFailed(_sorted(problems + warnings, order or [name for name, _ in inputs]))
-    return Loaded([p.obj for p in placed], _sorted(warnings, [name for name, _ in inputs]), len(inputs))
+        raise ValidationFailed(_sorted(problems + warnings, order))
+    return Loaded([p.obj for p in placed], _sorted(warnings, order), len(inputs))
 
 
 @contextlib.contextmanager
@@ -116,7 +119,19 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _capped(name: str, found: list[Problem]) -> list[Problem]:
+    """At most ``MAX_PROBLEMS_PER_INPUT`` problems of one input: a generated file with 100,000 duplicate keys
+    needs its first lines fixed, not 100,000 lines of output."""
+    if len(found) <= MAX_PROBLEMS_PER_INPUT:
+        return found
+    first = sorted(found, key=lambda p: (p.line, p.column))[:MAX_PROBLEMS_PER_INPUT]
+    last = first[-1]
+    return first + [Problem(name, last.line, last.column, "", f"more problems after this point; only the first "
+                            f"{MAX_PROBLEMS_PER_INPUT} of this input are shown")]
+
+
 def _sorted(problems: list[Problem], order: list[str]) -> list[Problem]:
+    """Input by input, in the order they were given, and by line within each."""
     rank = {name: i for i, name in reversed(list(enumerate(order)))}
     return sorted(problems, key=lambda p: (rank.get(p.file, len(rank)), p.file, p.line, p.column))
 
@@ -172,10 +187,10 @@ def _plain(doc: Document, root: str):
 
 def _document_place(doc: Document, root: str):
     def place(pointer: str, at_key: bool) -> tuple[str, int, int]:
-        positions = doc.positions if pointer else None
-        line, column = (positions.key(root + pointer) if at_key else positions.value(root + pointer)) \
-            if positions is not None else doc.place(root)
-        return doc.file, line, column
+        if not pointer:
+            return (doc.file, *doc.place(root))  # cheap: no second reading of a JSON document
+        positions = doc.positions
+        return (doc.file, *(positions.key(root + pointer) if at_key else positions.value(root + pointer)))
 
     return place
 
@@ -190,5 +205,4 @@ def _problem(doc: Document, root: str, finding: Finding) -> Problem | None:
         return None  # the value could not be read; that is already reported
     positions = doc.positions
     line, column = positions.key(pointer) if finding.at_key else positions.value(pointer)
-    return Problem(doc.file, line, column, pointer, finding.message,
-                   WARNING if finding.severity == WARNING else ERROR)
+    return Problem(doc.file, line, column, pointer, finding.message, finding.severity)

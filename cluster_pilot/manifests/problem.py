@@ -7,6 +7,7 @@ was written at, so every stage reports places the same way.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 ERROR = "error"
@@ -58,6 +59,16 @@ class Problem:
             "message": self.message,
             "severity": self.severity,
         }
+
+
+def show(value: object, limit: int = 40) -> str:
+    """A value as a message quotes it: JSON for scalars (shortened), the kind of thing for collections."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 2] + "…" + text[-1]
 
 
 def escape(token: str) -> str:

@@ -21,7 +21,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from cluster_pilot.manifests.fastcheck import Check, compile_pattern, compile_schema
-from cluster_pilot.manifests.problem import Finding, escape, pointer_of
+from cluster_pilot.manifests.problem import Finding, escape, pointer_of, show
 from cluster_pilot.resources import resource_dir
 
 VERSIONS = ("v1beta1", "v1")
@@ -32,6 +32,8 @@ READ_ONLY = frozenset({"currentState", "creationTimestamp", "resourceVersion", "
                        "generation", "managedFields"})
 _V1_ONLY = frozenset({"metadata", "spec"})
 _V1BETA1_ONLY = frozenset({"id", "desiredState", "labels", "port", "selector", "containerPort"})
+
+MAX_FINDINGS = 100  # per object: a mapping with 400,000 wrong entries needs one message, not 400,000
 
 _TYPE_NAMES = {
     "integer": "an integer", "number": "a number", "string": "a string", "boolean": "a boolean (true or false)",
@@ -98,6 +100,9 @@ def check(data: object, version: str, kind: str, lenient: bool = False,
     done: set[tuple[str, str]] = set()
     ranked: dict[str, tuple[int, int]] = {}  # pointer -> (rank, index in findings) of the value error kept
     for error in schema.validator.iter_errors(data):
+        if len(findings) >= MAX_FINDINGS:
+            findings.append(Finding("", f"more problems in this object; only the first {MAX_FINDINGS} are shown"))
+            break
         for finding in _explain(error, schema.version, plain, done):
             if error.validator in ("required", "additionalProperties"):
                 findings.append(finding)
@@ -166,16 +171,6 @@ def _explain(error: ValidationError, version: str, plain, done: set) -> list[Fin
     return [Finding(pointer, error.message)]  # pragma: no cover - keywords our schemas do not use
 
 
-def show(value: object, limit: int = 40) -> str:
-    """A value as a message quotes it: JSON for scalars, the kind of thing for collections."""
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= limit else text[: limit - 2] + "…" + text[-1]
-
-
 def _type_message(value: object, expected: list[str], text: str | None) -> str:
     wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in expected)
     if "string" in expected and text is not None and not isinstance(value, (dict, list, str)):
@@ -188,7 +183,7 @@ def _type_message(value: object, expected: list[str], text: str | None) -> str:
 
 
 def _unknown_field(key: str, known: list[str], version: str, parent: str) -> str:
-    message = f"unknown field \"{key}\""
+    message = f"unknown field {show(key)}"
     if key in READ_ONLY:
         return message + ": it is set by the server, not written in a manifest; remove it"
     if parent == "" and version == "v1beta1" and key in _V1_ONLY:

@@ -24,11 +24,12 @@ import re
 import yaml
 
 from cluster_pilot.manifests.positions import Document, LineIndex, Positions
-from cluster_pilot.manifests.problem import Problem, escape
+from cluster_pilot.manifests.problem import Problem, escape, show
 
 MAX_DEPTH = 100
 MAX_NODES = 100_000  # per document, counting every alias at its expanded size
 MAX_ALIAS_NODES = 100_000  # per input: nodes that exist only through aliases
+MAX_DOCUMENTS = 10_000  # per input: millions of tiny documents would take long to read and to report
 
 _T = "tag:yaml.org,2002:"
 STR, NULL, BOOL, INT, FLOAT = (_T + s for s in ("str", "null", "bool", "int", "float"))
@@ -85,6 +86,10 @@ def read_yaml(name: str, text: str) -> tuple[list[Document], list[Problem]]:
             if event is None or type(event) is _STREAM_END:
                 break
             if type(event) is _DOC_START:
+                if len(reader.documents) == MAX_DOCUMENTS:
+                    reader.problem(event.start_mark, "", f"more than {MAX_DOCUMENTS} documents in one input: "
+                                   "split it into several files")
+                    break
                 reader.documents.append(reader.document(parser))
     except _Abort:
         pass
@@ -127,7 +132,7 @@ class _Reader:
         self.problem(mark, pointer, message)
         return _Abort()
 
-    def document(self, parser) -> Document:  # noqa: C901 - one event loop reads best as one function
+    def document(self, parser) -> Document:  # one event loop: it reads best as one function
         positions = Positions()
         doc = Document(self.name, None, positions)
         anchors: dict[str, tuple[object, int, str | None]] = {}
@@ -242,13 +247,13 @@ class _Reader:
             key = raw
         elif not isinstance(key, str):
             raw = raw if isinstance(raw, str) else repr(key)
-            self.problem(mark, f"{frame.pointer}/{escape(raw)}",
-                         f"the key {raw} is read by YAML as {_describe(key)}; keys must be strings: write \"{raw}\"")
+            self.problem(mark, f"{frame.pointer}/{escape(raw)}", f"the key {raw} is read by YAML as {_describe(key)}; "
+                         f"keys must be strings: write {show(raw)}")
             key = raw
         key_pointer = f"{frame.pointer}/{escape(key)}"
         first = frame.key_lines.get(key)
         if first is not None:
-            self.problem(mark, key_pointer, f"duplicate key \"{key}\" (first at line {first[0]}, column {first[1]}); "
+            self.problem(mark, key_pointer, f"duplicate key {show(key)} (first at line {first[0]}, column {first[1]}); "
                          "a key may appear once")
         else:
             frame.key_lines[key] = (mark.line + 1, mark.column + 1)

@@ -6,7 +6,7 @@ import gc
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from cluster_pilot.model import Node, Object, Pod, PodSpec, ReplicationController, Service, selector_matches
 from cluster_pilot.scheduler import explain
@@ -33,8 +33,11 @@ class _Batch:
         return (s.host is None, not s.selector, not s.ports, -s.cpu, -s.memory, self.names[0])
 
 
-def schedule(objects: Sequence[Object], nodes: Sequence[Node], running: Sequence[RunningPod] = ()) -> Schedule:
+def schedule(objects: Sequence[Object], nodes: Sequence[Node], running: Sequence[RunningPod] = (),
+             retired: Iterable[str] = ()) -> Schedule:
     """Place every wanted pod, keeping running ones where they are.
+
+    ``retired``: names new replicas must not take (pods being evicted: their containers still exist).
 
     Pure and deterministic: the result depends on the inputs only, never on their order. Running pods stay
     on their node unless it is gone, not ready, or excluded by the pod's pin or nodeSelector; a controller
@@ -42,7 +45,7 @@ def schedule(objects: Sequence[Object], nodes: Sequence[Node], running: Sequence
     pod on a ready node holds its resources, whoever owns it.
     """
     with _cyclic_gc_paused():
-        return _schedule(objects, nodes, running)
+        return _schedule(objects, nodes, running, retired)
 
 
 @contextmanager
@@ -58,7 +61,7 @@ def _cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _schedule(objects: Sequence[Object], nodes: Sequence[Node], running: Sequence[RunningPod]) -> Schedule:
+def _schedule(objects: Sequence[Object], nodes: Sequence[Node], running: Sequence[RunningPod], retired: Iterable[str] = ()) -> Schedule:
     bare = {p.meta.name: p for p in sorted((o for o in objects if isinstance(o, Pod)), key=lambda o: o.meta.name)}
     controllers = {
         rc.meta.name: rc
@@ -92,6 +95,11 @@ def _schedule(objects: Sequence[Object], nodes: Sequence[Node], running: Sequenc
             if who == "pod"
             else (controllers[who].template.spec, controllers[who].template.labels)
         )
+        if (who == "pod" and i is None and pod.node in fleet.index and pod.name not in seen
+                and _allowed(spec, fleet, fleet.index[pod.node])):
+            seen.add(pod.name)  # seed era: a bare pod is bound to its minion, lost with it, never moved
+            kept_bare[pod.name] = pod
+            continue
         if i is None or pod.name in seen or not _allowed(spec, fleet, i):
             removals.append(pod)
             continue
@@ -125,7 +133,7 @@ def _schedule(objects: Sequence[Object], nodes: Sequence[Node], running: Sequenc
     ]
 
     batches = _bare_batches([p for name, p in bare.items() if name not in kept_bare], keys_of)
-    taken = {p.name for p in running} | set(bare)
+    taken = {p.name for p in running} | set(bare) | set(retired)
     for name, rc in controllers.items():
         missing = max(rc.replicas, 0) - len(kept[name])
         if missing > 0:

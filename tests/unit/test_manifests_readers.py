@@ -257,3 +257,15 @@ def test_multi_document_stream_keeps_going_after_a_bad_document():
 def test_documents_before_a_syntax_error_are_still_checked():
     found = errors(("s.yaml", "id: a\nport: x\n---\nid: b\nport: [\n"))
     assert [(p.line, p.pointer) for p in found] == [(2, "/port"), (6, "")]
+
+
+def test_floods_of_documents_and_problems_are_cut_short():
+    found = errors(("many.yaml", "---\n" * 50_000))
+    assert len(found) == 1001 and "only the first 1000" in found[-1].message
+    found = errors(("dups.json", '{"id": "x", "port": 80, "labels": {' + ",".join(f'"k{i}": "v", "k{i}": "w"'
+                                                                                 for i in range(5000)) + "}}"))
+    assert len(found) == 1001 and found[0].pointer == "/labels/k0"
+    pod = "---\nid: p{}\ndesiredState: {{manifest: {{containers: [{{image: redis}}]}}}}\n"
+    pods = "".join(pod.format(i) for i in range(10_001))
+    doc_limit = only(errors(("many.yaml", pods)))
+    assert doc_limit.line == 30_001 and "more than 10000 documents" in doc_limit.message

@@ -128,7 +128,8 @@ def test_every_placement_honours_readiness_selector_and_pin(situation):
     by_name = {n.name: n for n in nodes}
     for p in result.placements:
         node = by_name[p.node]
-        assert node.ready
+        # a bare pod stays bound to its minion when it stops answering (lost, never moved)
+        assert node.ready or (p.existing and p.controller is None)
         assert labels_match(p.pod.spec.node_selector.items(), node.labels)
         assert p.pod.spec.host in (None, p.node)
 
