@@ -192,6 +192,36 @@ def selector_matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> 
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
+Selector = list[tuple[str, str, bool]]  # (key, value, equal)
+
+
+def parse_selector(text: str | None) -> Selector:
+    """``a=b,c!=d`` (also ``a==b``), as ``kubecfg -l`` and ``?labels=`` write it; ``ValueError`` if malformed."""
+    out: Selector = []
+    for term in (text or "").split(","):
+        term = term.strip()
+        if not term:
+            continue
+        if "!=" in term:
+            key, value = term.split("!=", 1)
+            equal = False
+        elif "=" in term:
+            key, value = term.split("=", 1)
+            value = value[1:] if value.startswith("=") else value
+            equal = True
+        else:
+            raise ValueError(f"bad selector term {term!r}: expected key=value or key!=value")
+        if not key.strip():
+            raise ValueError(f"bad selector term {term!r}: the key is empty")
+        out.append((key.strip(), value.strip(), equal))
+    return out
+
+
+def selector_admits(selector: Selector, labels: Mapping[str, str]) -> bool:
+    """A query selector: every term holds (an empty one admits everything, unlike a controller's)."""
+    return all((labels.get(k) == v) == equal for k, v, equal in selector)
+
+
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")
 
 

@@ -94,10 +94,13 @@ class ObservedPod:
 
     @property
     def complete(self) -> bool:
-        """Infra and every container exist and run (or are being restarted by dockerd)."""
+        """Infra runs and every container exists and was started: dockerd restarts a crashed one itself
+        (a crash loop is the pod's own business, not a reason to recreate it); a container never started,
+        dead, or an infra container that is down (its network namespace gone) makes the pod broken."""
         names = {c.container for c in self.containers}
-        return INFRA in names and set(self.expected) <= names and all(
-            c.state in ("running", "restarting") for c in self.containers)
+        infra_up = any(c.container == INFRA and c.state in ("running", "restarting") for c in self.containers)
+        return infra_up and set(self.expected) <= names and not any(
+            c.state in ("created", "dead", "removing") for c in self.containers)
 
     @property
     def status(self) -> str:

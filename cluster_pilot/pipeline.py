@@ -19,6 +19,9 @@ from cluster_pilot.runner import RunResult, converge_hosts
 from cluster_pilot.scheduler import Schedule, schedule
 
 
+Watch = Callable[[Observation], tuple[Observation, Iterable[str]]]
+
+
 @dataclass(frozen=True)
 class Options:
     prune: bool = False
@@ -26,6 +29,7 @@ class Options:
     allow_pending: bool = False
     applyset: str = "default"
     lock_timeout: float = 60.0
+    observe_timeout: float = 20.0  # per host; a minion that does not answer in time is unreachable
 
 
 @dataclass
@@ -74,14 +78,15 @@ def empty_fleet(nodes: Sequence[Node]) -> Observation:
 def look(objects: Sequence[Object], services: Sequence[Service], nodes: Sequence[Node], state_dir: Path,
          options: Options = Options(), deleting: Iterable[tuple[str, str]] = (),
          seen: Observation | None = None, evict: Iterable[str] = (),
-         watch: Callable[[Observation], Observation] = lambda seen: seen) -> tuple[Observation, Schedule, Plan]:
+         watch: Watch = lambda seen: (seen, ())) -> tuple[Observation, Schedule, Plan]:
     """Observe (unless given an observation), schedule and plan: everything but acting.
 
     ``evict``: pod names to remove and replace (see ``planner.plan``); ``watch``: a driver's own view laid
-    over each observation (the master keeps minions that stopped answering ready for a grace period).
+    over each observation (the master keeps minions that stopped answering ready for a grace period), with
+    more pods to evict (stale pods of a minion that came back).
     """
-    seen = watch(observe(nodes, state_dir) if seen is None else seen)
-    evict = set(evict)
+    seen, more = watch(observe(nodes, state_dir, options.observe_timeout) if seen is None else seen)
+    evict = set(evict) | set(more)
     running = [p for p in seen.running_pods() if p.name not in evict]
     sched = schedule(objects, seen.with_nodes(nodes), running, retired=evict)
     addresses = {n.name: n.address for n in nodes}
@@ -92,7 +97,7 @@ def look(objects: Sequence[Object], services: Sequence[Service], nodes: Sequence
 def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, state_dir: Path,
              options: Options = Options(), deleting: Iterable[tuple[str, str]] = (),
              hooks: Hooks = Hooks(), services: Sequence[Service] | None = None, evict: Iterable[str] = (),
-             watch: Callable[[Observation], Observation] = lambda seen: seen) -> Outcome:
+             watch: Watch = lambda seen: (seen, ())) -> Outcome:
     """``services``: every service that should exist on the fleet; by default those among ``objects``."""
     deleting, evict = tuple(deleting), tuple(evict)
     if services is None:

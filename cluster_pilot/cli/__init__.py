@@ -29,6 +29,7 @@ _VERBS = {
     "delete": "cluster_pilot.cli.delete:delete",
     "scale": "cluster_pilot.cli.delete:scale",
     "lock": "cluster_pilot.cli.lock:lock",
+    "master": "cluster_pilot.cli.master:master",
 }
 
 

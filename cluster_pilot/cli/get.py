@@ -10,10 +10,10 @@ from rich.console import Console
 from rich.table import Table
 
 from cluster_pilot.cli.options import (MINION, emit, format_labels, inventory_option, kind_of, load_nodes,
-                                       open_state, parse_selector, selected)
+                                       open_state, parse_selector)
 from cluster_pilot.errors import UserError
 from cluster_pilot.home import state_dir
-from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, from_json, selector_matches
+from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, from_json, selector_admits, selector_matches
 from cluster_pilot.observe import Observation, observe
 from cluster_pilot.proxy import Endpoint, proxied
 from cluster_pilot.quantity import format_bytes, format_cpu
@@ -128,7 +128,7 @@ def get(kind, name, selector, output, inventory) -> int:
     """List pods, replicationControllers (rc), services (svc) or minions (no)."""
     k = kind_of(kind)
     terms = parse_selector(selector)
-    rows = [r for r in collect(k, inventory) if (name is None or r["id"] == name) and selected(terms, r["labels"])]
+    rows = [r for r in collect(k, inventory) if (name is None or r["id"] == name) and selector_admits(terms, r["labels"])]
     if name is not None and not rows:
         raise UserError(f"{kind} {name!r} not found")
     if output in ("json", "yaml"):

@@ -11,7 +11,8 @@ import yaml
 
 from cluster_pilot.errors import UserError
 from cluster_pilot.home import default_inventory, state_dir
-from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, Node
+from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, Node, Selector
+from cluster_pilot.model import parse_selector as model_parse_selector
 from cluster_pilot.store import SQLiteStore
 
 MINION = "Minion"
@@ -60,28 +61,11 @@ def open_state() -> tuple[Path, SQLiteStore]:
     return home, SQLiteStore(home / "store.db")
 
 
-def parse_selector(text: str | None) -> list[tuple[str, str, bool]]:
-    """``a=b,c!=d`` -> [(key, value, equal)]: the seed era's equality-based selectors."""
-    if not text:
-        return []
-    out = []
-    for term in text.split(","):
-        term = term.strip()
-        if "!=" in term:
-            k, v = term.split("!=", 1)
-            out.append((k.strip(), v.strip(), False))
-        elif "=" in term:
-            k, v = term.split("=", 1)
-            out.append((k.strip().rstrip("="), v.strip(), True))
-        else:
-            raise UserError(f"bad selector term {term!r}: expected key=value or key!=value")
-        if not out[-1][0]:
-            raise UserError(f"bad selector term {term!r}: the key is empty")
-    return out
-
-
-def selected(selector: list[tuple[str, str, bool]], labels: Mapping[str, str]) -> bool:
-    return all((labels.get(k) == v) == equal for k, v, equal in selector)
+def parse_selector(text: str | None) -> Selector:
+    try:
+        return model_parse_selector(text)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def emit(doc: Any, output: str) -> None:

@@ -1,0 +1,205 @@
+"""The master's loop: make the minions match the store, again and again, through the one pipeline.
+
+Every write triggers a pass, and the loop also wakes on its own (``heal_interval``, 1 s by default: a pass
+that finds nothing to do costs one observation and no Ansible run). Minions that stop answering are given
+``grace`` seconds: meanwhile their pods count as running where they were; after it they are not ready, the
+pods of their controllers are replaced elsewhere, and when they come back those stale pods are evicted
+before any proxy sends them traffic. Bare pods on a lost minion are reported lost, never moved.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+from cluster_pilot.errors import UserError
+from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, Node, from_json
+from cluster_pilot.observe import HostView, Observation
+from cluster_pilot.pipeline import Options, Outcome, converge
+from cluster_pilot.store import Store
+
+log = logging.getLogger("cluster_pilot.master")
+
+APPLYSET = "master"
+
+
+@dataclass
+class Memory:
+    """What the master remembers of each minion between passes (a minion's last good view, its losses)."""
+
+    last_ok: dict[str, float] = field(default_factory=dict)
+    last_view: dict[str, HostView] = field(default_factory=dict)
+    lost: dict[str, frozenset[str]] = field(default_factory=dict)  # node -> controller pods it had when lost
+    since: dict[str, float] = field(default_factory=dict)  # node -> when it stopped answering
+
+
+def with_grace(seen: Observation, memory: Memory, now: float, grace: float) -> tuple[Observation, set[str]]:
+    """Lay the master's memory over one observation; also returns pods to evict (stale pods of a minion
+    that came back after being declared lost). Updates ``memory``."""
+    hosts: dict[str, HostView] = {}
+    evict: set[str] = set()
+    for name, view in seen.hosts.items():
+        if view.reachable:
+            memory.last_ok[name] = now
+            memory.last_view[name] = view
+            memory.since.pop(name, None)
+            evict |= memory.lost.pop(name, frozenset())
+            hosts[name] = view
+            continue
+        memory.since.setdefault(name, now)
+        last = memory.last_view.get(name)
+        pods = last.pods if last else ()
+        if now - memory.last_ok.get(name, memory.since[name]) < grace:
+            hosts[name] = replace(view, pods=pods, stale=True, proxy=last.proxy if last else None)
+        else:
+            if name not in memory.lost:
+                memory.lost[name] = frozenset(p.name for p in pods if p.controller)
+            hosts[name] = replace(view, pods=pods)  # not ready: bare pods stay (lost), controllers' move
+    return Observation(hosts), evict
+
+
+@dataclass
+class Metrics:
+    passes: int = 0
+    runs: int = 0
+    errors: int = 0
+    duration_sum: float = 0.0
+    last_duration: float = 0.0
+    actions: dict[str, int] = field(default_factory=lambda: {"create": 0, "replace": 0, "remove": 0, "proxy": 0})
+
+    def prometheus(self, ready: int, minions: int) -> str:
+        lines = [
+            "# HELP cluster_pilot_reconcile_duration_seconds Time of reconcile passes.",
+            "# TYPE cluster_pilot_reconcile_duration_seconds summary",
+            f"cluster_pilot_reconcile_duration_seconds_sum {self.duration_sum:.6f}",
+            f"cluster_pilot_reconcile_duration_seconds_count {self.passes}",
+            "# HELP cluster_pilot_reconcile_last_duration_seconds Time of the last reconcile pass.",
+            "# TYPE cluster_pilot_reconcile_last_duration_seconds gauge",
+            f"cluster_pilot_reconcile_last_duration_seconds {self.last_duration:.6f}",
+            "# HELP cluster_pilot_ansible_runs_total Reconcile passes that ran Ansible.",
+            "# TYPE cluster_pilot_ansible_runs_total counter",
+            f"cluster_pilot_ansible_runs_total {self.runs}",
+            "# HELP cluster_pilot_reconcile_errors_total Reconcile passes that failed.",
+            "# TYPE cluster_pilot_reconcile_errors_total counter",
+            f"cluster_pilot_reconcile_errors_total {self.errors}",
+            "# HELP cluster_pilot_actions_total Actions applied to minions.",
+            "# TYPE cluster_pilot_actions_total counter",
+        ]
+        lines += [f'cluster_pilot_actions_total{{action="{k}"}} {v}' for k, v in sorted(self.actions.items())]
+        lines += ["# HELP cluster_pilot_minions_ready Minions ready.", "# TYPE cluster_pilot_minions_ready gauge",
+                  f"cluster_pilot_minions_ready {ready}", "# HELP cluster_pilot_minions Minions in the inventory.",
+                  "# TYPE cluster_pilot_minions gauge", f"cluster_pilot_minions {minions}"]
+        return "\n".join(lines) + "\n"
+
+
+class Reconciler:
+    def __init__(self, store: Store, inventory: Path, state_dir: Path, load_nodes: Callable[[Path], list[Node]],
+                 grace: float = 10.0, interval: float = 5.0, heal_interval: float = 1.0,
+                 observe_timeout: float = 3.0) -> None:
+        self.store = store
+        self.inventory = inventory
+        self.state_dir = state_dir
+        self.load_nodes = load_nodes
+        self.grace = grace
+        self.interval = interval
+        self.heal_interval = min(heal_interval, interval)
+        self.observe_timeout = observe_timeout
+        self.memory = Memory()
+        self.metrics = Metrics()
+        self.evicting: set[str] = set()  # pods deleted through the API, until they are gone
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._nodes: tuple[float, list[Node]] | None = None
+        self.last: Observation | None = None
+        self.last_outcome: Outcome | None = None
+        self.generation = 0  # passes completed; a client may wait for the pass after its write
+
+    # --- what the API reads -----------------------------------------------------------------------------
+    def nodes(self) -> list[Node]:
+        mtime = self.inventory.stat().st_mtime if self.inventory.exists() else 0.0
+        if self._nodes is None or self._nodes[0] != mtime:
+            self._nodes = (mtime, self.load_nodes(self.inventory))
+        return self._nodes[1]
+
+    def evict(self, pod: str) -> None:
+        with self._lock:
+            self.evicting.add(pod)
+        self.trigger()
+
+    def trigger(self) -> None:
+        self._wake.set()
+
+    # --- the loop -------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="reconcile", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=120)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(timeout=self.heal_interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            self.run_once()
+
+    def run_once(self) -> Outcome | None:
+        t0 = time.monotonic()
+        try:
+            outcome = self._pass()
+        except UserError as exc:
+            self.metrics.errors += 1
+            log.warning("reconcile: %s", exc)
+            outcome = None
+        except Exception:  # the loop must outlive any one pass
+            self.metrics.errors += 1
+            log.exception("reconcile pass failed")
+            outcome = None
+        elapsed = time.monotonic() - t0
+        self.metrics.passes += 1
+        self.metrics.duration_sum += elapsed
+        self.metrics.last_duration = elapsed
+        self.generation += 1
+        return outcome
+
+    def _pass(self) -> Outcome:
+        records = self.store.list()
+        objects = [from_json(r.body) for r in records if r.kind in (POD, REPLICATION_CONTROLLER)]
+        services = [from_json(r.body) for r in records if r.kind == SERVICE]
+        nodes = self.nodes()
+        with self._lock:
+            evicting = set(self.evicting)
+        found: set[str] = set()
+
+        def watch(seen: Observation) -> tuple[Observation, set[str]]:
+            view, stale = with_grace(seen, self.memory, time.monotonic(), self.grace)
+            self.last = view
+            found.update(p.name for p in view.pods)
+            return view, stale
+
+        outcome = converge(objects, nodes, self.inventory, self.state_dir,
+                           Options(prune=True, applyset=APPLYSET, lock_timeout=30, allow_pending=True,
+                                   observe_timeout=self.observe_timeout), services=services,
+                           evict=evicting, watch=watch)
+        self.last_outcome = outcome
+        with self._lock:
+            self.evicting -= {name for name in evicting if name not in found or
+                              (outcome.run is not None and outcome.ok)}
+        if outcome.run is not None:
+            self.metrics.runs += 1
+            for change in outcome.plan.changes():
+                self.metrics.actions[change["action"]] = self.metrics.actions.get(change["action"], 0) + 1
+            if not outcome.ok:
+                self.metrics.errors += 1
+        return outcome
