@@ -18,6 +18,7 @@ warnings never reach the terminal.
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -195,19 +196,26 @@ def _parse_once_loader():
 
 @contextmanager
 def _ansible_warnings() -> Iterator[list[tuple[str, tuple, dict]]]:
-    """Keep Ansible's warnings off the terminal; they are collected so the failures become our errors."""
+    """Keep Ansible's warnings off the terminal; they are collected so the failures become our errors.
+
+    Display is a process-wide singleton, so one loader at a time patches it (the master reads the
+    inventory from its API and its reconcile loop at once)."""
     from ansible.utils.display import Display
 
-    display = Display()  # a singleton: the instance every Ansible module prints through
-    captured: list[tuple[str, tuple, dict]] = []
-    names = ("warning", "error_as_warning", "deprecated")
-    for name in names:
-        setattr(display, name, lambda *args, _kind=name, **kwargs: captured.append((_kind, args, kwargs)))
-    try:
-        yield captured
-    finally:
+    with _DISPLAY_LOCK:
+        display = Display()  # a singleton: the instance every Ansible module prints through
+        captured: list[tuple[str, tuple, dict]] = []
+        names = ("warning", "error_as_warning", "deprecated")
         for name in names:
-            delattr(display, name)
+            setattr(display, name, lambda *args, _kind=name, **kwargs: captured.append((_kind, args, kwargs)))
+        try:
+            yield captured
+        finally:
+            for name in names:
+                delattr(display, name)
+
+
+_DISPLAY_LOCK = threading.RLock()
 
 
 def _raise_unparsed(source: Path, warnings: list[tuple[str, tuple, dict]]) -> None:

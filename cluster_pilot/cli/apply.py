@@ -38,9 +38,19 @@ def files_option(f):
 @click.option("--allow-pending", is_flag=True, help="Apply what fits even when some pods cannot be scheduled.")
 @click.option("--lock-timeout", type=click.FloatRange(0), default=60.0, show_default=True,
               help="Seconds to wait for another run's fleet lock.")
-def apply(paths, inventory, kind, prune, applyset, dry_run, allow_pending, lock_timeout) -> int:
-    """Validate, observe, schedule, plan, and converge the fleet through Ansible."""
+@click.option("--server", metavar="URL", default=None,
+              help="Send the objects to a cluster-pilot master instead (create, or update at the current "
+                   "resourceVersion); nothing is applied here. Token: $CLUSTER_PILOT_HOME/master-token.")
+@click.option("--certificate-authority", "ca_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="With an https --server: CA bundle to check it with (default: the system's).")
+@click.option("--insecure-skip-tls-verify", "insecure", is_flag=True,
+              help="With an https --server: do not check its certificate.")
+def apply(paths, inventory, kind, prune, applyset, dry_run, allow_pending, lock_timeout, server, ca_file,
+          insecure) -> int:
+    """Validate, observe, schedule, plan, and converge the fleet through Ansible (or hand it to a master)."""
     objects = load_objects(paths, kind)
+    if server is not None:
+        return send_to_master(objects, server, prune=prune, dry_run=dry_run, ca_file=ca_file, insecure=insecure)
     inventory_file, nodes = load_nodes(inventory)
     home, store = open_state()
     options = Options(prune=prune, dry_run=dry_run, allow_pending=allow_pending, applyset=applyset,
@@ -51,3 +61,17 @@ def apply(paths, inventory, kind, prune, applyset, dry_run, allow_pending, lock_
         for obj in objects:
             store.put(obj.kind, obj.meta.name, to_json(obj), applyset=applyset, actor="apply")
     return code
+
+
+def send_to_master(objects, server: str, *, prune: bool, dry_run: bool, ca_file: str | None, insecure: bool) -> int:
+    """``apply --server``: the master stores the objects and its loop converges the fleet; one line each."""
+    from cluster_pilot.client import TLS, MasterClient, resource_of
+
+    if prune or dry_run:
+        raise click.UsageError(f"{'--prune' if prune else '--dry-run'} is not available with --server: the master "
+                               "decides what runs (delete objects with kubecfg delete)")
+    client = MasterClient.from_environment(server, tls=TLS(ca_file=ca_file, insecure=insecure))
+    for obj in objects:
+        outcome = client.put_object(obj)
+        click.echo(f"{resource_of(obj.kind)}/{obj.meta.name} {outcome}")
+    return 0

@@ -11,10 +11,9 @@ from pathlib import Path
 import click
 
 from cluster_pilot.cli.options import inventory_option, inventory_path
+from cluster_pilot.client import TOKEN_FILE
 from cluster_pilot.errors import UserError
 from cluster_pilot.home import state_dir
-
-TOKEN_FILE = "master-token"
 
 
 def master_token(home: Path, announce: bool = False) -> str:

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cluster_pilot import __version__
 from cluster_pilot.errors import ValidationFailed
@@ -76,6 +78,19 @@ def create_app(store: Store, reconciler: Reconciler, settings: Settings) -> Fast
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return _status(exc.code, exc.message, exc.reason)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # unknown paths and methods too answer a Status, not FastAPI's {"detail": ...}
+        message = f"{request.method} {request.url.path}: {exc.detail}"
+        return JSONResponse(wire.status(exc.status_code, message), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = "/".join(str(p) for p in first.get("loc", ()))
+        return _status(400, f"{where}: {first.get('msg', 'invalid request')}", "Invalid")
 
     @app.middleware("http")
     async def _guard(request: Request, call_next):
@@ -154,7 +169,7 @@ def create_app(store: Store, reconciler: Reconciler, settings: Settings) -> Fast
     def parse_body(raw: bytes, kind: str, name: str | None = None) -> Object:
         try:
             data = json.loads(raw or b"null")
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise ApiError(400, f"request body: not JSON: {exc}", "Invalid") from None
         if not isinstance(data, dict):
             raise ApiError(400, "request body: expected a JSON object", "Invalid")
@@ -278,13 +293,20 @@ def _writable(kind: str) -> str:
 
 
 def _resource_version(raw: bytes) -> int | None:
-    """The version a PUT was based on; 0 or absent (the 2014 client's zero value) means "any"."""
-    try:
-        value = json.loads(raw).get("resourceVersion") or (json.loads(raw).get("metadata") or {}).get("resourceVersion")
-        value = int(value) if value not in (None, "") else 0
-    except (ValueError, TypeError, AttributeError):
+    """The version a PUT was based on; 0 or absent (the 2014 client's zero value) means "any". A value that
+    is not a whole number is a 400: read as "any", it would turn a guarded update into a blind one."""
+    data = json.loads(raw)  # parse_body has read it already: a JSON object
+    metadata = data.get("metadata")
+    value = data.get("resourceVersion") or (metadata.get("resourceVersion") if isinstance(metadata, dict) else None)
+    if value in (None, "", 0):
         return None
-    return value or None
+    try:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError
+        number = int(value)
+    except (ValueError, TypeError):
+        raise ApiError(400, f"resourceVersion {value!r}: expected a whole number", "Invalid") from None
+    return number or None
 
 
 def _version(store: Store) -> int:

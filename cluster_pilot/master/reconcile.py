@@ -18,7 +18,7 @@ from typing import Callable
 
 from cluster_pilot.errors import UserError
 from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, Node, from_json
-from cluster_pilot.observe import HostView, Observation
+from cluster_pilot.observe import HostView, Observation, control_dir, observe_host
 from cluster_pilot.pipeline import Options, Outcome, converge
 from cluster_pilot.store import Store
 
@@ -99,7 +99,7 @@ class Metrics:
 class Reconciler:
     def __init__(self, store: Store, inventory: Path, state_dir: Path, load_nodes: Callable[[Path], list[Node]],
                  grace: float = 10.0, interval: float = 5.0, heal_interval: float = 1.0,
-                 observe_timeout: float = 3.0) -> None:
+                 observe_timeout: float = 2.0) -> None:
         self.store = store
         self.inventory = inventory
         self.state_dir = state_dir
@@ -111,21 +111,25 @@ class Reconciler:
         self.memory = Memory()
         self.metrics = Metrics()
         self.evicting: set[str] = set()  # pods deleted through the API, until they are gone
+        self._answering: set[str] = set()  # lost minions that answer the prober again
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._nodes: tuple[float, list[Node]] | None = None
+        self._nodes_lock = threading.Lock()
         self.last: Observation | None = None
         self.last_outcome: Outcome | None = None
         self.generation = 0  # passes completed; a client may wait for the pass after its write
 
     # --- what the API reads -----------------------------------------------------------------------------
     def nodes(self) -> list[Node]:
-        mtime = self.inventory.stat().st_mtime if self.inventory.exists() else 0.0
-        if self._nodes is None or self._nodes[0] != mtime:
-            self._nodes = (mtime, self.load_nodes(self.inventory))
-        return self._nodes[1]
+        """The inventory's minions, read again whenever the file changes (hosts added or moved)."""
+        with self._nodes_lock:
+            mtime = self.inventory.stat().st_mtime if self.inventory.exists() else 0.0
+            if self._nodes is None or self._nodes[0] != mtime:
+                self._nodes = (mtime, self.load_nodes(self.inventory))
+            return self._nodes[1]
 
     def evict(self, pod: str) -> None:
         with self._lock:
@@ -139,12 +143,26 @@ class Reconciler:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="reconcile", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._probe, name="probe-lost-minions", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=120)
+
+    def _probe(self) -> None:
+        """Asks the minions declared lost, apart from the passes (which no longer wait for them)."""
+        while not self._stop.wait(1.0):
+            with self._lock:
+                lost = set(self.memory.lost) - self._answering
+            if not lost:
+                continue
+            for node in [n for n in self.nodes() if n.name in lost]:
+                if observe_host(node, control_dir(self.state_dir), timeout=self.observe_timeout).reachable:
+                    with self._lock:
+                        self._answering.add(node.name)
+                    self.trigger()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -180,22 +198,28 @@ class Reconciler:
         nodes = self.nodes()
         with self._lock:
             evicting = set(self.evicting)
-        found: set[str] = set()
+        found: set[str] = set()  # pods seen on answering minions during this pass
 
         def watch(seen: Observation) -> tuple[Observation, set[str]]:
             view, stale = with_grace(seen, self.memory, time.monotonic(), self.grace)
+            with self._lock:
+                self.evicting |= stale  # kept until they are gone, whichever look of the pass first saw them
+                now_evicting = set(self.evicting)
             self.last = view
-            found.update(p.name for p in view.pods)
-            return view, stale
+            found.update(p.name for p in view.pods if view.hosts[p.node].reachable)
+            return view, now_evicting
 
+        with self._lock:
+            down = frozenset(set(self.memory.lost) - self._answering)
         outcome = converge(objects, nodes, self.inventory, self.state_dir,
                            Options(prune=True, applyset=APPLYSET, lock_timeout=30, allow_pending=True,
-                                   observe_timeout=self.observe_timeout), services=services,
+                                   observe_timeout=self.observe_timeout, skip_observe=down, verify=False), services=services,
                            evict=evicting, watch=watch)
+        with self._lock:
+            self._answering &= set(self.memory.lost)
         self.last_outcome = outcome
         with self._lock:
-            self.evicting -= {name for name in evicting if name not in found or
-                              (outcome.run is not None and outcome.ok)}
+            self.evicting -= {name for name in self.evicting if name not in found}
         if outcome.run is not None:
             self.metrics.runs += 1
             for change in outcome.plan.changes():
