@@ -135,10 +135,21 @@ def plan(schedule: Schedule, observation: Observation, services: Sequence[Servic
                 removes.append(_remove(v, "deleted" if name not in evicted else "evicted"))
             elif prune_applyset is not None and v.applyset == prune_applyset:
                 removes.append(_remove(v, "pruned"))
-    removes = _dedupe(removes)
+    removes = _free_ports_first(_dedupe(removes), creates, versions)
     creates = _publish(creates, observation, services)
     document, proxy_nodes = _proxies(creates, removes, observation, services, addresses or {})
     return Plan(tuple(creates), tuple(removes), tuple(kept), schedule.unschedulable, document, proxy_nodes)
+
+
+def _free_ports_first(removes: list[Remove], creates: Sequence[Create],
+                      versions: Mapping[str, list[ObservedPod]]) -> list[Remove]:
+    """A pod going away that holds a host port a new pod on its minion needs must go before it starts."""
+    needed: dict[str, set[tuple[int, str]]] = {}
+    for c in creates:
+        needed.setdefault(c.node, set()).update(c.pod.spec.host_ports)
+    held = {(v.node, v.name, v.spec_hash): set(v.host_ports) for vs in versions.values() for v in vs}
+    return [replace(r, first=True) if not r.first and held.get((r.node, r.pod, r.spec_hash), set()) &
+            needed.get(r.node, set()) else r for r in removes]
 
 
 def _publish(creates: list[Create], observation: Observation, services: Sequence[Service]) -> list[Create]:

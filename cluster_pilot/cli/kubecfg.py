@@ -15,8 +15,9 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import click
 
@@ -222,7 +223,7 @@ def render(obj: dict[str, Any], flags: Flags, default: str = "table") -> str:
         return yaml.safe_dump(obj, sort_keys=False)
     kind = str(obj.get("kind", ""))
     items = obj.get("items") if kind.endswith("List") else [obj]
-    kind = kind[:-4] if kind.endswith("List") else kind
+    kind = kind.removesuffix("List")
     if kind not in _COLUMNS:
         return json.dumps(obj, indent=2) + "\n"
     columns, row = _COLUMNS[kind]

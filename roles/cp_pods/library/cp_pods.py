@@ -29,7 +29,52 @@ options:
     description: Path of the Docker Engine socket.
     type: str
     default: /var/run/docker.sock
+notes:
+  - Does not support check mode.
 author: cluster-pilot developers
+"""
+
+EXAMPLES = r"""
+# As roles/cp_pods/tasks/main.yml runs it: one task per phase, each batch one JSON text rendered by
+# cluster-pilot (passed as an unsafe extra variable, so that Ansible never templates what is inside).
+- name: Create pods
+  cp_pods:
+    create: "{{ item }}"
+  loop: "{{ (cp_hosts[inventory_hostname] | default({})).create | default([]) }}"
+
+# By hand: one pod, its container IDs infra first, its directory (pod name, then spec hash).
+- name: Remove one pod
+  cp_pods:
+    remove: >-
+      [{"pod": "web-1a2b3", "ids": ["4f1c9e0b7a2d", "9b3e5d7c1f0a"],
+        "dir": "/var/lib/cluster-pilot/pods/web-1a2b3/5e8a"}]
+"""
+
+RETURN = r"""
+created:
+  description: Pods whose containers were created and started (or found created and started again).
+  returned: always
+  type: list
+  elements: str
+  sample: ["web-1a2b3"]
+removed:
+  description: Pods whose containers were stopped and removed (or were gone already).
+  returned: always
+  type: list
+  elements: str
+  sample: ["web-4c5d6"]
+pulled:
+  description: Images pulled for the pods to create.
+  returned: always
+  type: list
+  elements: str
+  sample: ["busybox"]
+failed_pods:
+  description: The pods whose action failed, each with its error; the other pods' actions still ran.
+  returned: failed
+  type: list
+  elements: dict
+  sample: [{"pod": "web-1a2b3", "error": "pull nosuchimage: not found"}]
 """
 
 import http.client

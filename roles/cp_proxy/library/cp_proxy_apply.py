@@ -1,0 +1,206 @@
+#!/usr/bin/python3
+"""Converge this minion's service proxy in one task: HAProxy installed, configuration checked and in place,
+supervised (systemd, else runit), reloaded hitlessly, every service port listening, document recorded.
+
+One module run instead of a dozen file/template/command tasks: a proxy change is on the path of every
+replacement, drain and heal, so it must cost well under a second per minion.
+"""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: cp_proxy_apply
+short_description: Converge the cluster-pilot service proxy (HAProxy) on this minion
+description:
+  - Installs HAProxy if missing, writes the configuration after C(haproxy -c) accepts it, keeps HAProxy
+    supervised in master-worker mode, reloads it hitlessly when the configuration changed, waits until every
+    service port listens, and records the proxy document last (its hash tells cluster-pilot the minion is
+    up to date, so a run cut short is redone).
+options:
+  config:
+    description: The HAProxy configuration text (rendered from the role's template).
+    type: str
+    required: true
+  document:
+    description: The proxy document (JSON) the configuration was rendered from.
+    type: str
+    required: true
+  ports:
+    description: Service ports that must listen once the proxy runs.
+    type: list
+    elements: int
+    default: []
+  run_script:
+    description: The runit run script, used where systemd is not the service manager.
+    type: str
+    required: true
+  systemd_unit:
+    description: The systemd unit, used where systemd is the service manager.
+    type: str
+    required: true
+  directory:
+    description: Where the configuration and the document live.
+    type: str
+    default: /etc/cluster-pilot
+  pidfile:
+    description: HAProxy's master pid file.
+    type: str
+    default: /run/cp-proxy.pid
+  install:
+    description: Install the haproxy package when it is missing.
+    type: bool
+    default: true
+author: cluster-pilot developers
+"""
+
+EXAMPLES = r"""
+- name: Converge the service proxy
+  cp_proxy_apply:
+    config: "{{ lookup('ansible.builtin.template', 'haproxy.cfg.j2') }}"
+    document: "{{ cp_proxy_json }}"
+    ports: [8080]
+    run_script: "{{ lookup('ansible.builtin.template', 'run.j2') }}"
+    systemd_unit: "{{ lookup('ansible.builtin.template', 'cp-proxy.service.j2') }}"
+"""
+
+RETURN = r"""
+reloaded:
+  description: Whether a running HAProxy was reloaded.
+  returned: always
+  type: bool
+supervisor:
+  description: systemd or runit.
+  returned: always
+  type: str
+"""
+
+import os
+import socket
+import tempfile
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+HAPROXY = "/usr/sbin/haproxy"
+
+
+def write_if_changed(path, text, mode=0o644):
+    try:
+        with open(path) as f:
+            if f.read() == text:
+                return False
+    except OSError:
+        pass
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".cp-")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+    return True
+
+
+def master_pid(pidfile):
+    try:
+        with open(pidfile) as f:
+            pid = int(f.read().split()[0])
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def listening(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            config=dict(type="str", required=True),
+            document=dict(type="str", required=True),
+            ports=dict(type="list", elements="int", default=[]),
+            run_script=dict(type="str", required=True),
+            systemd_unit=dict(type="str", required=True),
+            directory=dict(type="str", default="/etc/cluster-pilot"),
+            pidfile=dict(type="str", default="/run/cp-proxy.pid"),
+            install=dict(type="bool", default=True),
+        ),
+        supports_check_mode=False,
+    )
+    p = module.params
+    changed = False
+    if not os.path.exists(HAPROXY):
+        if not p["install"]:
+            module.fail_json(msg="haproxy is not installed")
+        env = {"DEBIAN_FRONTEND": "noninteractive"}
+        for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "haproxy"]):
+            rc, out, err = module.run_command(cmd, environ_update=env)
+            if rc != 0:
+                module.fail_json(msg="installing haproxy failed: %s" % (err or out).strip()[-500:])
+        changed = True
+
+    config_path = os.path.join(p["directory"], "haproxy.cfg")
+    os.makedirs(p["directory"], exist_ok=True)
+    fd, candidate = tempfile.mkstemp(dir=p["directory"], prefix=".haproxy-", suffix=".cfg")
+    with os.fdopen(fd, "w") as f:
+        f.write(p["config"])
+    rc, out, err = module.run_command([HAPROXY, "-c", "-q", "-f", candidate])
+    os.unlink(candidate)
+    if rc != 0:
+        module.fail_json(msg="haproxy -c rejected the configuration: %s" % (err or out).strip()[-1000:])
+    config_changed = write_if_changed(config_path, p["config"])
+    changed = changed or config_changed
+
+    if os.path.isdir("/run/systemd/system"):
+        supervisor = "systemd"
+        unit_changed = write_if_changed("/etc/systemd/system/cp-proxy.service", p["systemd_unit"])
+        if unit_changed:
+            module.run_command(["systemctl", "daemon-reload"], check_rc=True)
+        rc, _, _ = module.run_command(["systemctl", "is-active", "--quiet", "cp-proxy"])
+        if rc != 0:
+            module.run_command(["systemctl", "enable", "--now", "cp-proxy"], check_rc=True)
+            changed = True
+            config_changed = False  # started with the new configuration
+        changed = changed or unit_changed
+    elif os.path.isdir("/etc/service") or os.path.exists("/usr/bin/runsvdir"):
+        supervisor = "runit"
+        changed = write_if_changed("/etc/sv/cp-proxy/run", p["run_script"], 0o755) or changed
+        link = "/etc/service/cp-proxy"
+        if not os.path.islink(link):
+            os.makedirs("/etc/service", exist_ok=True)
+            os.symlink("/etc/sv/cp-proxy", link)
+            module.run_command(["pkill", "-ALRM", "-x", "runsvdir"])  # pick the service up now, not in 5 s
+            changed = True
+    else:
+        module.fail_json(msg="neither systemd nor runit supervises services here: install runit")
+
+    reloaded = False
+    pid = master_pid(p["pidfile"])
+    if config_changed and pid is not None:
+        os.kill(pid, 12)  # SIGUSR2: the master starts new workers that take the listening sockets over
+        reloaded = True
+
+    deadline = time.monotonic() + 30
+    waiting = [port for port in p["ports"]]
+    while waiting:
+        waiting = [port for port in waiting if not listening(port)]
+        if waiting and time.monotonic() > deadline:
+            module.fail_json(msg="service ports not listening after 30 s: %s" % ", ".join(map(str, waiting)),
+                             changed=changed)
+        if waiting:
+            time.sleep(0.1)
+    if p["ports"] and master_pid(p["pidfile"]) is None and supervisor == "runit":
+        module.fail_json(msg="haproxy is not running under runit (see /etc/sv/cp-proxy)", changed=changed)
+
+    changed = write_if_changed(os.path.join(p["directory"], "proxy.json"), p["document"]) or changed
+    module.exit_json(changed=changed, reloaded=reloaded, supervisor=supervisor)
+
+
+if __name__ == "__main__":
+    main()
