@@ -126,7 +126,11 @@ def create_app(store: Store, reconciler: Reconciler, settings: Settings) -> Fast
             for p in seen.pods:
                 if p.name not in newest or (p.complete and not newest[p.name].complete):
                     newest[p.name] = p
+            with reconciler._lock:
+                leaving = set(reconciler.evicting)  # deleted through the API: gone for clients at once
             for name in sorted(newest):
+                if name in leaving:
+                    continue
                 p = newest[name]
                 view = seen.hosts.get(p.node)
                 status = p.status if view is not None and (view.reachable or view.stale) else "Unknown"

@@ -23,8 +23,8 @@ def figure(pattern: str, output: str) -> tuple[float, ...]:
 def test_bench_proxy_prints_its_figures_and_cleans_up(sandbox_home, sandbox):
     out = cli("bench", "proxy", "--duration", "2", "--runs", "1", home=sandbox_home, timeout=600).stdout
 
-    for label in (r"\(a\) direct to the pod [0-9.]+:\d+", r"\(b\) service, 1 backend [0-9.]+:\d+",
-                  r"\(c\) service, 3 backends [0-9.]+:\d+"):
+    for label in (r"\(a\) direct to the pod \([0-9.]+:\d+\)", r"\(b\) service, 1 backend \([0-9.]+:\d+\)",
+                  r"\(c\) service, 3 backends \([0-9.]+:\d+\)"):
         rps, median, p99 = figure(rf"^{label}: {TARGET}", out)
         assert rps > 0 and median > 0 and p99 > 0, (label, out)
     ratio, = figure(r"^ratio \(b\)/\(a\) per backend: " + NUMBER, out)

@@ -75,14 +75,22 @@ def test_run_resize_stop_rm_and_a_rolling_update_that_drops_nothing(master, sand
     t1 = time.monotonic()
     update = kubecfg(master, "-u", "1s", "-image", "redis:latest", "rollingupdate", "kvrun", timeout=600)
     rolling_s = time.monotonic() - t1
-    stop.set()
-    client.join(timeout=30)
+
+    def updated() -> bool:
+        pods = pods_of(sandbox, "kvrun")
+        images = {c["image"] for cs in pods.values() for c in cs if c["container"] != "POD"}
+        return images == {"redis:latest"} and running(sandbox, "kvrun") == 3 and len(pods) == 3
+
+    try:
+        wait_for(updated, 180, "every pod to run the new image")
+        converged_s = time.monotonic() - t1
+    finally:
+        stop.set()
+        client.join(timeout=30)
     assert update.returncode == 0, update.stderr
-    print(f"\nkubecfg run of 3 with a service: {run_s:.1f} s; rollingupdate: {rolling_s:.1f} s, "
-          f"{ok} requests served, {failed} failed")
+    print(f"\nkubecfg run of 3 with a service: {run_s:.1f} s; rollingupdate: {rolling_s:.1f} s "
+          f"(all pods new after {converged_s:.1f} s), {ok} requests served, {failed} failed")
     assert failed == 0, errors[:5]
-    images = {c["image"] for cs in pods_of(sandbox, "kvrun").values() for c in cs if c["container"] != "POD"}
-    assert images == {"redis:latest"}
 
     refused = kubecfg(master, "rm", "kvrun")
     assert refused.returncode != 0 and "stop it first" in refused.stderr
