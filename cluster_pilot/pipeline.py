@@ -32,6 +32,7 @@ class Options:
     observe_timeout: float = 20.0  # per host; a minion that does not answer in time is unreachable
     skip_observe: frozenset[str] = frozenset()  # minions known to be down: not asked (a driver probes them)
     verify: bool = True  # look once more after the run (a loop that looks again anyway can skip it)
+    roll: bool = True  # replace controller pods whose template changed (see planner.plan)
 
 
 @dataclass
@@ -98,7 +99,7 @@ def look(objects: Sequence[Object], services: Sequence[Service], nodes: Sequence
     sched = schedule(objects, seen.with_nodes(nodes), running, retired=evict)
     addresses = {n.name: n.address for n in nodes}
     return seen, sched, plan(sched, seen, services, addresses, options.applyset if options.prune else None, deleting,
-                             evict)
+                             evict, options.roll)
 
 
 def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, state_dir: Path,

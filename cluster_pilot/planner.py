@@ -82,7 +82,7 @@ class Plan:
 
 def plan(schedule: Schedule, observation: Observation, services: Sequence[Service] = (),
          addresses: Mapping[str, str] | None = None, prune_applyset: str | None = None,
-         deleting: Iterable[tuple[str, str]] = (), evict: Iterable[str] = ()) -> Plan:
+         deleting: Iterable[tuple[str, str]] = (), evict: Iterable[str] = (), roll: bool = True) -> Plan:
     """Actions per host, and the proxy configuration every minion must serve once new pods run.
 
     ``services``: every service that should exist (not only those in the inputs); ``addresses``: where
@@ -91,6 +91,9 @@ def plan(schedule: Schedule, observation: Observation, services: Sequence[Servic
     name. ``deleting``: (kind, name) of objects being deleted; their pods are removed wherever they run.
     ``evict``: names of pods to remove wherever they run, whoever owns them (a pod deleted through the
     API, the pods of a lost minion when it comes back); a controller replaces them under new names.
+    ``roll``: a controller pod whose template changed is replaced (``apply``); without it, as in the seed
+    era, running pods keep the spec they were made with and only new replicas get the new template (the
+    master: ``kubecfg rollingupdate`` replaces them one at a time by deleting them).
     Hosts that did not answer get no action: what runs there is unknown until they come back.
     """
     reachable = {name for name, view in observation.hosts.items() if view.reachable}
@@ -111,6 +114,8 @@ def plan(schedule: Schedule, observation: Observation, services: Sequence[Servic
         here = [v for v in versions.get(placement.name, ()) if v.node == placement.node]
         elsewhere = [v for v in versions.get(placement.name, ()) if v.node != placement.node]
         good = next((v for v in here if v.spec_hash == h and v.complete), None)
+        if good is None and not roll and placement.controller:
+            good = next((v for v in here if v.complete), None)
         if good is None:
             creates.append(Create(placement.node, placement.pod, placement.controller, h))
             ports = set(placement.pod.spec.host_ports)

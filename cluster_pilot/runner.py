@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -17,7 +18,7 @@ from typing import Any, Callable, Mapping
 from cluster_pilot.render import Rendered, action_count, playbook_vars, unsafe_yaml
 from cluster_pilot.resources import resource_dir
 
-PROXY_DONE_TASK = "Record the proxy document served"  # the last task of roles/cp_proxy
+PROXY_DONE_TASK = "Converge the service proxy"  # the task of roles/cp_proxy
 # host, actions finished so far, actions in all
 Progress = Callable[[str, int, int], None]
 
@@ -104,7 +105,8 @@ def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], h
         os.chmod(private, 0o700)
         vars_file = private / "cp-vars.yml"
         vars_file.write_text(unsafe_yaml(variables))
-        runner = ansible_runner.run(
+        cancelled = threading.Event()
+        thread, runner = ansible_runner.run_async(
             private_data_dir=str(private),
             playbook=str(resource_dir("playbooks") / playbook),
             inventory=str(inventory),
@@ -116,7 +118,16 @@ def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], h
             quiet=True,
             suppress_env_files=True,
             event_handler=_events(results, progress),
+            cancel_callback=cancelled.is_set,
         )
+        try:
+            while thread.is_alive():
+                thread.join(timeout=0.2)
+        except KeyboardInterrupt:
+            # Ctrl-C: stop ansible-playbook too (it may not be in our process group), then let it go
+            cancelled.set()
+            thread.join(timeout=30)
+            raise
         status = runner.status
         if status != "successful" and all(r.ok for r in results.values()):
             tail = (runner.stdout.read() if runner.stdout else "").strip().splitlines()[-3:]

@@ -213,7 +213,8 @@ class Reconciler:
             down = frozenset(set(self.memory.lost) - self._answering)
         outcome = converge(objects, nodes, self.inventory, self.state_dir,
                            Options(prune=True, applyset=APPLYSET, lock_timeout=30, allow_pending=True,
-                                   observe_timeout=self.observe_timeout, skip_observe=down, verify=False), services=services,
+                                   observe_timeout=self.observe_timeout, skip_observe=down, verify=False,
+                                   roll=False), services=services,
                            evict=evicting, watch=watch)
         with self._lock:
             self._answering &= set(self.memory.lost)
