@@ -86,7 +86,8 @@ def token_from_state() -> str | None:
         return None
 
 
-def _loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address (where plain HTTP may carry a token, and the 2014 client none)."""
     if host == "localhost":
         return True
     try:
@@ -132,7 +133,7 @@ class MasterClient:
         self._context: ssl.SSLContext | None = None
         self.timeout = timeout
         # a secret goes in clear text only to this machine
-        self._may_send_secret = self._https or _loopback(self._host)
+        self._may_send_secret = self._https or is_loopback(self._host)
         self._token = token
         self._basic = basic
         self._withheld = bool(token or basic) and not self._may_send_secret

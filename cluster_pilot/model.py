@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from types import UnionType
 from typing import Mapping, Union, get_args, get_origin, get_type_hints
 
@@ -273,8 +274,13 @@ def _encode(value):
     return value
 
 
+@lru_cache(maxsize=None)
+def _hints(cls) -> dict:
+    return get_type_hints(cls)
+
+
 def _decode(cls, doc):
-    hints = get_type_hints(cls)
+    hints = _hints(cls)
     kwargs = {}
     for f in fields(cls):
         if not f.init or f.name not in doc or f.name == "source":

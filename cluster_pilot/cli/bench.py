@@ -10,6 +10,7 @@ _BENCHES = {
     "manifests": "cluster_pilot.cli.bench_manifests:manifests",
     "scheduler": "cluster_pilot.cli.bench_scheduler:scheduler",
     "apply": "cluster_pilot.cli.bench_apply:apply_bench",
+    "api": "cluster_pilot.cli.bench_api:api_bench",
     "proxy": "cluster_pilot.cli.bench_proxy:proxy",
 }
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import secrets
@@ -11,7 +10,7 @@ from pathlib import Path
 import click
 
 from cluster_pilot.cli.options import inventory_option, inventory_path
-from cluster_pilot.client import TOKEN_FILE
+from cluster_pilot.client import TOKEN_FILE, is_loopback
 from cluster_pilot.errors import UserError
 from cluster_pilot.home import state_dir
 
@@ -36,15 +35,6 @@ def _split_listen(listen: str) -> tuple[str, int]:
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise UserError(f"--listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
     return host, int(port)
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @click.command()
@@ -74,10 +64,10 @@ def master(listen, inventory, state_url, interval, heal_interval, minion_grace, 
     host, port = _split_listen(listen)
     if bool(tls_cert) != bool(tls_key):
         raise UserError("--tls-cert and --tls-key go together")
-    if not _loopback(host) and not tls_cert:
+    if not is_loopback(host) and not tls_cert:
         raise UserError(f"--listen {listen} is not a loopback address: serving it needs TLS (--tls-cert and "
                         "--tls-key); the token is always required for writes")
-    if insecure_loopback and not _loopback(host):
+    if insecure_loopback and not is_loopback(host):
         raise UserError("--insecure-loopback is only for a master listening on a loopback address")
     home = state_dir()
     inventory_file = inventory_path(inventory)

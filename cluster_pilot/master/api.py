@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hmac
-import ipaddress
 import json
 import time
 from dataclasses import dataclass
@@ -19,15 +18,17 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cluster_pilot import __version__
+from cluster_pilot.client import is_loopback
 from cluster_pilot.errors import ValidationFailed
 from cluster_pilot.manifests import check_set, normalise_object
 from cluster_pilot.master import wire
 from cluster_pilot.master.reconcile import Reconciler
 from cluster_pilot.model import (POD, REPLICATION_CONTROLLER, SERVICE, Container, Meta, Object, Pod, PodSpec,
+                                 ReplicationController,
                                  from_json, parse_selector, selector_admits, selector_matches, to_json)
 from cluster_pilot.observe import INFRA, ObservedPod
 from cluster_pilot.scheduler.replicas import replica
@@ -64,10 +65,7 @@ def _authorized(request: Request, settings: Settings) -> bool:
             return False
         return hmac.compare_digest(password.encode(), settings.token.encode())
     if settings.insecure_loopback and request.url.scheme == "http" and request.client is not None:
-        try:
-            return ipaddress.ip_address(request.client.host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback(request.client.host)
     return False
 
 
@@ -121,6 +119,7 @@ def create_app(store: Store, reconciler: Reconciler, settings: Settings) -> Fast
         nodes = {n.name: n for n in reconciler.nodes()}
         out = []
         shown: set[str] = set()
+        decoded: dict[str, Object] = {}  # each record decoded once, not once per pod
         if seen is not None:
             newest: dict[str, ObservedPod] = {}
             for p in seen.pods:
@@ -137,7 +136,9 @@ def create_app(store: Store, reconciler: Reconciler, settings: Settings) -> Fast
                 node = nodes.get(p.node)
                 state = wire.PodState(status, p.node, node.address if node else "")
                 record = records.get((POD, name)) if not p.controller else records.get((REPLICATION_CONTROLLER, p.controller))
-                model = _pod_model(p, record)
+                if record is not None and record.name not in decoded:
+                    decoded[record.name] = from_json(record.body)
+                model = _pod_model(p, decoded.get(record.name) if record is not None else None)
                 out.append((model, record.resource_version if record else 1, record.updated_at if record else time.time(),
                             state, p.controller))
                 shown.add(name)
@@ -145,6 +146,18 @@ def create_app(store: Store, reconciler: Reconciler, settings: Settings) -> Fast
             if kind == POD and name not in shown:
                 out.append((from_json(r.body), r.resource_version, r.updated_at, wire.PodState("Waiting"), None))
         return out
+
+    pods_cache: dict[str, Any] = {"key": None, "items": []}
+
+    def pod_items() -> list[dict[str, Any]]:
+        """Encoded once per observation and store version: listing pods is the hot read (kubecfg polls it)."""
+        with reconciler._lock:
+            leaving = frozenset(reconciler.evicting)
+        key = (id(reconciler.last), _version(store), leaving)
+        if pods_cache["key"] != key:
+            pods_cache["items"] = [encode_pod(i) for i in pods_view()]
+            pods_cache["key"] = key
+        return pods_cache["items"]
 
     def encode_pod(item) -> dict[str, Any]:
         model, rv, created, state, _ = item
@@ -212,16 +225,23 @@ def create_app(store: Store, reconciler: Reconciler, settings: Settings) -> Fast
         return reconciler.metrics.prometheus(ready, len(ms))
 
     @app.get("/api/v1beta1/{resource}")
-    def list_objects(resource: str, labels: str | None = None) -> JSONResponse:
+    def list_objects(resource: str, labels: str | None = None) -> Response:
         kind = kind_of(resource)
         try:
             selector = parse_selector(labels)
         except ValueError as exc:
             raise ApiError(400, str(exc), "Invalid") from None
+        if kind == POD and not selector:
+            pod_items()
+            if pods_cache.get("body_key") != pods_cache["key"]:
+                body = wire.listing(kind, pods_cache["items"], pods_cache["key"][1])
+                pods_cache["body"] = json.dumps(body, separators=(",", ":")).encode()
+                pods_cache["body_key"] = pods_cache["key"]
+            return Response(pods_cache["body"], media_type="application/json")
         if kind == MINION:
             items = minions()
         elif kind == POD:
-            items = [encode_pod(i) for i in pods_view()]
+            items = pod_items()
         else:
             items = [encode_record(r) for r in store.list(kind)]
         items = [i for i in items if selector_admits(selector, i.get("labels") or {})]
@@ -324,11 +344,11 @@ def _short(problem) -> str:
     return text.split(": ", 1)[1] if text.startswith("request body") and ": " in text else text
 
 
-def _pod_model(p: ObservedPod, record: Record | None) -> Pod:
-    if record is not None:
-        obj = from_json(record.body)
-        if isinstance(obj, Pod):
-            return obj
-        return replica(obj, p.name)
+def _pod_model(p: ObservedPod, owner: Object | None) -> Pod:
+    """The pod as its owner describes it; a pod nobody stored is described from what runs."""
+    if isinstance(owner, Pod):
+        return owner
+    if isinstance(owner, ReplicationController):
+        return replica(owner, p.name)
     containers = tuple(Container(c.container, c.image) for c in p.containers if c.container != INFRA)
     return Pod(Meta(p.name, dict(p.labels)), PodSpec(containers or (Container("unknown", "unknown"),)))

@@ -213,7 +213,7 @@ class Reconciler:
             down = frozenset(set(self.memory.lost) - self._answering)
         outcome = converge(objects, nodes, self.inventory, self.state_dir,
                            Options(prune=True, applyset=APPLYSET, lock_timeout=30, allow_pending=True,
-                                   observe_timeout=self.observe_timeout, skip_observe=down, verify=False,
+                                   observe_timeout=self.observe_timeout, skip_observe=down,
                                    roll=False), services=services,
                            evict=evicting, watch=watch)
         with self._lock:

@@ -54,6 +54,9 @@ def test_run_resize_stop_rm_and_a_rolling_update_that_drops_nothing(master, sand
     wait_for(lambda: running(sandbox, "kvrun") == 2 and len(pods_of(sandbox, "kvrun")) == 2, 120, "2 replicas")
     assert kubecfg(master, "resize", "kvrun", "3").returncode == 0
     wait_for(lambda: running(sandbox, "kvrun") == 3, 120, "3 replicas again")
+    # rollingupdate waits for as many pods as it lists at its start: start it when the master lists 3
+    wait_for(lambda: len([r for r in kubecfg(master, "list", "/pods").stdout.splitlines() if "kvrun" in r]) == 3,
+             60, "the master to list 3 pods")
 
     ok, failed, errors = 0, 0, []
     stop = threading.Event()

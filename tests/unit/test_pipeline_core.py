@@ -153,3 +153,47 @@ def test_manifest_values_reach_ansible_as_unsafe_opaque_data():
 def test_model_json_round_trip_is_exact():
     obj = rc(host_port=8080)
     assert from_json(json.loads(json.dumps(to_json(obj)))) == obj
+
+
+def test_without_roll_running_controller_pods_keep_their_spec_and_new_replicas_get_the_new_one():
+    s = schedule([rc(replicas=2)], NODES, [])
+    seen = running(s.placements)
+    changed = rc(image="busybox:2", replicas=3)
+    p = plan(schedule([changed], NODES, seen.running_pods()), seen, roll=False)
+    assert [c["action"] for c in p.changes()] == ["create"]
+    assert p.creates[0].pod.spec.containers[0].image == "busybox:2"
+
+
+def test_an_evicted_pod_frees_its_host_port_before_its_replacement_starts_there():
+    one = [Node("m1", "10.0.0.1", Resources(2000, 4 << 30, 40))]
+    s = schedule([rc(replicas=1, host_port=8080)], one, [])
+    creates = plan(s, Observation({"m1": HostView("m1", True)})).creates
+    body = render_create(creates[0], Settings())
+    containers = [{"Id": c["name"], "Names": ["/" + c["name"]], "Image": "busybox", "Labels": c["body"]["Labels"],
+                   "State": "running"} for c in body["containers"]]
+    seen = Observation({"m1": HostView("m1", True, group_pods("m1", containers))})
+    old = creates[0].name
+    running_now = [p for p in seen.running_pods() if p.name != old]
+    p = plan(schedule([rc(replicas=1, host_port=8080)], one, running_now, retired=[old]), seen, evict=[old])
+    assert len(p.creates) == 1 and p.creates[0].name != old
+    assert [(r.pod, r.first) for r in p.removes] == [(old, True)]
+
+
+def test_services_get_backends_on_dynamic_ports_and_removed_pods_are_drained_first():
+    from cluster_pilot.model import Service, ServicePort
+    from cluster_pilot.proxy import discovery_env
+
+    svc = Service(Meta("web", {}), (ServicePort(8000, 80),), {"app": "web"})
+    s = schedule([rc(replicas=2), svc], NODES, [])
+    p = plan(s, empty(), [svc], {"m1": "10.0.0.1", "m2": "10.0.0.2"})
+    assert all(port.host_port >= 30000 for c in p.creates for port in c.ports)
+    doc = json.loads(p.proxy)
+    assert [(b["address"], b["port"]) for b in doc["services"][0]["backends"]] == sorted(
+        (f"10.0.0.{c.node[-1]}", c.ports[0].host_port) for c in p.creates)
+    assert set(p.proxy_nodes) == {"m1", "m2"}
+    seen = running(s.placements)
+    down = plan(schedule([rc(replicas=1), svc], NODES, seen.running_pods()), seen, [svc])
+    assert len(down.removes) == 1
+    assert len(json.loads(down.proxy)["services"][0]["backends"]) == 1  # the leaving pod is out of the proxy
+    env = dict(discovery_env([svc], "10.0.0.9"))
+    assert env["WEB_SERVICE_HOST"] == "10.0.0.9" and env["WEB_PORT_8000_TCP"] == "tcp://10.0.0.9:8000"
