@@ -56,6 +56,7 @@ class Plan:
     unschedulable: tuple[Unschedulable, ...] = ()
     proxy: str = ""  # the proxy document every minion must serve (see ``proxy``)
     proxy_nodes: tuple[str, ...] = ()  # minions whose proxy differs from it
+    drain: str = ""  # proxy document to switch to before pods that must stop first do (see ``_proxies``)
 
     @property
     def empty(self) -> bool:
@@ -142,8 +143,8 @@ def plan(schedule: Schedule, observation: Observation, services: Sequence[Servic
                 removes.append(_remove(v, "pruned"))
     removes = _free_ports_first(_dedupe(removes), creates, versions)
     creates = _publish(creates, observation, services)
-    document, proxy_nodes = _proxies(creates, removes, observation, services, addresses or {})
-    return Plan(tuple(creates), tuple(removes), tuple(kept), schedule.unschedulable, document, proxy_nodes)
+    document, proxy_nodes, drain = _proxies(creates, removes, observation, services, addresses or {})
+    return Plan(tuple(creates), tuple(removes), tuple(kept), schedule.unschedulable, document, proxy_nodes, drain)
 
 
 def _free_ports_first(removes: list[Remove], creates: Sequence[Create],
@@ -178,18 +179,26 @@ def _publish(creates: list[Create], observation: Observation, services: Sequence
 
 
 def _proxies(creates: Sequence[Create], removes: Sequence[Remove], observation: Observation,
-             services: Sequence[Service], addresses: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
-    """Backends = pods that run and stay, plus pods being created; pods being removed are drained first."""
-    going = {(r.node, r.pod, r.spec_hash) for r in removes}
-    endpoints = [Endpoint(p.name, p.node, addresses.get(p.node, p.node), p.labels, p.ports)
-                 for p in observation.pods
-                 if p.complete and observation.hosts[p.node].reachable and (p.node, p.name, p.spec_hash) not in going]
+             services: Sequence[Service], addresses: Mapping[str, str]) -> tuple[str, tuple[str, ...], str]:
+    """Backends = pods that run and stay, plus pods being created; pods being removed are drained first.
+
+    Also the drain document: when a pod must stop before its replacement starts (it holds a host port the
+    replacement needs), every proxy first loses that backend, before anything stops; "" when none must.
+    """
+    def running(excluded: set[tuple[str, str, str]]) -> list[Endpoint]:
+        return [Endpoint(p.name, p.node, addresses.get(p.node, p.node), p.labels, p.ports)
+                for p in observation.pods
+                if p.complete and observation.hosts[p.node].reachable and (p.node, p.name, p.spec_hash) not in excluded]
+
+    endpoints = running({(r.node, r.pod, r.spec_hash) for r in removes})
     endpoints += [Endpoint(c.name, c.node, addresses.get(c.node, c.node), c.pod.meta.labels, c.ports) for c in creates]
     document = proxy_document(proxied(services, endpoints))
     wanted = document_hash(document)
     stale = tuple(sorted(n for n, v in observation.hosts.items()
                          if v.reachable and v.proxy != wanted and (services or v.proxy is not None)))
-    return document, stale
+    first = {(r.node, r.pod, r.spec_hash) for r in removes if r.first}
+    drain = proxy_document(proxied(services, running(first))) if first and services else ""
+    return document, stale, drain
 
 
 def _remove(v: ObservedPod, reason: str, first: bool = False) -> Remove:

@@ -153,6 +153,7 @@ class Rendered:
     hosts: Mapping[str, Mapping[str, list]]
     proxy_hosts: tuple[str, ...]
     proxy_document: str
+    drain_document: str = ""  # switched to on every proxy host before the remove-first phase
 
 
 def render(plan: Plan, services: Sequence[Service] = (), addresses: Mapping[str, str] | None = None,
@@ -169,7 +170,10 @@ def render(plan: Plan, services: Sequence[Service] = (), addresses: Mapping[str,
                                settings.batches),
             "remove": _batches([render_remove(r) for r in rs if not r.first], settings.batches),
         }
-    return Rendered(out, plan.proxy_nodes, plan.proxy)
+    drain_hosts = tuple(sorted(set(plan.proxy_nodes) | {r.node for r in plan.removes})) if plan.drain else ()
+    for node in drain_hosts:
+        out.setdefault(node, {"remove_first": [], "create": [], "remove": []})
+    return Rendered(out, tuple(sorted(set(plan.proxy_nodes) | set(drain_hosts))), plan.proxy, plan.drain)
 
 
 def action_count(rendered: Rendered, host: str) -> int:
@@ -216,5 +220,8 @@ def playbook_vars(rendered: Rendered) -> dict[str, Any]:
                     for phase, batches in phases.items()} for host, phases in rendered.hosts.items()}
     for host in hosts:
         hosts[host]["proxy"] = host in rendered.proxy_hosts
+        hosts[host]["drain"] = bool(rendered.drain_document) and host in rendered.proxy_hosts
+    drain = rendered.drain_document or rendered.proxy_document
     return {"cp_hosts": hosts, "cp_proxy": json.loads(rendered.proxy_document or '{"services": []}'),
-            "cp_proxy_json": rendered.proxy_document}
+            "cp_proxy_json": rendered.proxy_document,
+            "cp_drain": json.loads(drain or '{"services": []}'), "cp_drain_json": drain}

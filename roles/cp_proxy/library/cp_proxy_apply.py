@@ -57,7 +57,7 @@ EXAMPLES = r"""
 - name: Converge the service proxy
   cp_proxy_apply:
     config: "{{ lookup('ansible.builtin.template', 'haproxy.cfg.j2') }}"
-    document: "{{ cp_proxy_json }}"
+    document: "{{ cp_proxy_document }}"
     ports: [8080]
     run_script: "{{ lookup('ansible.builtin.template', 'run.j2') }}"
     systemd_unit: "{{ lookup('ansible.builtin.template', 'cp-proxy.service.j2') }}"
