@@ -142,7 +142,7 @@ def plan(schedule: Schedule, observation: Observation, services: Sequence[Servic
             elif prune_applyset is not None and v.applyset == prune_applyset:
                 removes.append(_remove(v, "pruned"))
     removes = _free_ports_first(_dedupe(removes), creates, versions)
-    creates = _publish(creates, observation, services)
+    creates = _publish(creates, removes, observation, services)
     document, proxy_nodes, drain = _proxies(creates, removes, observation, services, addresses or {})
     return Plan(tuple(creates), tuple(removes), tuple(kept), schedule.unschedulable, document, proxy_nodes, drain)
 
@@ -158,21 +158,34 @@ def _free_ports_first(removes: list[Remove], creates: Sequence[Create],
             needed.get(r.node, set()) else r for r in removes]
 
 
-def _publish(creates: list[Create], observation: Observation, services: Sequence[Service]) -> list[Create]:
-    """Give every declared port a host port: its hostPort, or the lowest free one of the dynamic range.
+def _publish(creates: list[Create], removes: Sequence[Remove], observation: Observation,
+             services: Sequence[Service]) -> list[Create]:
+    """Give every declared port a host port: its hostPort, or a port of the dynamic range.
 
-    Free means not bound on that minion by any pod version (old versions still hold theirs until removed),
-    nor by a service (each listens on every minion), nor by another pod created in this plan.
+    A pod whose old version on the same minion goes first (a broken copy, or one holding host ports) takes
+    over that version's dynamic ports: the proxies then need no change at all, which keeps healing fast.
+    Otherwise the lowest free port: not bound on that minion by any pod version (old versions still hold
+    theirs until removed), nor by a service (each listens on every minion), nor by a pod of this plan.
     """
     reserved = {sp.port for svc in services for sp in svc.ports}
+    first = {(r.node, r.pod, r.spec_hash) for r in removes if r.first}
+    inherited: dict[tuple[str, str], dict[tuple[str, int, str], int]] = {}
     used: dict[str, set[int]] = {}
     for p in observation.pods:
+        if (p.node, p.name, p.spec_hash) in first:
+            inherited.setdefault((p.node, p.name), {}).update(
+                {(q.container, q.container_port, q.protocol): q.host_port for q in p.ports})
         used.setdefault(p.node, set(reserved)).update(port for port, _ in p.host_ports)
     for c in creates:
         used.setdefault(c.node, set(reserved)).update(port for port, _ in c.pod.spec.host_ports)
     out = []
     for c in sorted(creates, key=lambda c: (c.node, c.name)):
-        ports = tuple(Published(k.name, p.container_port, p.protocol, p.host_port or free_port(used[c.node]), p.name)
+        before = inherited.get((c.node, c.name), {})
+
+        def port_for(container: str, p) -> int:
+            return p.host_port or before.get((container, p.container_port, p.protocol)) or free_port(used[c.node])
+
+        ports = tuple(Published(k.name, p.container_port, p.protocol, port_for(k.name, p), p.name)
                       for k in c.pod.spec.containers for p in k.ports)
         out.append(replace(c, ports=ports))
     return out
@@ -196,7 +209,8 @@ def _proxies(creates: Sequence[Create], removes: Sequence[Remove], observation: 
     wanted = document_hash(document)
     stale = tuple(sorted(n for n, v in observation.hosts.items()
                          if v.reachable and v.proxy != wanted and (services or v.proxy is not None)))
-    first = {(r.node, r.pod, r.spec_hash) for r in removes if r.first}
+    serving = {(p.node, p.name, p.spec_hash) for p in observation.pods if p.complete}
+    first = {(r.node, r.pod, r.spec_hash) for r in removes if r.first} & serving  # a broken pod serves nothing
     drain = proxy_document(proxied(services, running(first))) if first and services else ""
     return document, stale, drain
 

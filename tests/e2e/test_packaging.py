@@ -26,7 +26,7 @@ SHIPPED = [
     "cluster_pilot/roles/cp_pods/library/cp_pods.py",
     "cluster_pilot/roles/cp_pods/tasks/main.yml",
     "cluster_pilot/roles/cp_proxy/tasks/main.yml",
-    "cluster_pilot/roles/cp_proxy/handlers/main.yml",
+    "cluster_pilot/roles/cp_proxy/library/cp_proxy_apply.py",
     "cluster_pilot/roles/cp_proxy/templates/haproxy.cfg.j2",
     "cluster_pilot/schemas/v1beta1/Pod.json",
     "cluster_pilot/schemas/v1/Pod.json",

@@ -11,7 +11,6 @@ from cluster_pilot.model import (Container, EnvVar, Meta, Node, Pod, PodSpec, Po
 from cluster_pilot.observe import HostView, Observation, group_pods
 from cluster_pilot.planner import plan, spec_hash
 from cluster_pilot.render import Settings, container_name, playbook_vars, render, render_create, unsafe_yaml
-from cluster_pilot.planner import Create
 from cluster_pilot.scheduler import schedule
 
 NODES = [Node(f"m{i}", f"10.0.0.{i}", Resources(2000, 4 << 30, 40), {"zone": "a"}) for i in (1, 2)]
@@ -197,3 +196,23 @@ def test_services_get_backends_on_dynamic_ports_and_removed_pods_are_drained_fir
     assert len(json.loads(down.proxy)["services"][0]["backends"]) == 1  # the leaving pod is out of the proxy
     env = dict(discovery_env([svc], "10.0.0.9"))
     assert env["WEB_SERVICE_HOST"] == "10.0.0.9" and env["WEB_PORT_8000_TCP"] == "tcp://10.0.0.9:8000"
+
+
+def test_a_broken_pod_is_recreated_on_its_old_dynamic_port_so_no_proxy_changes():
+    from cluster_pilot.model import Service, ServicePort
+    from cluster_pilot.proxy import document_hash
+
+    svc = Service(Meta("web", {}), (ServicePort(8000, 80),), {"app": "web"})
+    first = plan(schedule([rc(replicas=1), svc], NODES, []), empty(), [svc])
+    body = render_create(first.creates[0], Settings())
+    node = first.creates[0].node
+    healthy = [{"Id": c["name"], "Names": ["/" + c["name"]], "Image": "busybox", "Labels": c["body"]["Labels"],
+                "State": "running"} for c in body["containers"]]
+    broken = [c for c in healthy if c["Labels"]["io.cluster-pilot.container"] == "POD"]  # app container removed
+    hosts = {n.name: HostView(n.name, True, proxy=document_hash(first.proxy)) for n in NODES}
+    hosts[node] = HostView(node, True, group_pods(node, broken), proxy=document_hash(first.proxy))
+    seen = Observation(hosts)
+    heal = plan(schedule([rc(replicas=1), svc], NODES, seen.running_pods()), seen, [svc])
+    assert len(heal.creates) == 1 and heal.removes[0].first
+    assert heal.creates[0].ports == first.creates[0].ports
+    assert heal.proxy_nodes == () and heal.drain == ""  # same backend address: the proxies stay as they are

@@ -13,7 +13,7 @@ from cluster_pilot.cli.plan import as_text, exit_code
 from cluster_pilot.pipeline import empty_fleet
 from cluster_pilot.planner import plan as make_plan
 from cluster_pilot.scheduler import schedule
-from tests.unit.scheduler_builders import node, pod, rc, running
+from tests.unit.scheduler_builders import node, pod, rc
 
 INVENTORY = """\
 minions:
