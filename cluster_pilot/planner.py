@@ -78,7 +78,7 @@ class Plan:
             if (r.node, r.pod) not in replaced:
                 out.append({"action": "remove", "pod": r.pod, "node": r.node, "reason": r.reason})
         out += [{"action": "proxy", "pod": "", "node": n} for n in self.proxy_nodes]
-        return sorted(out, key=lambda d: (d["pod"], d["node"], d["action"]))
+        return sorted(out, key=lambda d: (d["action"] == "proxy", d["pod"], d["node"], d["action"]))
 
 
 def plan(schedule: Schedule, observation: Observation, services: Sequence[Service] = (),

@@ -107,3 +107,17 @@ def test_down_removes_everything_it_created_and_nothing_else(tmp_path, sandbox):
     assert not own.inventory.exists() and not own.key.exists()
     still = client.containers.list(all=True, filters={"label": f"io.cluster-pilot.sandbox={sandbox.id}"})
     assert sorted(c.id for c in still) == sorted(c.id for c in other)
+
+
+def test_push_makes_a_local_image_runnable_on_every_minion(sandbox_home, sandbox):
+    client = docker.from_env()
+    seed = next(i for i in client.images.list() if any(t.startswith("cluster-pilot/seed-busybox:") for t in i.tags))
+    seed.tag("cp-e2e-pushed", "v1")
+    try:
+        out = cli("sandbox", "push", "cp-e2e-pushed:v1", home=sandbox_home)
+        assert "library/cp-e2e-pushed:v1" in out.stderr
+        for m in sandbox.status()[:MINIONS]:
+            proc = ssh(sandbox, m.address, "docker run --rm cp-e2e-pushed:v1 echo pushed-ok")
+            assert proc.returncode == 0 and proc.stdout.strip() == "pushed-ok", proc.stderr
+    finally:
+        client.images.remove("cp-e2e-pushed:v1", noprune=True)
