@@ -281,7 +281,7 @@ def create_app(store: Store, reconciler: Reconciler, settings: Settings) -> Fast
         obj = parse_body(raw, kind, name)
         expect = _resource_version(raw)
         try:
-            store.get(kind, name)
+            obj = wire.carry_over(from_json(store.get(kind, name).body), obj)
         except NotFound:
             raise ApiError(404, f"{resource} {name!r} not found", "NotFound") from None
         try:

@@ -8,7 +8,7 @@ Reading goes through the manifests package (lenient mode): the same validation a
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping
 
 from cluster_pilot.model import (POD, REPLICATION_CONTROLLER, SERVICE, Container, Object, Pod, PodSpec,
@@ -148,3 +148,37 @@ def status(code: int, message: str, reason: str | None = None, details: Mapping[
     if details:
         out["details"] = dict(details)
     return out
+
+
+def carry_over(stored: Object, incoming: Object) -> Object:
+    """What a v1beta1 body cannot say, kept from the stored object where the body left it as it was read.
+
+    A 2014 client updates by reading an object in v1beta1, changing a field and writing it back (``resize``,
+    ``stop``, ``rollingupdate``). v1beta1 has no annotations, one ``cpu``/``memory`` (the limit) and one
+    ``command``; an object made from a v1 manifest would lose its request/limit split and its args split.
+    """
+    if incoming.meta.api_version != API_VERSION or stored.meta.api_version == API_VERSION:
+        return incoming
+    meta = incoming.meta if incoming.meta.annotations else replace(incoming.meta, annotations=stored.meta.annotations)
+    if isinstance(stored, ReplicationController) and isinstance(incoming, ReplicationController):
+        spec = _carry_spec(stored.template.spec, incoming.template.spec)
+        return replace(incoming, meta=meta, template=replace(incoming.template, spec=spec))
+    if isinstance(stored, Pod) and isinstance(incoming, Pod):
+        return replace(incoming, meta=meta, spec=_carry_spec(stored.spec, incoming.spec))
+    return replace(incoming, meta=meta)
+
+
+def _carry_spec(stored: PodSpec, incoming: PodSpec) -> PodSpec:
+    before = {c.name: c for c in stored.containers}
+    containers = []
+    for c in incoming.containers:
+        old = before.get(c.name)
+        if old is not None:
+            if c.cpu_millis == (old.cpu_limit_millis or old.cpu_millis) and not c.cpu_limit_millis:
+                c = replace(c, cpu_millis=old.cpu_millis, cpu_limit_millis=old.cpu_limit_millis)
+            if c.memory_bytes == (old.memory_limit_bytes or old.memory_bytes) and not c.memory_limit_bytes:
+                c = replace(c, memory_bytes=old.memory_bytes, memory_limit_bytes=old.memory_limit_bytes)
+            if c.command == (*old.command, *old.args) and not c.args:
+                c = replace(c, command=old.command, args=old.args)
+        containers.append(c)
+    return replace(incoming, containers=tuple(containers))

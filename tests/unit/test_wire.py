@@ -1,0 +1,45 @@
+"""A 2014 client's read-modify-write keeps what v1beta1 cannot say about an object made from a v1 manifest."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from cluster_pilot.manifests import normalise_object
+from cluster_pilot.master import wire
+from cluster_pilot.model import Container, Meta, PodSpec, PodTemplate, ReplicationController
+
+
+def v1_controller() -> ReplicationController:
+    c = Container("app", "busybox", ("sh", "-c"), ("sleep 1d",), cpu_millis=100, cpu_limit_millis=500,
+                  memory_bytes=64 << 20, memory_limit_bytes=128 << 20)
+    return ReplicationController(Meta("web", {"app": "web"}, {"team": "a"}, api_version="v1"), 3, {"app": "web"},
+                                 PodTemplate({"app": "web"}, PodSpec((c,))))
+
+
+def test_resize_through_v1beta1_keeps_requests_limits_args_and_annotations():
+    stored = v1_controller()
+    read = wire.controller(stored, 5, 0.0)
+    read["desiredState"]["replicas"] = 1  # what `kubecfg resize web 1` sends back
+    incoming = normalise_object(read, "request body", kind_hint="ReplicationController", lenient=True)
+    merged = wire.carry_over(stored, incoming)
+    assert merged.replicas == 1
+    assert merged.template.spec == stored.template.spec
+    assert merged.meta.annotations == {"team": "a"}
+
+
+def test_a_changed_value_wins_over_the_stored_one():
+    stored = v1_controller()
+    read = wire.controller(stored, 5, 0.0)
+    read["desiredState"]["podTemplate"]["desiredState"]["manifest"]["containers"][0]["image"] = "busybox:2"
+    read["desiredState"]["podTemplate"]["desiredState"]["manifest"]["containers"][0]["cpu"] = 250
+    incoming = normalise_object(read, "request body", kind_hint="ReplicationController", lenient=True)
+    merged = wire.carry_over(stored, incoming)
+    c = merged.template.spec.containers[0]
+    assert c.image == "busybox:2" and (c.cpu_millis, c.cpu_limit_millis) != (100, 500)
+    assert (c.memory_bytes, c.memory_limit_bytes) == (64 << 20, 128 << 20)  # untouched: kept
+
+
+def test_objects_made_in_v1beta1_are_taken_as_sent():
+    stored = replace(v1_controller(), meta=replace(v1_controller().meta, api_version="v1beta1"))
+    incoming = replace(stored, replicas=2)
+    assert wire.carry_over(stored, incoming) is incoming
