@@ -14,10 +14,10 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from cluster_pilot.model import LABEL_CONTAINER, LABEL_CONTROLLER, LABEL_POD, LABEL_PREFIX, LABEL_SPEC_HASH, Node
-from cluster_pilot.proxy import Published
+from cluster_pilot.proxy import Endpoint, Published
 from cluster_pilot.scheduler import RunningPod
 
 PROXY_DOCUMENT = "/etc/cluster-pilot/proxy.json"
@@ -128,6 +128,21 @@ class Observation:
     @property
     def pods(self) -> tuple[ObservedPod, ...]:
         return tuple(p for h in self.hosts.values() for p in h.pods)
+
+    def current(self) -> dict[str, ObservedPod]:
+        """One version per pod name, a complete one where there is (what listings show)."""
+        out: dict[str, ObservedPod] = {}
+        for p in self.pods:
+            if p.name not in out or (p.complete and not out[p.name].complete):
+                out[p.name] = p
+        return out
+
+    def endpoints(self, addresses: Mapping[str, str],
+                  excluded: Iterable[tuple[str, str, str]] = ()) -> list[Endpoint]:
+        """Pods able to serve (complete, on an answering minion), but for ``excluded`` (node, pod, spec hash)."""
+        skip = set(excluded)
+        return [Endpoint(p.name, p.node, addresses.get(p.node, p.node), p.labels, p.ports) for p in self.pods
+                if p.complete and self.hosts[p.node].reachable and (p.node, p.name, p.spec_hash) not in skip]
 
     def running_pods(self) -> list[RunningPod]:
         """The scheduler's view: one entry per pod name per host (the newest version when a replace was cut)."""

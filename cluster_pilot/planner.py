@@ -198,12 +198,7 @@ def _proxies(creates: Sequence[Create], removes: Sequence[Remove], observation: 
     Also the drain document: when a pod must stop before its replacement starts (it holds a host port the
     replacement needs), every proxy first loses that backend, before anything stops; "" when none must.
     """
-    def running(excluded: set[tuple[str, str, str]]) -> list[Endpoint]:
-        return [Endpoint(p.name, p.node, addresses.get(p.node, p.node), p.labels, p.ports)
-                for p in observation.pods
-                if p.complete and observation.hosts[p.node].reachable and (p.node, p.name, p.spec_hash) not in excluded]
-
-    endpoints = running({(r.node, r.pod, r.spec_hash) for r in removes})
+    endpoints = observation.endpoints(addresses, {(r.node, r.pod, r.spec_hash) for r in removes})
     endpoints += [Endpoint(c.name, c.node, addresses.get(c.node, c.node), c.pod.meta.labels, c.ports) for c in creates]
     document = proxy_document(proxied(services, endpoints))
     wanted = document_hash(document)
@@ -211,7 +206,7 @@ def _proxies(creates: Sequence[Create], removes: Sequence[Remove], observation: 
                          if v.reachable and v.proxy != wanted and (services or v.proxy is not None)))
     serving = {(p.node, p.name, p.spec_hash) for p in observation.pods if p.complete}
     first = {(r.node, r.pod, r.spec_hash) for r in removes if r.first} & serving  # a broken pod serves nothing
-    drain = proxy_document(proxied(services, running(first))) if first and services else ""
+    drain = proxy_document(proxied(services, observation.endpoints(addresses, first))) if first and services else ""
     return document, stale, drain
 
 

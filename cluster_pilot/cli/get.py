@@ -15,7 +15,7 @@ from cluster_pilot.errors import UserError
 from cluster_pilot.home import state_dir
 from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, from_json, selector_admits, selector_matches
 from cluster_pilot.observe import Observation, observe
-from cluster_pilot.proxy import Endpoint, proxied
+from cluster_pilot.proxy import proxied
 from cluster_pilot.quantity import format_bytes, format_cpu
 
 # a pipe or a file gets whole rows, never rows wrapped to 80 columns
@@ -33,12 +33,7 @@ def _table(columns: list[str], rows: list[list[str]]) -> None:
 
 def pod_rows(seen: Observation, addresses: dict[str, str]) -> list[dict[str, Any]]:
     rows = []
-    newest: dict[str, Any] = {}
-    for p in seen.pods:
-        if p.name in newest and newest[p.name].complete and not p.complete:
-            continue
-        newest[p.name] = p
-    for p in sorted(newest.values(), key=lambda p: p.name):
+    for p in sorted(seen.current().values(), key=lambda p: p.name):
         rows.append({
             "id": p.name, "images": [c.image for c in p.containers if c.container != "POD"],
             "host": p.node, "hostIP": addresses.get(p.node, ""), "labels": dict(p.labels), "status": p.status,
@@ -56,9 +51,7 @@ def collect(kind: str, inventory) -> list[dict[str, Any]]:
     addresses = {n.name: n.address for n in nodes}
     if kind == SERVICE:
         services = [from_json(r.body) for r in store.list(SERVICE)]
-        endpoints = [Endpoint(p.name, p.node, addresses.get(p.node, p.node), p.labels, p.ports)
-                     for p in seen.pods if p.complete and seen.hosts[p.node].reachable]
-        backends = {(ps.name, ps.port): ps.backends for ps in proxied(services, endpoints)}
+        backends = {(ps.name, ps.port): ps.backends for ps in proxied(services, seen.endpoints(addresses))}
         return [{"id": svc.meta.name, "labels": dict(svc.meta.labels), "selector": dict(svc.selector),
                  "ports": [p.port for p in svc.ports],
                  "endpoints": [{"pod": b.pod, "node": b.node, "address": f"{b.address}:{b.port}", "port": sp.port}

@@ -121,10 +121,7 @@ def create_app(store: Store, reconciler: Reconciler, settings: Settings) -> Fast
         shown: set[str] = set()
         decoded: dict[str, Object] = {}  # each record decoded once, not once per pod
         if seen is not None:
-            newest: dict[str, ObservedPod] = {}
-            for p in seen.pods:
-                if p.name not in newest or (p.complete and not newest[p.name].complete):
-                    newest[p.name] = p
+            newest = seen.current()
             with reconciler._lock:
                 leaving = set(reconciler.evicting)  # deleted through the API: gone for clients at once
             for name in sorted(newest):
