@@ -129,6 +129,11 @@ class Observation:
     def pods(self) -> tuple[ObservedPod, ...]:
         return tuple(p for h in self.hosts.values() for p in h.pods)
 
+    @property
+    def unreachable(self) -> dict[str, str]:
+        """Hosts that did not answer, with why."""
+        return {n: v.error for n, v in self.hosts.items() if not v.reachable}
+
     def current(self) -> dict[str, ObservedPod]:
         """One version per pod name, a complete one where there is (what listings show)."""
         out: dict[str, ObservedPod] = {}

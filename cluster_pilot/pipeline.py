@@ -116,8 +116,7 @@ def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, 
 
     hooks.phase("observing")
     seen, sched, todo = look_now()
-    unreachable = {n: v.error for n, v in seen.hosts.items() if not v.reachable}
-    outcome = Outcome(seen, sched, todo, unreachable=unreachable)
+    outcome = Outcome(seen, sched, todo, unreachable=seen.unreachable)
     if sched.unschedulable and not options.allow_pending:
         outcome.blocked = True
         return outcome
@@ -130,7 +129,7 @@ def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, 
         lock.acquire(options.lock_timeout, hooks.lock_wait)
         hooks.phase("observing")
         seen, sched, todo = look_now()  # the truth may have moved while we waited
-        outcome = Outcome(seen, sched, todo, unreachable={n: v.error for n, v in seen.hosts.items() if not v.reachable})
+        outcome = Outcome(seen, sched, todo, unreachable=seen.unreachable)
         if sched.unschedulable and not options.allow_pending:
             outcome.blocked = True
             return outcome
@@ -143,5 +142,5 @@ def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, 
         if options.verify:
             hooks.phase("verifying")
             after, _, outcome.remaining = look_now()
-            outcome.unreachable = {n: v.error for n, v in after.hosts.items() if not v.reachable}
+            outcome.unreachable = after.unreachable
     return outcome

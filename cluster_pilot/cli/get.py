@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -14,7 +15,9 @@ from cluster_pilot.cli.options import (MINION, emit, format_labels, inventory_op
 from cluster_pilot.errors import UserError
 from cluster_pilot.home import state_dir
 from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, from_json, selector_admits, selector_matches
+from cluster_pilot.model import Node
 from cluster_pilot.observe import Observation, observe
+from cluster_pilot.store import SQLiteStore
 from cluster_pilot.proxy import proxied
 from cluster_pilot.quantity import format_bytes, format_cpu
 
@@ -43,11 +46,24 @@ def pod_rows(seen: Observation, addresses: dict[str, str]) -> list[dict[str, Any
     return rows
 
 
-def collect(kind: str, inventory) -> list[dict[str, Any]]:
-    """The rows of ``get KIND``, from one observation of the fleet and the store."""
+@dataclass(frozen=True)
+class View:
+    """One observation of the fleet beside the store: every listing of one command reads the same one."""
+
+    store: SQLiteStore
+    nodes: list[Node]
+    seen: Observation
+
+
+def look(inventory) -> View:
     _, store = open_state()
     _, nodes = load_nodes(inventory)
-    seen = observe(nodes, state_dir())
+    return View(store, nodes, observe(nodes, state_dir()))
+
+
+def collect(kind: str, view: View) -> list[dict[str, Any]]:
+    """The rows of ``get KIND``."""
+    store, nodes, seen = view.store, view.nodes, view.seen
     addresses = {n.name: n.address for n in nodes}
     if kind == SERVICE:
         services = [from_json(r.body) for r in store.list(SERVICE)]
@@ -121,7 +137,8 @@ def get(kind, name, selector, output, inventory) -> int:
     """List pods, replicationControllers (rc), services (svc) or minions (no)."""
     k = kind_of(kind)
     terms = parse_selector(selector)
-    rows = [r for r in collect(k, inventory) if (name is None or r["id"] == name) and selector_admits(terms, r["labels"])]
+    rows = [r for r in collect(k, look(inventory))
+            if (name is None or r["id"] == name) and selector_admits(terms, r["labels"])]
     if name is not None and not rows:
         raise UserError(f"{kind} {name!r} not found")
     if output in ("json", "yaml"):
@@ -142,19 +159,19 @@ def get(kind, name, selector, output, inventory) -> int:
 def describe(kind, name, inventory) -> int:
     """Everything about one object: what was asked, what runs, recent history."""
     k = kind_of(kind)
-    rows = [r for r in collect(k, inventory) if r["id"] == name]
+    view = look(inventory)
+    rows = [r for r in collect(k, view) if r["id"] == name]
     if not rows:
         raise UserError(f"{kind} {name!r} not found")
     emit(rows[0], "yaml")
     if k in (POD, REPLICATION_CONTROLLER, SERVICE):
-        _, store = open_state()
-        history = store.history(k, name, limit=10)
+        history = view.store.history(k, name, limit=10)
         if history:
             click.echo("history:")
             for h in history:
                 click.echo(f"  - {h['verb']} (resourceVersion {h['resource_version']}, by {h['actor'] or '?'})")
         if k == REPLICATION_CONTROLLER:
-            pods = [p for p in collect(POD, inventory) if p["controller"] == name]
+            pods = [p for p in collect(POD, view) if p["controller"] == name]
             click.echo("pods:")
             for p in pods:
                 click.echo(f"  - {p['id']} on {p['host']} ({p['status']})")

@@ -39,7 +39,7 @@ def plan(paths, inventory, kind, assume_empty, prune, applyset, output, allow_pe
     options = Options(prune=prune, applyset=applyset)
     seen, sched, todo = look(objects, services, nodes, home, options, seen=empty_fleet(nodes) if assume_empty else None)
     click.echo(as_json(todo, sched) if output == "json" else as_text(todo, sched))
-    unreachable = sorted(n for n, v in seen.hosts.items() if not v.reachable)
+    unreachable = sorted(seen.unreachable)
     if unreachable:
         click.echo(f"cluster-pilot: not reachable: {', '.join(unreachable)}", err=True)
     if sched.unschedulable and not allow_pending:

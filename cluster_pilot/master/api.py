@@ -160,10 +160,16 @@ def create_app(store: Store, reconciler: Reconciler, settings: Settings) -> Fast
         model, rv, created, state, _ = item
         return wire.pod(model, rv, created, state)
 
-    def encode_record(r: Record) -> dict[str, Any]:
+    def encode_records(records: list[Record]) -> list[dict[str, Any]]:
+        """Controllers count their running pods: one walk over the pods for the whole list, not one each."""
+        pods = pods_view() if any(r.kind == REPLICATION_CONTROLLER for r in records) else []
+        return [encode_record(r, pods) for r in records]
+
+    def encode_record(r: Record, pods: list | None = None) -> dict[str, Any]:
         obj = from_json(r.body)
         if r.kind == REPLICATION_CONTROLLER:
-            running = sum(1 for m, *_rest, owner in pods_view() if owner == r.name or
+            pods = pods_view() if pods is None else pods
+            running = sum(1 for m, *_rest, owner in pods if owner == r.name or
                           (owner is None and selector_matches(obj.selector, m.meta.labels)))
             return wire.controller(obj, r.resource_version, r.updated_at, running)
         if r.kind == SERVICE:
@@ -240,7 +246,7 @@ def create_app(store: Store, reconciler: Reconciler, settings: Settings) -> Fast
         elif kind == POD:
             items = pod_items()
         else:
-            items = [encode_record(r) for r in store.list(kind)]
+            items = encode_records(store.list(kind))
         items = [i for i in items if selector_admits(selector, i.get("labels") or {})]
         return JSONResponse(wire.listing(kind, items, _version(store)))
 
