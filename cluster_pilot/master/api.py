@@ -13,7 +13,7 @@ import base64
 import hmac
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -348,10 +348,14 @@ def _short(problem) -> str:
 
 
 def _pod_model(p: ObservedPod, owner: Object | None) -> Pod:
-    """The pod as its owner describes it; a pod nobody stored is described from what runs."""
-    if isinstance(owner, Pod):
-        return owner
-    if isinstance(owner, ReplicationController):
-        return replica(owner, p.name)
-    containers = tuple(Container(c.container, c.image) for c in p.containers if c.container != INFRA)
+    """The pod as its owner describes it, with the images it runs: an older version of a controller's pod
+    (before ``rollingupdate`` reaches it) is listed with its own image, not the template's new one. A pod
+    nobody stored is described from what runs."""
+    running = {c.container: c.image for c in p.containers if c.container != INFRA and c.image}
+    if isinstance(owner, (Pod, ReplicationController)):
+        model = owner if isinstance(owner, Pod) else replica(owner, p.name)
+        containers = tuple(replace(c, image=running.get(c.name, c.image)) for c in model.spec.containers)
+        return model if containers == model.spec.containers else replace(
+            model, spec=replace(model.spec, containers=containers))
+    containers = tuple(Container(name, image) for name, image in running.items())
     return Pod(Meta(p.name, dict(p.labels)), PodSpec(containers or (Container("unknown", "unknown"),)))

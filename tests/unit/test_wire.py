@@ -43,3 +43,24 @@ def test_objects_made_in_v1beta1_are_taken_as_sent():
     stored = replace(v1_controller(), meta=replace(v1_controller().meta, api_version="v1beta1"))
     incoming = replace(stored, replicas=2)
     assert wire.carry_over(stored, incoming) is incoming
+
+
+def test_a_listed_pod_shows_the_image_it_runs_not_the_template_it_will_get():
+    from cluster_pilot.master.api import _pod_model
+    from cluster_pilot.observe import ObservedContainer, ObservedPod
+
+    def observed(image: str) -> ObservedPod:
+        containers = (ObservedContainer("i", "x", "web-1", "POD", "h", "running", "pause"),
+                      ObservedContainer("a", "y", "web-1", "app", "h", "running", image))
+        return ObservedPod("web-1", "m1", "h", "web", "ReplicationController", {"app": "web"}, containers,
+                           ("POD", "app"))
+
+    updated = replace(v1_controller(), template=PodTemplate(
+        {"app": "web"}, PodSpec((replace(v1_controller().template.spec.containers[0], image="busybox:2"),))))
+    old = _pod_model(observed("busybox"), updated)  # rollingupdate has not reached this pod yet
+    assert [c.image for c in old.spec.containers] == ["busybox"]
+    assert old.spec.containers[0].args == ("sleep 1d",)  # the rest is the controller's
+    new = _pod_model(observed("busybox:2"), updated)
+    assert new.spec == updated.template.spec
+    unknown = _pod_model(observed("redis"), None)  # nobody stored it: described from what runs
+    assert [(c.name, c.image) for c in unknown.spec.containers] == [("app", "redis")]
