@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -105,7 +106,7 @@ def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], h
         os.chmod(private, 0o700)
         vars_file = private / "cp-vars.yml"
         vars_file.write_text(unsafe_yaml(variables))
-        cancelled = threading.Event()
+        cancelled, finished = threading.Event(), threading.Event()
         thread, runner = ansible_runner.run_async(
             private_data_dir=str(private),
             playbook=str(resource_dir("playbooks") / playbook),
@@ -119,14 +120,16 @@ def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], h
             suppress_env_files=True,
             event_handler=_events(results, progress),
             cancel_callback=cancelled.is_set,
+            finished_callback=lambda _: finished.set(),
         )
         try:
-            while thread.is_alive():
-                thread.join(timeout=0.2)
+            # not thread.join(): a KeyboardInterrupt inside it leaves the thread marked stopped (CPython 3.11)
+            while thread.is_alive() and not finished.wait(0.2):
+                pass
         except KeyboardInterrupt:
-            # Ctrl-C: stop ansible-playbook too (it may not be in our process group), then let it go
+            stop_descendants()
             cancelled.set()
-            thread.join(timeout=30)
+            finished.wait(timeout=30)
             raise
         status = runner.status
         if status != "successful" and all(r.ok for r in results.values()):
@@ -137,6 +140,43 @@ def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], h
         return RunResult(results, status)
     finally:
         shutil.rmtree(private, ignore_errors=True)
+
+
+def descendants(root: int) -> list[int]:
+    """Every live process below ``root``, read whole from /proc (empty without /proc)."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = [e for e in os.scandir("/proc") if e.name.isdigit()]
+    except OSError:
+        return []
+    for entry in entries:
+        try:
+            ppid = int(Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def stop_descendants(root: int | None = None) -> list[int]:
+    """SIGKILL every process below ``root`` (this one by default): ansible-playbook, its workers and their
+    ssh clients. ansible-runner's own cancel kills only ansible-playbook's process group, but each worker
+    runs in a session of its own: left alone, a worker keeps its SSH session open and the host's module goes on
+    changing containers after Ctrl-C. With the ssh clients gone, the modules see their session close and stop
+    (``cp_pods``). The tree is read whole before anything is killed, so no orphan escapes to init. The SSH
+    control masters have detached (their parent is init) and stay for the next run."""
+    found = descendants(os.getpid() if root is None else root)
+    for pid in found:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return found
 
 
 def converge_hosts(rendered: Rendered, inventory: Path, state_dir: Path,

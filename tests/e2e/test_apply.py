@@ -82,6 +82,18 @@ def _start_apply(home: Path, f: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
 
 
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{pid}: {cmdline[:200]}")
+    return found
+
+
 def _assert_exactly(sandbox, controller: str, replicas: int) -> None:
     pods = pods_of(sandbox, controller)
     assert len(pods) == replicas, sorted(pods)
@@ -99,6 +111,9 @@ def test_sigint_in_the_middle_then_the_next_apply_converges(sandbox_home, sandbo
     _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0 or "apply done" in err
     assert "Traceback" not in err
+    # nothing of the interrupted run goes on behind the next one's back: neither ansible-playbook nor any of
+    # its workers is left (they carry the run's private directory on their command lines)
+    assert not _processes_mentioning(f"{sandbox_home}/cp-run-")
     apply(sandbox_home, f)
     _assert_exactly(sandbox, "sigint", 15)
     cli("delete", "rc/sigint", home=sandbox_home)

@@ -5,6 +5,10 @@ Talks to dockerd over its socket with the standard library only (no Docker SDK n
 works on many pods at once, so a host's whole share of a plan costs one module run, not one task per
 container. Each action is idempotent: a container that exists already (an earlier run cut short) is
 started, not created twice; a container that is gone already counts as removed.
+
+A run whose controller is gone (Ctrl-C, a lost connection) stops before its next Docker change: the module's
+standard output is the pipe to the SSH session, and its far end closing is the sign. Otherwise it would go on
+creating pods that the next apply, already looking at the host, does not know of.
 """
 
 from __future__ import annotations
@@ -80,6 +84,7 @@ failed_pods:
 import http.client
 import json
 import os
+import select
 import shutil
 import socket
 import urllib.parse
@@ -92,6 +97,18 @@ POD_DIR = "/var/lib/cluster-pilot/pods"
 
 class DockerError(Exception):
     pass
+
+
+class Abandoned(Exception):
+    pass
+
+
+def check_controller():
+    """Raise ``Abandoned`` when the reader of our standard output (the controller's session) has gone."""
+    poll = select.poll()
+    poll.register(1, select.POLLERR | select.POLLHUP)
+    if poll.poll(0):
+        raise Abandoned("the controller's session closed: stopped before the next change")
 
 
 class _Conn(http.client.HTTPConnection):
@@ -133,6 +150,7 @@ class Docker:
         return status == 200
 
     def pull(self, image):
+        check_controller()
         name, tag = image, "latest"
         if "@" not in image and ":" in image.rsplit("/", 1)[-1]:
             name, tag = image.rsplit(":", 1)
@@ -146,12 +164,14 @@ class Docker:
                 raise DockerError("pull %s: %s" % (image, doc["error"]))
 
     def run(self, name, body):
+        check_controller()
         status, raw = self.call("POST", "/containers/create", body=body, query={"name": name}, ok=(201, 409))
         ident = json.loads(raw)["Id"] if status == 201 else name
         self.call("POST", "/containers/%s/start" % ident)
         return status == 201
 
     def remove(self, ident):
+        check_controller()
         self.call("POST", "/containers/%s/stop" % ident, query={"t": "2"}, ok=(204, 304, 404), timeout=60)
         self.call("DELETE", "/containers/%s" % ident, query={"force": "1", "v": "1"}, ok=(204, 404), timeout=60)
 
@@ -232,6 +252,8 @@ def main():
             try:
                 future.result()
                 done[kind].append(pod)
+            except Abandoned:
+                failed.append({"pod": pod, "error": "not done: the run was abandoned"})
             except Exception as exc:
                 failed.append({"pod": pod, "error": str(exc)})
 

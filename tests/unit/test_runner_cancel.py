@@ -1,0 +1,54 @@
+"""Ctrl-C during a run stops the whole process tree, including children that made sessions of their own
+(ansible-playbook's workers do, and their ssh clients are below them)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from cluster_pilot.runner import descendants, stop_descendants
+
+# a child in the root's session, and one in a session of its own with a grandchild below it
+TREE = """
+import subprocess, time
+subprocess.Popen(["sleep", "300"])
+subprocess.Popen(["sh", "-c", "sleep 300 & wait"], start_new_session=True)
+print("ready", flush=True)
+time.sleep(300)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait(condition, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)  # poll step of a deadline wait
+
+
+def test_stop_descendants_kills_every_process_below_the_root_and_nothing_else():
+    root = subprocess.Popen([sys.executable, "-c", TREE], stdout=subprocess.PIPE, text=True)
+    try:
+        assert root.stdout.readline().strip() == "ready"
+        _wait(lambda: len(descendants(root.pid)) == 3, "sleep, sh and sh's sleep below the root")
+        below = descendants(root.pid)
+        assert set(stop_descendants(root.pid)) >= set(below)
+        _wait(lambda: not any(_alive(p) for p in below), "every descendant gone after SIGKILL")
+        assert root.poll() is None and _alive(root.pid)  # the root itself is not touched
+        assert _alive(os.getpid())
+    finally:
+        root.kill()
+        root.wait()
+
+
+def test_a_process_without_children_has_no_descendants():
+    assert descendants(2**22 + 12345) == []
