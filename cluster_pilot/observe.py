@@ -9,6 +9,7 @@ shared with the Ansible run that may follow, so the second connection to a host 
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,7 @@ LABEL_PORTS = LABEL_PREFIX + "ports"  # JSON [[container, containerPort, protoco
 LABEL_CONTAINERS = LABEL_PREFIX + "containers"  # JSON list of the pod's container names
 LABEL_APPLYSET = LABEL_PREFIX + "applyset"
 LABEL_KIND = LABEL_PREFIX + "kind"  # kind of the object that owns the pod: Pod or ReplicationController
+LABEL_RESTART = LABEL_PREFIX + "restart-policy"  # the pod's: Always, OnFailure or Never ("" on older pods)
 
 # Runs on each host with its python3: asks dockerd over its socket, prints one JSON document.
 PROBE = r"""
@@ -69,6 +71,7 @@ class ObservedContainer:
     state: str  # Docker's: created, running, restarting, exited, paused, dead
     image: str
     labels: Mapping[str, str] = field(default_factory=dict, compare=False)
+    exit_code: int | None = None  # of an exited container
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class ObservedPod:
     memory_bytes: int = 0
     ports: tuple[Published, ...] = ()
     applyset: str = ""
+    restart_policy: str = ""  # "" on pods made before the label existed: an exited container is final
 
     @property
     def host_ports(self) -> tuple[tuple[int, str], ...]:
@@ -96,11 +100,19 @@ class ObservedPod:
     def complete(self) -> bool:
         """Infra runs and every container exists and was started: dockerd restarts a crashed one itself
         (a crash loop is the pod's own business, not a reason to recreate it); a container never started,
-        dead, or an infra container that is down (its network namespace gone) makes the pod broken."""
+        dead, or an infra container that is down (its network namespace gone) makes the pod broken. So does
+        a container that exited which its restart policy says should run: dockerd does not bring it back (a
+        host that rebooted starts the infra containers, while the others, joining a namespace not yet there,
+        fail once and stay down)."""
         names = {c.container for c in self.containers}
         infra_up = any(c.container == INFRA and c.state in ("running", "restarting") for c in self.containers)
         return infra_up and set(self.expected) <= names and not any(
-            c.state in ("created", "dead", "removing") for c in self.containers)
+            c.state in ("created", "dead", "removing") or self._left_down(c) for c in self.containers)
+
+    def _left_down(self, c: ObservedContainer) -> bool:
+        if c.state != "exited":
+            return False
+        return self.restart_policy == "Always" or (self.restart_policy == "OnFailure" and c.exit_code != 0)
 
     @property
     def status(self) -> str:
@@ -176,7 +188,8 @@ def group_pods(node: str, containers: Sequence[Mapping]) -> tuple[ObservedPod, .
         oc = ObservedContainer(
             id=c["Id"], name=(c.get("Names") or ["/?"])[0].lstrip("/"), pod=labels[LABEL_POD],
             container=labels.get(LABEL_CONTAINER, ""), spec_hash=labels.get(LABEL_SPEC_HASH, ""),
-            state=c.get("State", ""), image=c.get("Image", ""), labels=labels)
+            state=c.get("State", ""), image=c.get("Image", ""), labels=labels,
+            exit_code=_exit_code(c.get("Status", "")))
         groups.setdefault((oc.pod, oc.spec_hash), []).append(oc)
     pods = []
     for (name, spec_hash), members in sorted(groups.items()):
@@ -191,8 +204,16 @@ def group_pods(node: str, containers: Sequence[Mapping]) -> tuple[ObservedPod, .
             cpu_millis=_int(cpu), memory_bytes=_int(mem),
             ports=tuple(Published(str(c), int(cp), str(proto), int(hp), n)
                         for c, cp, proto, hp, n in _json(labels.get(LABEL_PORTS), [])),
-            applyset=labels.get(LABEL_APPLYSET, "")))
+            applyset=labels.get(LABEL_APPLYSET, ""),
+            # a controller's pods always restart, also those made before the label existed
+            restart_policy=labels.get(LABEL_RESTART) or ("Always" if labels.get(LABEL_CONTROLLER) else "")))
     return tuple(pods)
+
+
+def _exit_code(status: str) -> int | None:
+    """From Docker's status text: "Exited (143) 3 seconds ago" -> 143."""
+    m = re.match(r"Exited \((-?\d+)\)", status)
+    return int(m.group(1)) if m else None
 
 
 def _json(text: str | None, default):

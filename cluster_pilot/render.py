@@ -17,7 +17,7 @@ import yaml
 from cluster_pilot.model import (LABEL_CONTAINER, LABEL_CONTROLLER, LABEL_POD, LABEL_SPEC_HASH, POD,
                                  REPLICATION_CONTROLLER, Container, Service, Volume, host_safe_name)
 from cluster_pilot.observe import (INFRA, LABEL_APPLYSET, LABEL_CONTAINERS, LABEL_KIND, LABEL_POD_LABELS, LABEL_PORTS,
-                                   LABEL_REQUESTS)
+                                   LABEL_REQUESTS, LABEL_RESTART)
 from cluster_pilot.planner import Create, Plan, Remove, by_node
 from cluster_pilot.proxy import discovery_env
 
@@ -64,6 +64,7 @@ def _infra_body(create: Create, settings: Settings) -> dict[str, Any]:
         LABEL_PORTS: json.dumps([[p.container, p.container_port, p.protocol, p.host_port, p.name] for p in create.ports]),
         LABEL_CONTAINERS: json.dumps([c.name for c in spec.containers]),
         LABEL_APPLYSET: settings.applyset,
+        LABEL_RESTART: spec.restart_policy,
     }
     return {
         "Image": settings.infra_image,

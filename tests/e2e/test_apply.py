@@ -137,6 +137,21 @@ def test_a_minion_lost_mid_apply_fails_naming_it_and_the_next_apply_converges(sa
     cli("delete", "rc/lost", home=sandbox_home)
 
 
+def test_a_rebooted_minions_pods_are_repaired_by_the_next_apply(sandbox_home, sandbox, tmp_path):
+    """A reboot brings the infra containers back but not the containers joining their namespaces (dockerd
+    starts them in parallel and gives up on those whose namespace is not there yet): apply replaces them."""
+    f = write_manifest(tmp_path / "reboot.json", rc_manifest("reboot", 6))
+    apply(sandbox_home, f)
+    on_3 = {name for name, cs in pods_of(sandbox, "reboot").items() if cs[0]["minion"] == "minion-3"}
+    assert on_3, "spreading puts pods on every minion"
+    cli("sandbox", "stop", "minion-3", home=sandbox_home)
+    cli("sandbox", "start", "minion-3", home=sandbox_home)
+    out = apply(sandbox_home, f).stderr
+    _assert_exactly(sandbox, "reboot", 6)
+    assert "apply done" in out and "no changes" not in out, out
+    cli("delete", "rc/reboot", home=sandbox_home)
+
+
 def test_two_concurrent_applies_take_turns(sandbox_home, sandbox, tmp_path):
     f = write_manifest(tmp_path / "both.json", rc_manifest("both", 6))
     first, second = _start_apply(sandbox_home, f), _start_apply(sandbox_home, f)

@@ -216,3 +216,32 @@ def test_a_broken_pod_is_recreated_on_its_old_dynamic_port_so_no_proxy_changes()
     assert len(heal.creates) == 1 and heal.removes[0].first
     assert heal.creates[0].ports == first.creates[0].ports
     assert heal.proxy_nodes == () and heal.drain == ""  # same backend address: the proxies stay as they are
+
+
+def _pod_after(policy: str, app_state: str, status: str = "", labelled: bool = True, controller: bool = False):
+    spec = PodSpec((Container("app", "busybox", ("true",)),), restart_policy=policy)
+    desired = rc() if controller else Pod(Meta("job", {"app": "job"}), spec)
+    s = schedule([desired], NODES[:1], [])
+    body = render_create(plan(s, empty()).creates[0], Settings())
+    containers = []
+    for c in body["containers"]:
+        labels = dict(c["body"]["Labels"])
+        if not labelled:
+            labels.pop("io.cluster-pilot.restart-policy", None)  # a pod made before the label existed
+        infra = labels["io.cluster-pilot.container"] == "POD"
+        containers.append({"Id": c["name"], "Names": ["/" + c["name"]], "Image": "busybox", "Labels": labels,
+                           "State": "running" if infra else app_state, "Status": "Up 1 second" if infra else status})
+    (pod,) = group_pods("m1", containers)
+    return pod
+
+
+def test_an_exited_container_that_its_policy_says_should_run_makes_the_pod_broken():
+    # a rebooted host: the infra container is back, the app container failed to join it and stays down
+    assert not _pod_after("Always", "exited", "Exited (143) 3 seconds ago").complete
+    assert not _pod_after("Always", "exited", "Exited (143) 3 seconds ago", controller=True, labelled=False).complete
+    assert not _pod_after("OnFailure", "exited", "Exited (1) 2 seconds ago").complete
+    assert _pod_after("OnFailure", "exited", "Exited (0) 2 seconds ago").complete  # done, as asked
+    assert _pod_after("Never", "exited", "Exited (1) 2 seconds ago").complete  # final, as asked
+    assert _pod_after("Always", "restarting", "Restarting (1) 1 second ago").complete  # dockerd is on it
+    assert _pod_after("Always", "exited", "Exited (143) 3 seconds ago", labelled=False).complete  # older bare pod
+    assert _pod_after("Always", "running", "Up 2 seconds").complete
