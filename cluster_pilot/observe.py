@@ -90,7 +90,7 @@ class ObservedPod:
     memory_bytes: int = 0
     ports: tuple[Published, ...] = ()
     applyset: str = ""
-    restart_policy: str = ""  # "" on pods made before the label existed: an exited container is final
+    restart_policy: str = ""  # "" on bare pods made before the label existed: an exited container is final
 
     @property
     def host_ports(self) -> tuple[tuple[int, str], ...]:
