@@ -21,7 +21,8 @@ all it can. The default leaves this machine room for wrk and the proxies even in
 busy this machine's CPUs were, and a note says when they, not the pods' limit, were the bound. With
 ``--pod-cpu 0`` the pods are unlimited and wrk, the proxies and every pod share this machine's CPUs: the
 ratios then compare the proxy's CPU per request with the pod's and the client's, not the throughput a backend
-gets (on 2 cores, with busybox ``httpd`` forking per connection, the hop costs about 20%).
+gets (on 2 cores, with busybox ``httpd`` forking per connection, the hop costs about 20%); at those rates
+``--duration 2`` keeps runs clear of the local port limit below.
 
 Load is 8 connections per backend by default: busybox ``httpd`` listens with a backlog of 9, and past it SYNs
 are dropped and retried after 1 s, which measures the kernel's retry timer on both paths rather than the
@@ -33,11 +34,15 @@ the hop adds.
 Fresh ports per run: busybox ``httpd`` answers ``Connection: close``, so every request is a new TCP
 connection, and wrk, closing first, leaves it in TIME_WAIT on this machine for 60 s. Connections to one
 address:port can then use only so many local ports (about half the ephemeral range: ~14,000 with Linux's
-defaults); past that a client waits for TIME_WAIT to expire and a run measures that wait (~230 req/s), not
-the proxy. So the pod runs one ``httpd`` per run and kind of run on container ports 80, 81, ... (each
-published on its own host port) and the service has one port per run and target: every run has a
-destination of its own. Before a run the bench also waits (at most 70 s) until TIME_WAIT towards its
-destination is low, and a run that came close to the limit anyway is marked in the output.
+defaults); past that a client waits for TIME_WAIT to expire and a run measures that wait (~230 req/s), not the
+proxy. The proxy, a client of the pods, has the same limit towards each pod port. So the pod runs one
+``httpd`` per run and kind of run on container ports 80, 81, ... (each published on its own host port) and the
+service has one port per run, each targeting a pod port of its own: every run has destinations of its own, on
+both legs. The connections also fill this machine's conntrack table (bridged traffic to the minions is
+tracked, and a closed connection stays 120 s; full, it drops SYNs). Before a run the bench waits (at most
+130 s) until TIME_WAIT towards its destination is low and the table is at most half full, and a run that came near
+either limit anyway (by TIME_WAIT or its number of requests; by the table's entries at its end) is marked in
+the output.
 
 Traffic goes only to the inventory's minions. The controller and the service are removed at the end, even
 when a step fails; services recorded by ``apply`` stay on the proxies throughout.
@@ -78,18 +83,17 @@ class WrkRun:
     p99_ms: float
     requests: int
     errors: int  # socket errors of any kind plus non-2xx/3xx answers
-    port_limited: bool = False  # TIME_WAIT towards the destination neared the local port limit
+    limited: str = ""  # what of this machine, not the proxy, may have bounded the run: local ports, conntrack
     cpu_busy: float = 0.0  # this machine's CPUs busy during the run, 0..1
 
 
-# Kinds of run: each has its own pod ports (one httpd each) and service ports, ``runs`` of each.
-LOAD, ONE, SPREAD = 0, 1, 2  # (a)/(b) under load; (a1)/(b1) one connection; (c) all replicas under load
-POD_BLOCKS = 2  # LOAD and ONE; SPREAD reuses LOAD's pod ports behind service ports of its own
-SERVICE_BLOCKS = 3
+# Kinds of run: each has its own pod ports (one httpd each) and service ports, ``runs`` of each, so that no
+# run meets the TIME_WAIT of another, neither from wrk to its target nor from a proxy to a pod.
+LOAD, ONE, SPREAD = KINDS = (0, 1, 2)  # (a)/(b) under load; (a1)/(b1) one connection; (c) all replicas
 
 
 def pod_port(kind: int, runs: int, i: int) -> int:
-    return BASE_PORT + (LOAD if kind == SPREAD else kind) * runs + i
+    return BASE_PORT + kind * runs + i
 
 
 def service_port(port: int, kind: int, runs: int, i: int) -> int:
@@ -102,7 +106,7 @@ def _serve(ports: int) -> tuple[str, ...]:
 
 
 def _workload(replicas: int, runs: int, cpu_millis: int) -> ReplicationController:
-    ports = POD_BLOCKS * runs
+    ports = len(KINDS) * runs
     spec = PodSpec((Container("web", "busybox", _serve(ports), cpu_limit_millis=cpu_millis,
                               ports=tuple(Port(BASE_PORT + i, name=f"http-{i}") for i in range(ports))),))
     return ReplicationController(Meta(BENCH, LABELS), replicas, LABELS, PodTemplate(labels=LABELS, spec=spec))
@@ -110,7 +114,7 @@ def _workload(replicas: int, runs: int, cpu_millis: int) -> ReplicationControlle
 
 def _service(port: int, runs: int) -> Service:
     ports = tuple(ServicePort(service_port(port, kind, runs, i), pod_port(kind, runs, i))
-                  for kind in (LOAD, ONE, SPREAD) for i in range(runs))
+                  for kind in KINDS for i in range(runs))
     return Service(Meta(BENCH, LABELS), ports, LABELS)
 
 
@@ -192,14 +196,35 @@ def _cpu_times() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
-def _wait_ports(address: str, port: int, limit: int, timeout: float = 70.0) -> None:
+def _conntrack() -> tuple[int, int]:
+    """(entries, maximum) of this machine's connection tracking table, (0, 0) without one. Bridged traffic to
+    the sandbox's minions is tracked here, and a closed connection stays 120 s: full, the table drops SYNs."""
+    try:
+        return (int(Path("/proc/sys/net/netfilter/nf_conntrack_count").read_text()),
+                int(Path("/proc/sys/net/netfilter/nf_conntrack_max").read_text()))
+    except (OSError, ValueError):
+        return 0, 0
+
+
+def _wait_quiet(address: str, port: int, limit: int, timeout: float = 130.0) -> None:
+    """Until an earlier run's leftovers cannot bound this one: TIME_WAIT towards the destination is low and
+    the conntrack table at most half full."""
     deadline = time.monotonic() + timeout
-    while _time_wait(address, port) > limit // 10 and time.monotonic() < deadline:
-        time.sleep(1)  # TIME_WAIT lasts 60 s: wait for the older connections of an earlier run to expire
+    while time.monotonic() < deadline:
+        entries, most = _conntrack()
+        if _time_wait(address, port) <= limit // 10 and entries <= most // 2:
+            return
+        time.sleep(1)  # both expire with time only (60 s and 120 s): poll step of a deadline wait
+
+
+def _limits(address: str, port: int, limit: int, requests: int) -> str:
+    entries, most = _conntrack()
+    found = ["local ports"] if max(_time_wait(address, port), requests) >= 0.9 * limit else []
+    return ", ".join(found + (["conntrack"] if most and entries >= 0.9 * most else []))
 
 
 def _wrk(wrk: str, address: str, port: int, duration: float, threads: int, connections: int, limit: int) -> WrkRun:
-    _wait_ports(address, port, limit)
+    _wait_quiet(address, port, limit)
     url = f"http://{address}:{port}/"
     cmd = [wrk, "--latency", "-t", str(threads), "-c", str(connections), "-d", f"{duration:g}s",
            "--timeout", "5s", url]
@@ -208,8 +233,8 @@ def _wrk(wrk: str, address: str, port: int, duration: float, threads: int, conne
     busy1, total1 = _cpu_times()
     if proc.returncode != 0:
         raise click.ClickException(f"wrk {url} exited {proc.returncode}: {proc.stderr.strip()[:400]}")
-    return replace(parse_wrk(proc.stdout), port_limited=_time_wait(address, port) >= 0.9 * limit,
-                   cpu_busy=(busy1 - busy0) / max(1, total1 - total0))
+    run = parse_wrk(proc.stdout)
+    return replace(run, limited=_limits(address, port, limit, run.requests), cpu_busy=(busy1 - busy0) / max(1, total1 - total0))
 
 
 def _get(address: str, port: int) -> str | None:
@@ -296,7 +321,7 @@ def _best(runs: Sequence[WrkRun]) -> WrkRun:
 def _line(label: str, runs: Sequence[WrkRun]) -> str:
     best = _best(runs)
     errors = sum(r.errors for r in runs)
-    each = ", ".join(f"{r.requests_per_s:.0f}{'*' if r.port_limited else ''}" for r in runs)
+    each = ", ".join(f"{r.requests_per_s:.0f}{'*' if r.limited else ''}" for r in runs)
     return (f"{label}: {best.requests_per_s:.0f} req/s  median {best.median_ms:.3f} ms  p99 {best.p99_ms:.3f} ms"
             f"  CPU {best.cpu_busy:.0%}  (runs req/s: {each}; errors: {errors})")
 
@@ -364,7 +389,7 @@ def proxy(inventory, replicas, pod_cpu, port, duration, runs, threads, connectio
         direct_ports = {kind: [published.get(pod_port(kind, runs, i)) for i in range(runs)] for kind in (LOAD, ONE)}
         if None in direct_ports[LOAD] + direct_ports[ONE]:
             raise click.ClickException(f"pod {pod.name} does not publish all of its ports: {pod.ports}")
-        via = {kind: [service_port(port, kind, runs, i) for i in range(runs)] for kind in (LOAD, ONE, SPREAD)}
+        via = {kind: [service_port(port, kind, runs, i) for i in range(runs)] for kind in KINDS}
         for kind in (LOAD, ONE):
             for i in range(runs):
                 _wait_serving(address, direct_ports[kind][i], 1, f"pod {pod.name}")
@@ -420,7 +445,9 @@ def proxy(inventory, replicas, pod_cpu, port, duration, runs, threads, connectio
     if pod_cpu and saturated:
         click.echo(f"note: this machine's CPUs were busy >= 95% in {', '.join(saturated)}: there the machine, not "
                    "the pods' CPU limit, was the bound; a lower --pod-cpu measures the proxy against its backends")
-    if any(r.port_limited for r in (*direct, *single, *spread, *direct_one, *single_one)):
-        click.echo(f"note: runs marked * came within 10% of the ~{limit} local ports one destination can use "
-                   "(TIME_WAIT); their rate is limited by that, not by the proxy: use a shorter --duration")
+    limits = sorted({r.limited for r in (*direct, *single, *spread, *direct_one, *single_one) if r.limited})
+    if limits:
+        click.echo(f"note: runs marked * came near a limit of this machine ({'; '.join(limits)}): within 10% of "
+                   f"the ~{limit} local ports one destination can use (TIME_WAIT), or of the conntrack table; "
+                   "their rate is bounded by that, not by the proxy: use a shorter --duration")
     return 0
