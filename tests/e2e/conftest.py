@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from cluster_pilot.sandbox import Sandbox
+from tests.waits import wait_for  # noqa: F401 - the e2e tests import it from here
 
 MINIONS = 3
 
@@ -23,18 +23,6 @@ def cli(*args: str, home: Path, timeout: float = 600, check: bool = True) -> sub
     if check and proc.returncode != 0:
         raise AssertionError(f"cluster-pilot {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 0.2):
-    """Poll ``condition`` until it returns something truthy, or fail naming what never happened."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)  # poll step of a deadline wait
 
 
 @pytest.fixture(scope="session")

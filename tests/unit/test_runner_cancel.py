@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 from cluster_pilot.runner import descendants, stop_descendants
+from tests.waits import wait_for
 
 # a child in the root's session, and one in a session of its own with a grandchild below it
 TREE = """
@@ -28,21 +28,14 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _wait(condition, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)  # poll step of a deadline wait
-
-
 def test_stop_descendants_kills_every_process_below_the_root_and_nothing_else():
     root = subprocess.Popen([sys.executable, "-c", TREE], stdout=subprocess.PIPE, text=True)
     try:
         assert root.stdout.readline().strip() == "ready"
-        _wait(lambda: len(descendants(root.pid)) == 3, "sleep, sh and sh's sleep below the root")
+        wait_for(lambda: len(descendants(root.pid)) == 3, 10, "sleep, sh and sh's sleep below the root", 0.05)
         below = descendants(root.pid)
         assert set(stop_descendants(root.pid)) >= set(below)
-        _wait(lambda: not any(_alive(p) for p in below), "every descendant gone after SIGKILL")
+        wait_for(lambda: not any(_alive(p) for p in below), 10, "every descendant gone after SIGKILL", 0.05)
         assert root.poll() is None and _alive(root.pid)  # the root itself is not touched
         assert _alive(os.getpid())
     finally:
