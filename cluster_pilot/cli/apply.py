@@ -7,7 +7,7 @@ import click
 from cluster_pilot.cli import progress
 from cluster_pilot.cli.options import inventory_option, load_nodes, open_state
 from cluster_pilot.model import SERVICE, Service, from_json, to_json
-from cluster_pilot.pipeline import Options, services_wanted
+from cluster_pilot.apply.pipeline import Options, services_wanted
 
 
 def load_objects(paths: tuple[str, ...], kind: str | None):
@@ -65,7 +65,7 @@ def apply(paths, inventory, kind, prune, applyset, dry_run, allow_pending, lock_
 
 def send_to_master(objects, server: str, *, prune: bool, dry_run: bool, ca_file: str | None, insecure: bool) -> int:
     """``apply --server``: the master stores the objects and its loop converges the fleet; one line each."""
-    from cluster_pilot.client import TLS, MasterClient, resource_of
+    from cluster_pilot.master.client import TLS, MasterClient, resource_of
 
     if prune or dry_run:
         raise click.UsageError(f"{'--prune' if prune else '--dry-run'} is not available with --server: the master "

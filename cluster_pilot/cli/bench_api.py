@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from cluster_pilot.model import (Container, Meta, PodSpec, PodTemplate, ReplicationController, to_json)
-from cluster_pilot.observe import HostView, Observation, ObservedContainer, ObservedPod
+from cluster_pilot.host.observe import HostView, Observation, ObservedContainer, ObservedPod
 
 
 def _observation(pods: int, nodes: int) -> Observation:
@@ -41,7 +41,7 @@ def api_bench(pods: int, duration: int, connections: int) -> int:
     """Requests per second and latency of GET /api/v1beta1/pods with N pods."""
     import uvicorn
 
-    from cluster_pilot.inventory import load_inventory
+    from cluster_pilot.host.inventory import load_inventory
     from cluster_pilot.master.api import Settings, create_app
     from cluster_pilot.master.reconcile import Reconciler
     from cluster_pilot.store import SQLiteStore

@@ -17,8 +17,9 @@ import click
 
 from cluster_pilot.cli.options import inventory_option, load_nodes, open_state
 from cluster_pilot.model import Container, Meta, Pod, PodSpec, PodTemplate, ReplicationController
-from cluster_pilot.observe import control_dir, observe, ssh_command
-from cluster_pilot.pipeline import Options, converge
+from cluster_pilot.host.observe import observe
+from cluster_pilot.host.ssh import control_dir, ssh_command
+from cluster_pilot.apply.pipeline import Options, converge
 
 BENCH = "cp-bench"
 

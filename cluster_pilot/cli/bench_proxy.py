@@ -67,8 +67,8 @@ import click
 from cluster_pilot.cli.options import inventory_option, load_nodes, open_state
 from cluster_pilot.model import (REPLICATION_CONTROLLER, Container, Meta, Node, PodSpec, PodTemplate, Port,
                                  ReplicationController, Service, ServicePort)
-from cluster_pilot.observe import ObservedPod, observe
-from cluster_pilot.pipeline import Options, Outcome, converge, services_wanted
+from cluster_pilot.host.observe import ObservedPod, observe
+from cluster_pilot.apply.pipeline import Options, Outcome, converge, services_wanted
 from cluster_pilot.quantity import cpu_millis
 
 BENCH = "cp-bench-proxy"

@@ -11,7 +11,7 @@ from cluster_pilot.cli.apply import files_option, load_objects, recorded_service
 from cluster_pilot.cli.options import MINION, inventory_option, kind_of, load_nodes, open_state
 from cluster_pilot.errors import UserError
 from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, from_json, to_json
-from cluster_pilot.pipeline import Options, services_wanted
+from cluster_pilot.apply.pipeline import Options, services_wanted
 from cluster_pilot.store import NotFound
 
 

@@ -16,9 +16,9 @@ from cluster_pilot.errors import UserError
 from cluster_pilot.home import state_dir
 from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, from_json, selector_admits, selector_matches
 from cluster_pilot.model import Node
-from cluster_pilot.observe import Observation, observe
+from cluster_pilot.host.observe import Observation, observe
 from cluster_pilot.store import SQLiteStore
-from cluster_pilot.proxy import proxied
+from cluster_pilot.plan.proxy import endpoints, proxied
 from cluster_pilot.quantity import format_bytes, format_cpu
 
 # a pipe or a file gets whole rows, never rows wrapped to 80 columns
@@ -67,7 +67,7 @@ def collect(kind: str, view: View) -> list[dict[str, Any]]:
     addresses = {n.name: n.address for n in nodes}
     if kind == SERVICE:
         services = [from_json(r.body) for r in store.list(SERVICE)]
-        backends = {(ps.name, ps.port): ps.backends for ps in proxied(services, seen.endpoints(addresses))}
+        backends = {(ps.name, ps.port): ps.backends for ps in proxied(services, endpoints(seen, addresses))}
         return [{"id": svc.meta.name, "labels": dict(svc.meta.labels), "selector": dict(svc.selector),
                  "ports": [p.port for p in svc.ports],
                  "endpoints": [{"pod": b.pod, "node": b.node, "address": f"{b.address}:{b.port}", "port": sp.port}

@@ -6,7 +6,7 @@
 
 Flags are Go-style (``-json``, ``--json``, ``-c FILE``, ``-c=FILE``) and may come before or after the verb.
 Files are validated locally by the manifests loader before anything is sent. Every request goes through
-``cluster_pilot.client.MasterClient``; failures are one line (``kubecfg: error: ...``) and exit 1.
+``cluster_pilot.master.client.MasterClient``; failures are one line (``kubecfg: error: ...``) and exit 1.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from cluster_pilot import __version__
-from cluster_pilot.client import TLS, ApiError, MasterClient, manifest_body, resource_name, resource_of
+from cluster_pilot.master.client import TLS, ApiError, MasterClient, manifest_body, resource_name, resource_of
 from cluster_pilot.errors import UserError
 
 PROG = "kubecfg"

@@ -6,8 +6,8 @@ import click
 
 from cluster_pilot.cli.options import inventory_option, load_nodes
 from cluster_pilot.home import state_dir
-from cluster_pilot.lock import force_release, lock_host, show
-from cluster_pilot.observe import observe
+from cluster_pilot.host.lock import force_release, lock_host, show
+from cluster_pilot.host.observe import observe
 
 
 def _host(inventory):

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from cluster_pilot.cli.options import inventory_option, inventory_path
-from cluster_pilot.client import TOKEN_FILE, is_loopback
+from cluster_pilot.master.client import TOKEN_FILE, is_loopback
 from cluster_pilot.errors import UserError
 from cluster_pilot.home import state_dir
 
@@ -56,7 +56,7 @@ def master(listen, inventory, state_url, interval, heal_interval, minion_grace, 
     """Serve /api/v1beta1 and keep the minions matching what it stores."""
     import uvicorn
 
-    from cluster_pilot.inventory import load_inventory
+    from cluster_pilot.host.inventory import load_inventory
     from cluster_pilot.master.api import Settings, create_app
     from cluster_pilot.master.reconcile import Reconciler
     from cluster_pilot.store import open_store

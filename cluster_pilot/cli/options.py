@@ -50,7 +50,7 @@ def inventory_path(given: Path | None) -> Path:
 
 
 def load_nodes(given: Path | None) -> tuple[Path, list[Node]]:
-    from cluster_pilot.inventory import load_inventory
+    from cluster_pilot.host.inventory import load_inventory
 
     path = inventory_path(given)
     return path, load_inventory(path)

@@ -14,8 +14,8 @@ import click
 from cluster_pilot.cli.apply import files_option, load_objects, recorded_services
 from cluster_pilot.cli.options import inventory_option, load_nodes, open_state
 from cluster_pilot.cli.progress import describe_plan
-from cluster_pilot.pipeline import Options, empty_fleet, look, services_wanted
-from cluster_pilot.planner import Plan
+from cluster_pilot.apply.pipeline import Options, empty_fleet, look, services_wanted
+from cluster_pilot.plan.planner import Plan
 
 NOTHING_TO_DO, ERROR, CHANGES = 0, 1, 2
 

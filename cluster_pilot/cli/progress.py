@@ -9,10 +9,10 @@ from typing import Iterable, Sequence
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cluster_pilot.lock import Holder
+from cluster_pilot.host.lock import Holder
 from cluster_pilot.model import Node, Object, Service
-from cluster_pilot.pipeline import Hooks, Options, Outcome, converge
-from cluster_pilot.planner import Plan
+from cluster_pilot.apply.pipeline import Hooks, Options, Outcome, converge
+from cluster_pilot.plan.planner import Plan
 
 err = Console(stderr=True, highlight=False)
 

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cluster_pilot import __version__
-from cluster_pilot.client import is_loopback
+from cluster_pilot.master.client import is_loopback
 from cluster_pilot.errors import ValidationFailed
 from cluster_pilot.manifests import check_set, normalise_object
 from cluster_pilot.master import wire
@@ -30,7 +30,7 @@ from cluster_pilot.master.reconcile import Reconciler
 from cluster_pilot.model import (POD, REPLICATION_CONTROLLER, SERVICE, Container, Meta, Object, Pod, PodSpec,
                                  ReplicationController,
                                  from_json, parse_selector, selector_admits, selector_matches, to_json)
-from cluster_pilot.observe import INFRA, ObservedPod
+from cluster_pilot.host.observe import INFRA, ObservedPod
 from cluster_pilot.scheduler.replicas import replica
 from cluster_pilot.store import Conflict, NotFound, Record, Store
 

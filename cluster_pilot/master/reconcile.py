@@ -18,8 +18,9 @@ from typing import Callable
 
 from cluster_pilot.errors import UserError
 from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, Node, from_json
-from cluster_pilot.observe import HostView, Observation, control_dir, observe_host
-from cluster_pilot.pipeline import Options, Outcome, converge
+from cluster_pilot.host.observe import HostView, Observation, observe_host
+from cluster_pilot.host.ssh import control_dir
+from cluster_pilot.apply.pipeline import Options, Outcome, converge
 from cluster_pilot.store import Store
 
 log = logging.getLogger("cluster_pilot.master")

@@ -8,7 +8,7 @@ from pathlib import Path
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from cluster_pilot.inventory import load_inventory
+from cluster_pilot.host.inventory import load_inventory
 from cluster_pilot.master.api import Settings, create_app
 from cluster_pilot.master.reconcile import Reconciler
 from cluster_pilot.store import SQLiteStore

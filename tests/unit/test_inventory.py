@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from cluster_pilot.errors import UserError
-from cluster_pilot.inventory import DEFAULT_CAPACITY, load_inventory
+from cluster_pilot.host.inventory import DEFAULT_CAPACITY, load_inventory
 from cluster_pilot.model import Resources
 
 
@@ -175,7 +175,7 @@ def test_ansible_prints_nothing(tmp_path):
     write(tmp_path / "ok.yml", "[weird-group]\nw1\n[minions:children]\nweird-group\n")
     code = (
         "import sys\n"
-        "from cluster_pilot.inventory import load_inventory\n"
+        "from cluster_pilot.host.inventory import load_inventory\n"
         "from cluster_pilot.errors import UserError\n"
         "for p in sys.argv[1:]:\n"
         "    try: load_inventory(p)\n"

@@ -8,9 +8,9 @@ import yaml
 
 from cluster_pilot.model import (Container, EnvVar, Meta, Node, Pod, PodSpec, PodTemplate, Port, ReplicationController,
                                  Resources, Volume, VolumeMount, from_json, to_json)
-from cluster_pilot.observe import HostView, Observation, group_pods
-from cluster_pilot.planner import plan, spec_hash
-from cluster_pilot.render import Settings, container_name, playbook_vars, render, render_create, unsafe_yaml
+from cluster_pilot.host.observe import HostView, Observation, group_pods
+from cluster_pilot.plan.planner import plan, running_pods, spec_hash
+from cluster_pilot.apply.render import Settings, container_name, playbook_vars, render, render_create, unsafe_yaml
 from cluster_pilot.scheduler import schedule
 
 NODES = [Node(f"m{i}", f"10.0.0.{i}", Resources(2000, 4 << 30, 40), {"zone": "a"}) for i in (1, 2)]
@@ -55,7 +55,7 @@ def test_fresh_fleet_plans_one_create_per_replica_and_nothing_when_it_runs():
     assert [c["action"] for c in p.changes()] == ["create", "create"]
     assert {c.node for c in p.creates} == {"m1", "m2"}  # spread
     seen = running(s.placements)
-    s2 = schedule(objects, NODES, seen.running_pods())
+    s2 = schedule(objects, NODES, running_pods(seen))
     again = plan(s2, seen)
     assert again.empty and len(again.kept) == 2
 
@@ -63,7 +63,7 @@ def test_fresh_fleet_plans_one_create_per_replica_and_nothing_when_it_runs():
 def test_changed_image_replaces_in_place_creating_before_removing():
     s = schedule([rc()], NODES, [])
     seen = running(s.placements)
-    s2 = schedule([rc(image="busybox:2")], NODES, seen.running_pods())
+    s2 = schedule([rc(image="busybox:2")], NODES, running_pods(seen))
     p = plan(s2, seen)
     assert sorted(c["action"] for c in p.changes()) == ["replace", "replace"]
     assert all(not r.first for r in p.removes)  # no host port: the old version drains after the new one runs
@@ -72,34 +72,34 @@ def test_changed_image_replaces_in_place_creating_before_removing():
 def test_replacing_a_pod_with_host_ports_frees_them_first():
     s = schedule([rc(host_port=8080)], NODES, [])
     seen = running(s.placements)
-    p = plan(schedule([rc(image="busybox:2", host_port=8080)], NODES, seen.running_pods()), seen)
+    p = plan(schedule([rc(image="busybox:2", host_port=8080)], NODES, running_pods(seen)), seen)
     assert p.removes and all(r.first for r in p.removes)
 
 
 def test_a_broken_pod_is_replaced_and_its_same_version_removed_first():
     s = schedule([rc(replicas=1)], NODES, [])
     seen = running(s.placements, state="exited")
-    p = plan(schedule([rc(replicas=1)], NODES, seen.running_pods()), seen)
+    p = plan(schedule([rc(replicas=1)], NODES, running_pods(seen)), seen)
     assert len(p.creates) == 1 and len(p.removes) == 1 and p.removes[0].first
 
 
 def test_scale_down_removes_surplus_and_prune_is_scoped_to_the_applyset():
     s = schedule([rc(replicas=2)], NODES, [])
     seen = running(s.placements)
-    p = plan(schedule([rc(replicas=1)], NODES, seen.running_pods()), seen)
+    p = plan(schedule([rc(replicas=1)], NODES, running_pods(seen)), seen)
     assert [c["action"] for c in p.changes()] == ["remove"]
-    unasked = plan(schedule([], NODES, seen.running_pods()), seen)
+    unasked = plan(schedule([], NODES, running_pods(seen)), seen)
     assert unasked.empty  # without --prune, pods of objects not named are left alone
-    pruned = plan(schedule([], NODES, seen.running_pods()), seen, prune_applyset="default")
+    pruned = plan(schedule([], NODES, running_pods(seen)), seen, prune_applyset="default")
     assert len(pruned.removes) == 2
-    other = plan(schedule([], NODES, seen.running_pods()), seen, prune_applyset="other-set")
+    other = plan(schedule([], NODES, running_pods(seen)), seen, prune_applyset="other-set")
     assert other.empty
 
 
 def test_delete_removes_the_pods_of_the_object_everywhere():
     s = schedule([rc(replicas=2)], NODES, [])
     seen = running(s.placements)
-    p = plan(schedule([], NODES, seen.running_pods()), seen, deleting=[("ReplicationController", "web")])
+    p = plan(schedule([], NODES, running_pods(seen)), seen, deleting=[("ReplicationController", "web")])
     assert sorted(r.reason for r in p.removes) == ["deleted", "deleted"]
 
 
@@ -109,7 +109,7 @@ def test_unreachable_hosts_get_no_action():
     hosts = dict(seen.hosts)
     hosts["m2"] = HostView("m2", False, error="down")
     partial = Observation(hosts)
-    p = plan(schedule([rc(replicas=2)], partial.with_nodes(NODES), partial.running_pods()), partial)
+    p = plan(schedule([rc(replicas=2)], partial.with_nodes(NODES), running_pods(partial)), partial)
     assert all(a.node == "m1" for a in (*p.creates, *p.removes))
 
 
@@ -158,7 +158,7 @@ def test_without_roll_running_controller_pods_keep_their_spec_and_new_replicas_g
     s = schedule([rc(replicas=2)], NODES, [])
     seen = running(s.placements)
     changed = rc(image="busybox:2", replicas=3)
-    p = plan(schedule([changed], NODES, seen.running_pods()), seen, roll=False)
+    p = plan(schedule([changed], NODES, running_pods(seen)), seen, roll=False)
     assert [c["action"] for c in p.changes()] == ["create"]
     assert p.creates[0].pod.spec.containers[0].image == "busybox:2"
 
@@ -172,7 +172,7 @@ def test_an_evicted_pod_frees_its_host_port_before_its_replacement_starts_there(
                    "State": "running"} for c in body["containers"]]
     seen = Observation({"m1": HostView("m1", True, group_pods("m1", containers))})
     old = creates[0].name
-    running_now = [p for p in seen.running_pods() if p.name != old]
+    running_now = [p for p in running_pods(seen) if p.name != old]
     p = plan(schedule([rc(replicas=1, host_port=8080)], one, running_now, retired=[old]), seen, evict=[old])
     assert len(p.creates) == 1 and p.creates[0].name != old
     assert [(r.pod, r.first) for r in p.removes] == [(old, True)]
@@ -180,7 +180,7 @@ def test_an_evicted_pod_frees_its_host_port_before_its_replacement_starts_there(
 
 def test_services_get_backends_on_dynamic_ports_and_removed_pods_are_drained_first():
     from cluster_pilot.model import Service, ServicePort
-    from cluster_pilot.proxy import discovery_env
+    from cluster_pilot.plan.proxy import discovery_env
 
     svc = Service(Meta("web", {}), (ServicePort(8000, 80),), {"app": "web"})
     s = schedule([rc(replicas=2), svc], NODES, [])
@@ -191,7 +191,7 @@ def test_services_get_backends_on_dynamic_ports_and_removed_pods_are_drained_fir
         (f"10.0.0.{c.node[-1]}", c.ports[0].host_port) for c in p.creates)
     assert set(p.proxy_nodes) == {"m1", "m2"}
     seen = running(s.placements)
-    down = plan(schedule([rc(replicas=1), svc], NODES, seen.running_pods()), seen, [svc])
+    down = plan(schedule([rc(replicas=1), svc], NODES, running_pods(seen)), seen, [svc])
     assert len(down.removes) == 1
     assert len(json.loads(down.proxy)["services"][0]["backends"]) == 1  # the leaving pod is out of the proxy
     env = dict(discovery_env([svc], "10.0.0.9"))
@@ -200,7 +200,7 @@ def test_services_get_backends_on_dynamic_ports_and_removed_pods_are_drained_fir
 
 def test_a_broken_pod_is_recreated_on_its_old_dynamic_port_so_no_proxy_changes():
     from cluster_pilot.model import Service, ServicePort
-    from cluster_pilot.proxy import document_hash
+    from cluster_pilot.plan.proxy import document_hash
 
     svc = Service(Meta("web", {}), (ServicePort(8000, 80),), {"app": "web"})
     first = plan(schedule([rc(replicas=1), svc], NODES, []), empty(), [svc])
@@ -212,7 +212,7 @@ def test_a_broken_pod_is_recreated_on_its_old_dynamic_port_so_no_proxy_changes()
     hosts = {n.name: HostView(n.name, True, proxy=document_hash(first.proxy)) for n in NODES}
     hosts[node] = HostView(node, True, group_pods(node, broken), proxy=document_hash(first.proxy))
     seen = Observation(hosts)
-    heal = plan(schedule([rc(replicas=1), svc], NODES, seen.running_pods()), seen, [svc])
+    heal = plan(schedule([rc(replicas=1), svc], NODES, running_pods(seen)), seen, [svc])
     assert len(heal.creates) == 1 and heal.removes[0].first
     assert heal.creates[0].ports == first.creates[0].ports
     assert heal.proxy_nodes == () and heal.drain == ""  # same backend address: the proxies stay as they are

@@ -10,8 +10,8 @@ import pytest
 
 from cluster_pilot.cli import cli, run
 from cluster_pilot.cli.plan import as_text, exit_code
-from cluster_pilot.pipeline import empty_fleet
-from cluster_pilot.planner import plan as make_plan
+from cluster_pilot.apply.pipeline import empty_fleet
+from cluster_pilot.plan.planner import plan as make_plan
 from cluster_pilot.scheduler import schedule
 from tests.unit.scheduler_builders import node, pod, rc
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from cluster_pilot.master.reconcile import Memory, Metrics, with_grace
-from cluster_pilot.observe import HostView, ObservedContainer, ObservedPod, Observation
+from cluster_pilot.host.observe import HostView, ObservedContainer, ObservedPod, Observation
+from cluster_pilot.plan.planner import running_pods
 
 
 def pod(name: str, node: str, controller: str | None) -> ObservedPod:
@@ -22,12 +23,12 @@ def test_a_silent_minion_keeps_its_pods_for_the_grace_then_is_lost_and_its_contr
     silent = Observation({"m2": HostView("m2", False, error="timeout")})
     view, evict = with_grace(silent, memory, now=5.0, grace=10)
     assert view.hosts["m2"].stale and {p.name for p in view.pods} == {"web-1", "solo"}
-    assert all(p.ready for p in view.running_pods())
+    assert all(p.ready for p in running_pods(view))
 
     view, evict = with_grace(silent, memory, now=11.0, grace=10)
     assert not view.hosts["m2"].stale and not view.hosts["m2"].reachable
     assert memory.lost == {"m2": frozenset({"web-1"})}  # the bare pod is lost with it, never moved
-    assert not any(p.ready for p in view.running_pods())
+    assert not any(p.ready for p in running_pods(view))
 
     back = Observation({"m2": HostView("m2", True, (pod("web-1", "m2", "web"), pod("solo", "m2", None)))})
     view, evict = with_grace(back, memory, now=30.0, grace=10)

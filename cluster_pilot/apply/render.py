@@ -16,10 +16,10 @@ import yaml
 
 from cluster_pilot.model import (LABEL_CONTAINER, LABEL_CONTROLLER, LABEL_POD, LABEL_SPEC_HASH, POD,
                                  REPLICATION_CONTROLLER, Container, Service, Volume, host_safe_name)
-from cluster_pilot.observe import (INFRA, LABEL_APPLYSET, LABEL_CONTAINERS, LABEL_KIND, LABEL_POD_LABELS, LABEL_PORTS,
+from cluster_pilot.host.observe import (INFRA, LABEL_APPLYSET, LABEL_CONTAINERS, LABEL_KIND, LABEL_POD_LABELS, LABEL_PORTS,
                                    LABEL_REQUESTS, LABEL_RESTART)
-from cluster_pilot.planner import Create, Plan, Remove, by_node
-from cluster_pilot.proxy import discovery_env
+from cluster_pilot.plan.planner import Create, Plan, Remove, by_node
+from cluster_pilot.plan.proxy import discovery_env
 
 POD_DIR = "/var/lib/cluster-pilot/pods"
 _RESTART = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}

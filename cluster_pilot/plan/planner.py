@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass, replace
 from typing import Iterable, Mapping, Sequence
 
 from cluster_pilot.model import RUNTIME_VERSION, Pod, Service
-from cluster_pilot.observe import ObservedPod, Observation
-from cluster_pilot.proxy import Endpoint, Published, document_hash, free_port, proxied, proxy_document
-from cluster_pilot.scheduler import Placement, Schedule, Unschedulable
+from cluster_pilot.host.observe import ObservedPod, Observation
+from cluster_pilot.host.podformat import Published
+from cluster_pilot.plan.proxy import Endpoint, document_hash, endpoints, free_port, proxied, proxy_document
+from cluster_pilot.scheduler import Placement, RunningPod, Schedule, Unschedulable
 
 
 def spec_hash(pod: Pod, controller: str | None) -> str:
@@ -79,6 +80,18 @@ class Plan:
                 out.append({"action": "remove", "pod": r.pod, "node": r.node, "reason": r.reason})
         out += [{"action": "proxy", "pod": "", "node": n} for n in self.proxy_nodes]
         return sorted(out, key=lambda d: (d["action"] == "proxy", d["pod"], d["node"], d["action"]))
+
+
+def running_pods(observation: Observation) -> list[RunningPod]:
+    """The scheduler's view: one entry per pod name per host (the newest version when a replace was cut)."""
+    out: dict[tuple[str, str], RunningPod] = {}
+    for p in observation.pods:
+        host = observation.hosts[p.node]
+        out[(p.node, p.name)] = RunningPod(
+            name=p.name, node=p.node, labels=dict(p.labels), controller=p.controller, cpu_millis=p.cpu_millis,
+            memory_bytes=p.memory_bytes, host_ports=p.host_ports, ready=(host.reachable or host.stale) and p.complete,
+            spec_hash=p.spec_hash)
+    return list(out.values())
 
 
 def plan(schedule: Schedule, observation: Observation, services: Sequence[Service] = (),
@@ -198,15 +211,15 @@ def _proxies(creates: Sequence[Create], removes: Sequence[Remove], observation: 
     Also the drain document: when a pod must stop before its replacement starts (it holds a host port the
     replacement needs), every proxy first loses that backend, before anything stops; "" when none must.
     """
-    endpoints = observation.endpoints(addresses, {(r.node, r.pod, r.spec_hash) for r in removes})
-    endpoints += [Endpoint(c.name, c.node, addresses.get(c.node, c.node), c.pod.meta.labels, c.ports) for c in creates]
-    document = proxy_document(proxied(services, endpoints))
+    backends = endpoints(observation, addresses, {(r.node, r.pod, r.spec_hash) for r in removes})
+    backends += [Endpoint(c.name, c.node, addresses.get(c.node, c.node), c.pod.meta.labels, c.ports) for c in creates]
+    document = proxy_document(proxied(services, backends))
     wanted = document_hash(document)
     stale = tuple(sorted(n for n, v in observation.hosts.items()
                          if v.reachable and v.proxy != wanted and (services or v.proxy is not None)))
     serving = {(p.node, p.name, p.spec_hash) for p in observation.pods if p.complete}
     first = {(r.node, r.pod, r.spec_hash) for r in removes if r.first} & serving  # a broken pod serves nothing
-    drain = proxy_document(proxied(services, observation.endpoints(addresses, first))) if first and services else ""
+    drain = proxy_document(proxied(services, endpoints(observation, addresses, first))) if first and services else ""
     return document, stale, drain
 
 

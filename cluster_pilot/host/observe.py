@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from cluster_pilot.model import LABEL_CONTAINER, LABEL_CONTROLLER, LABEL_POD, LABEL_PREFIX, LABEL_SPEC_HASH, Node
-from cluster_pilot.proxy import Endpoint, Published
-from cluster_pilot.scheduler import RunningPod
+from cluster_pilot.host.podformat import Published
+from cluster_pilot.host.ssh import control_dir, ssh_command
 
 PROXY_DOCUMENT = "/etc/cluster-pilot/proxy.json"
 
@@ -154,24 +154,6 @@ class Observation:
                 out[p.name] = p
         return out
 
-    def endpoints(self, addresses: Mapping[str, str],
-                  excluded: Iterable[tuple[str, str, str]] = ()) -> list[Endpoint]:
-        """Pods able to serve (complete, on an answering minion), but for ``excluded`` (node, pod, spec hash)."""
-        skip = set(excluded)
-        return [Endpoint(p.name, p.node, addresses.get(p.node, p.node), p.labels, p.ports) for p in self.pods
-                if p.complete and self.hosts[p.node].reachable and (p.node, p.name, p.spec_hash) not in skip]
-
-    def running_pods(self) -> list[RunningPod]:
-        """The scheduler's view: one entry per pod name per host (the newest version when a replace was cut)."""
-        out: dict[tuple[str, str], RunningPod] = {}
-        for p in self.pods:
-            out[(p.node, p.name)] = RunningPod(
-                name=p.name, node=p.node, labels=dict(p.labels), controller=p.controller, cpu_millis=p.cpu_millis,
-                memory_bytes=p.memory_bytes, host_ports=p.host_ports,
-                ready=(self.hosts[p.node].reachable or self.hosts[p.node].stale) and p.complete,
-                spec_hash=p.spec_hash)
-        return list(out.values())
-
     def with_nodes(self, nodes: Sequence[Node]) -> list[Node]:
         """Nodes with readiness as observed: a host that did not answer (and is not in grace) is not ready."""
         return [replace(n, ready=self.hosts[n.name].reachable or self.hosts[n.name].stale) if n.name in self.hosts
@@ -228,31 +210,6 @@ def _int(text: str) -> int:
         return int(text)
     except ValueError:
         return 0
-
-
-def ssh_command(node: Node, control_dir: Path, remote: str) -> list[str]:
-    """The ``ssh`` invocation Ansible itself would make for this host, plus a shared control master."""
-    v = node.vars
-    cmd = ["ssh", "-o", "BatchMode=yes", "-o", "ControlMaster=auto", "-o", f"ControlPath={control_dir}/%C",
-           "-o", "ControlPersist=60s", "-o", "ConnectTimeout=5", "-o", "ServerAliveInterval=2",
-           "-o", "ServerAliveCountMax=2"]
-    if v.get("ansible_port"):
-        cmd += ["-p", str(v["ansible_port"])]
-    if v.get("ansible_ssh_private_key_file"):
-        cmd += ["-i", str(Path(str(v["ansible_ssh_private_key_file"])).expanduser())]
-    for key in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
-        if v.get(key):
-            cmd += shlex.split(str(v[key]))
-    user = v.get("ansible_user")
-    cmd += [f"{user}@{node.address}" if user else node.address, remote]
-    return cmd
-
-
-def control_dir(state_dir: Path) -> Path:
-    """Short path: a socket path over ~100 bytes is refused by the kernel."""
-    d = state_dir / "cm"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
 
 
 def observe_host(node: Node, cm_dir: Path, timeout: float = 20.0) -> HostView:

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from cluster_pilot.lock import FleetLock, Holder, lock_host
+from cluster_pilot.host.lock import FleetLock, Holder, lock_host
 from cluster_pilot.model import Node, Object, Service
-from cluster_pilot.observe import HostView, Observation, observe
-from cluster_pilot.planner import Plan, plan
-from cluster_pilot.render import Settings, render
-from cluster_pilot.runner import RunResult, converge_hosts
+from cluster_pilot.host.observe import HostView, Observation, observe
+from cluster_pilot.plan.planner import Plan, plan, running_pods
+from cluster_pilot.apply.render import Settings, render
+from cluster_pilot.apply.runner import RunResult, converge_hosts
 from cluster_pilot.scheduler import Schedule, schedule
 
 
@@ -95,7 +95,7 @@ def look(objects: Sequence[Object], services: Sequence[Service], nodes: Sequence
                             **seen.hosts})
     seen, more = watch(seen)
     evict = set(evict) | set(more)
-    running = [p for p in seen.running_pods() if p.name not in evict]
+    running = [p for p in running_pods(seen) if p.name not in evict]
     sched = schedule(objects, seen.with_nodes(nodes), running, retired=evict)
     addresses = {n.name: n.address for n in nodes}
     return seen, sched, plan(sched, seen, services, addresses, options.applyset if options.prune else None, deleting,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from cluster_pilot.render import Rendered, action_count, playbook_vars, unsafe_yaml
+from cluster_pilot.apply.render import Rendered, action_count, playbook_vars, unsafe_yaml
 from cluster_pilot.resources import resource_dir
 
 PROXY_DONE_TASK = "Converge the service proxy"  # the task of roles/cp_proxy
@@ -80,7 +80,7 @@ def _events(results: dict[str, HostResult], progress: Progress) -> Callable[[dic
 
 
 def ansible_env(state_dir: Path, private: Path) -> dict[str, str]:
-    from cluster_pilot.observe import control_dir
+    from cluster_pilot.host.ssh import control_dir
 
     return {
         "ANSIBLE_PIPELINING": "True",

@@ -14,20 +14,11 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Iterable, Mapping, Sequence
 
+from cluster_pilot.host.observe import Observation
+from cluster_pilot.host.podformat import Published
 from cluster_pilot.model import Service, ServicePort, selector_matches
 
 DYNAMIC_PORTS = range(30000, 32768)
-
-
-@dataclass(frozen=True)
-class Published:
-    """One container port of a pod and where the minion publishes it."""
-
-    container: str
-    container_port: int
-    protocol: str
-    host_port: int
-    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +30,14 @@ class Endpoint:
     address: str
     labels: Mapping[str, str]
     ports: tuple[Published, ...]
+
+
+def endpoints(observation: Observation, addresses: Mapping[str, str],
+              excluded: Iterable[tuple[str, str, str]] = ()) -> list[Endpoint]:
+    """Pods able to serve (complete, on an answering minion), but for ``excluded`` (node, pod, spec hash)."""
+    skip = set(excluded)
+    return [Endpoint(p.name, p.node, addresses.get(p.node, p.node), p.labels, p.ports) for p in observation.pods
+            if p.complete and observation.hosts[p.node].reachable and (p.node, p.name, p.spec_hash) not in skip]
 
 
 @dataclass(frozen=True)

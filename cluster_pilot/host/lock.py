@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 
 from cluster_pilot.errors import UserError
 from cluster_pilot.model import Node
-from cluster_pilot.observe import control_dir, ssh_command
+from cluster_pilot.host.ssh import control_dir, ssh_command
 
 LOCK_DIR = "/var/lib/cluster-pilot/apply.lock"
 
