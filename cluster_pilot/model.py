@@ -22,15 +22,6 @@ REPLICATION_CONTROLLER = "ReplicationController"
 SERVICE = "Service"
 KINDS = (POD, REPLICATION_CONTROLLER, SERVICE)
 
-# Docker labels on every managed container: a runner with no local state rebuilds the picture from these.
-LABEL_PREFIX = "io.cluster-pilot."
-LABEL_POD = LABEL_PREFIX + "pod"
-LABEL_CONTROLLER = LABEL_PREFIX + "controller"
-LABEL_CONTAINER = LABEL_PREFIX + "container"
-LABEL_SPEC_HASH = LABEL_PREFIX + "spec-hash"
-# Part of every pod's spec hash: bump it when the way a pod becomes containers changes, so pods are replaced.
-RUNTIME_VERSION = 2
-
 
 @dataclass(frozen=True)
 class Source:

@@ -14,14 +14,12 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from cluster_pilot.model import (LABEL_CONTAINER, LABEL_CONTROLLER, LABEL_POD, LABEL_SPEC_HASH, POD,
-                                 REPLICATION_CONTROLLER, Container, Service, Volume, host_safe_name)
-from cluster_pilot.host.observe import (INFRA, LABEL_APPLYSET, LABEL_CONTAINERS, LABEL_KIND, LABEL_POD_LABELS, LABEL_PORTS,
-                                   LABEL_REQUESTS, LABEL_RESTART)
+from cluster_pilot.model import POD, REPLICATION_CONTROLLER, Container, Service, Volume, host_safe_name
+from cluster_pilot.host.podformat import (INFRA, PodRecord, container_name, infra_labels, member_labels, pod_dir,
+                                          volume_dir)
 from cluster_pilot.plan.planner import Create, Plan, Remove, by_node
 from cluster_pilot.plan.proxy import discovery_env
 
-POD_DIR = "/var/lib/cluster-pilot/pods"
 _RESTART = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
 
 
@@ -30,20 +28,6 @@ class Settings:
     infra_image: str = "busybox:latest"
     applyset: str = "default"
     batches: int = 4  # progress updates per host and phase
-
-
-def container_name(pod: str, container: str, spec_hash: str) -> str:
-    """Docker accepts every character of a v1beta1 id ([A-Za-z0-9_.-]), so the pod name is kept as written."""
-    return f"cp_{pod}_{container}_{spec_hash}"
-
-
-def pod_dir(pod: str, spec_hash: str) -> str:
-    return f"{POD_DIR}/{pod}/{spec_hash}"
-
-
-def _labels(create: Create, container: str) -> dict[str, str]:
-    return {LABEL_POD: create.name, LABEL_CONTROLLER: create.controller or "", LABEL_CONTAINER: container,
-            LABEL_SPEC_HASH: create.spec_hash}
 
 
 def _infra_body(create: Create, settings: Settings) -> dict[str, Any]:
@@ -57,15 +41,12 @@ def _infra_body(create: Create, settings: Settings) -> dict[str, Any]:
         binding = {"HostIp": "", "HostPort": str(p.host_port)}
         if binding not in bindings.setdefault(key, []):
             bindings[key].append(binding)
-    labels = _labels(create, INFRA) | {
-        LABEL_KIND: REPLICATION_CONTROLLER if create.controller else POD,
-        LABEL_POD_LABELS: json.dumps(dict(create.pod.meta.labels), sort_keys=True),
-        LABEL_REQUESTS: f"{spec.cpu_millis},{spec.memory_bytes}",
-        LABEL_PORTS: json.dumps([[p.container, p.container_port, p.protocol, p.host_port, p.name] for p in create.ports]),
-        LABEL_CONTAINERS: json.dumps([c.name for c in spec.containers]),
-        LABEL_APPLYSET: settings.applyset,
-        LABEL_RESTART: spec.restart_policy,
-    }
+    labels = infra_labels(PodRecord(
+        pod=create.name, spec_hash=create.spec_hash, controller=create.controller,
+        kind=REPLICATION_CONTROLLER if create.controller else POD, labels=create.pod.meta.labels,
+        containers=tuple(c.name for c in spec.containers), cpu_millis=spec.cpu_millis,
+        memory_bytes=spec.memory_bytes, ports=tuple(create.ports), applyset=settings.applyset,
+        restart_policy=spec.restart_policy))
     return {
         "Image": settings.infra_image,
         "Entrypoint": ["sleep"],
@@ -99,7 +80,7 @@ def _container_body(create: Create, c: Container, infra: str, volumes: Mapping[s
         # the container's own variables win over discovery ones of the same name
         "Env": [f"{k}={v}" for k, v in discovery if k not in {e.name for e in c.env}] +
                [f"{e.name}={e.value}" for e in c.env],
-        "Labels": _labels(create, c.name),
+        "Labels": member_labels(create.name, create.controller, c.name, create.spec_hash),
         "HostConfig": host_config,
     }
     if c.command:
@@ -115,7 +96,7 @@ def _container_body(create: Create, c: Container, infra: str, volumes: Mapping[s
 def _bind(create: Create, volume: str, path: str, read_only: bool, volumes: Mapping[str, Volume]) -> str:
     v = volumes.get(volume)
     source = v.host_path if v is not None and v.kind == "hostDir" and v.host_path else \
-        f"{pod_dir(create.name, create.spec_hash)}/volumes/{volume}"
+        volume_dir(create.name, create.spec_hash, volume)
     return f"{source}:{path}:{'ro' if read_only else 'rw'}"
 
 
@@ -125,7 +106,7 @@ def render_create(create: Create, settings: Settings, services: Sequence[Service
     discovery = discovery_env(services, proxy_address) if proxy_address else []
     infra = container_name(create.name, INFRA, create.spec_hash)
     volumes = {v.name: v for v in spec.volumes}
-    dirs = [f"{pod_dir(create.name, create.spec_hash)}/volumes/{v.name}" for v in spec.volumes if v.kind != "hostDir"]
+    dirs = [volume_dir(create.name, create.spec_hash, v.name) for v in spec.volumes if v.kind != "hostDir"]
     containers = [{"name": infra, "body": _infra_body(create, settings)}]
     containers += [{"name": container_name(create.name, c.name, create.spec_hash),
                     "body": _container_body(create, c, infra, volumes, discovery)} for c in spec.containers]

@@ -17,6 +17,7 @@ from cluster_pilot.home import state_dir
 from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, from_json, selector_admits, selector_matches
 from cluster_pilot.model import Node
 from cluster_pilot.host.observe import Observation, observe
+from cluster_pilot.host.podformat import INFRA
 from cluster_pilot.store import SQLiteStore
 from cluster_pilot.plan.proxy import endpoints, proxied
 from cluster_pilot.quantity import format_bytes, format_cpu
@@ -38,7 +39,7 @@ def pod_rows(seen: Observation, addresses: dict[str, str]) -> list[dict[str, Any
     rows = []
     for p in sorted(seen.current().values(), key=lambda p: p.name):
         rows.append({
-            "id": p.name, "images": [c.image for c in p.containers if c.container != "POD"],
+            "id": p.name, "images": [c.image for c in p.containers if c.container != INFRA],
             "host": p.node, "hostIP": addresses.get(p.node, ""), "labels": dict(p.labels), "status": p.status,
             "controller": p.controller or "", "specHash": p.spec_hash,
             "containers": {c.container: c.state for c in p.containers},

@@ -17,20 +17,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from cluster_pilot.model import LABEL_CONTAINER, LABEL_CONTROLLER, LABEL_POD, LABEL_PREFIX, LABEL_SPEC_HASH, Node
-from cluster_pilot.host.podformat import Published
+from cluster_pilot.model import Node
+from cluster_pilot.host.podformat import INFRA, LABEL_POD, Published, read_member, read_record
 from cluster_pilot.host.ssh import control_dir, ssh_command
 
 PROXY_DOCUMENT = "/etc/cluster-pilot/proxy.json"
-
-INFRA = "POD"  # the container name of a pod's infra container, as the seed-era kubelet called it
-LABEL_POD_LABELS = LABEL_PREFIX + "pod-labels"
-LABEL_REQUESTS = LABEL_PREFIX + "requests"  # "cpu_millis,memory_bytes"
-LABEL_PORTS = LABEL_PREFIX + "ports"  # JSON [[container, containerPort, protocol, hostPort, name], ...]
-LABEL_CONTAINERS = LABEL_PREFIX + "containers"  # JSON list of the pod's container names
-LABEL_APPLYSET = LABEL_PREFIX + "applyset"
-LABEL_KIND = LABEL_PREFIX + "kind"  # kind of the object that owns the pod: Pod or ReplicationController
-LABEL_RESTART = LABEL_PREFIX + "restart-policy"  # the pod's: Always, OnFailure or Never ("" on older pods)
 
 # Runs on each host with its python3: asks dockerd over its socket, prints one JSON document.
 PROBE = r"""
@@ -43,7 +34,7 @@ class C(http.client.HTTPConnection):
         self.sock.connect("/var/run/docker.sock")
 try:
     c = C("localhost")
-    q = urllib.parse.quote(json.dumps({"label": ["io.cluster-pilot.pod"]}))
+    q = urllib.parse.quote(json.dumps({"label": ["@LABEL_POD@"]}))
     c.request("GET", "/containers/json?all=1&filters=" + q)
     r = c.getresponse()
     body = r.read()
@@ -58,7 +49,7 @@ try:
         print(json.dumps({"containers": json.loads(body), "proxy": proxy}))
 except Exception as e:
     print(json.dumps({"error": "dockerd does not answer: %s" % e}))
-""".replace("@PROXY_DOCUMENT@", PROXY_DOCUMENT)
+""".replace("@PROXY_DOCUMENT@", PROXY_DOCUMENT).replace("@LABEL_POD@", LABEL_POD)
 
 
 @dataclass(frozen=True)
@@ -161,34 +152,27 @@ class Observation:
 
 
 def group_pods(node: str, containers: Sequence[Mapping]) -> tuple[ObservedPod, ...]:
-    """Docker's container list -> pods, keyed by pod name and spec hash."""
+    """Docker's container list -> pods, keyed by pod name and spec hash; the infra container first."""
     groups: dict[tuple[str, str], list[ObservedContainer]] = {}
     for c in containers:
         labels = c.get("Labels") or {}
-        if LABEL_POD not in labels:
+        member = read_member(labels)
+        if member is None:
             continue
         oc = ObservedContainer(
-            id=c["Id"], name=(c.get("Names") or ["/?"])[0].lstrip("/"), pod=labels[LABEL_POD],
-            container=labels.get(LABEL_CONTAINER, ""), spec_hash=labels.get(LABEL_SPEC_HASH, ""),
-            state=c.get("State", ""), image=c.get("Image", ""), labels=labels,
-            exit_code=_exit_code(c.get("Status", "")))
+            id=c["Id"], name=(c.get("Names") or ["/?"])[0].lstrip("/"), pod=member.pod,
+            container=member.container, spec_hash=member.spec_hash, state=c.get("State", ""),
+            image=c.get("Image", ""), labels=labels, exit_code=_exit_code(c.get("Status", "")))
         groups.setdefault((oc.pod, oc.spec_hash), []).append(oc)
     pods = []
     for (name, spec_hash), members in sorted(groups.items()):
-        infra = next((m for m in members if m.container == INFRA), None)
-        labels = infra.labels if infra else members[0].labels
-        cpu, _, mem = labels.get(LABEL_REQUESTS, "0,0").partition(",")
+        members.sort(key=lambda m: (m.container != INFRA, m.container))
+        record = read_record(members[0].labels)  # the infra container's, or what is left when it is gone
         pods.append(ObservedPod(
-            name=name, node=node, spec_hash=spec_hash, controller=labels.get(LABEL_CONTROLLER) or None,
-            kind=labels.get(LABEL_KIND, "Pod"), labels=_json(labels.get(LABEL_POD_LABELS), {}),
-            containers=tuple(sorted(members, key=lambda m: m.container)),
-            expected=tuple(_json(labels.get(LABEL_CONTAINERS), [])),
-            cpu_millis=_int(cpu), memory_bytes=_int(mem),
-            ports=tuple(Published(str(c), int(cp), str(proto), int(hp), n)
-                        for c, cp, proto, hp, n in _json(labels.get(LABEL_PORTS), [])),
-            applyset=labels.get(LABEL_APPLYSET, ""),
-            # a controller's pods always restart, also those made before the label existed
-            restart_policy=labels.get(LABEL_RESTART) or ("Always" if labels.get(LABEL_CONTROLLER) else "")))
+            name=name, node=node, spec_hash=spec_hash, controller=record.controller, kind=record.kind,
+            labels=record.labels, containers=tuple(members), expected=record.containers,
+            cpu_millis=record.cpu_millis, memory_bytes=record.memory_bytes, ports=record.ports,
+            applyset=record.applyset, restart_policy=record.restart_policy))
     return tuple(pods)
 
 
@@ -196,20 +180,6 @@ def _exit_code(status: str) -> int | None:
     """From Docker's status text: "Exited (143) 3 seconds ago" -> 143."""
     m = re.match(r"Exited \((-?\d+)\)", status)
     return int(m.group(1)) if m else None
-
-
-def _json(text: str | None, default):
-    try:
-        return json.loads(text) if text else default
-    except ValueError:
-        return default
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        return 0
 
 
 def observe_host(node: Node, cm_dir: Path, timeout: float = 20.0) -> HostView:

@@ -1,11 +1,40 @@
 """The pod format on a host: how a pod becomes named, labelled containers, and how they are read back.
 
-Render writes it and observation reads it; the ``cp_pods`` module on the host follows it too.
+One module writes and reads it: render encodes a pod into container names and labels, observation decodes
+the labels back, so a change to the format is one edit here. The hosts' labels are the truth of what runs,
+so names and values must stay readable on pods made by earlier versions. The ``cp_pods`` module on the host
+gets its constants from a stdlib-only copy, ``roles/cp_pods/module_utils/cp_podformat.py``, that a unit test
+holds equal to this one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from cluster_pilot.model import POD
+
+# Part of every pod's spec hash: bump it when the way a pod becomes containers changes, so pods are replaced.
+RUNTIME_VERSION = 2
+
+INFRA = "POD"  # the container name of a pod's infra container, as the seed-era kubelet called it
+POD_DIR = "/var/lib/cluster-pilot/pods"  # per pod and spec hash: its emptyDir volumes
+
+# On every managed container: whose it is.
+LABEL_PREFIX = "io.cluster-pilot."
+LABEL_POD = LABEL_PREFIX + "pod"
+LABEL_CONTROLLER = LABEL_PREFIX + "controller"  # "" for a bare pod
+LABEL_CONTAINER = LABEL_PREFIX + "container"
+LABEL_SPEC_HASH = LABEL_PREFIX + "spec-hash"
+# On the infra container only: the rest of what observation needs to know about the pod.
+LABEL_KIND = LABEL_PREFIX + "kind"  # kind of the object that owns the pod: Pod or ReplicationController
+LABEL_POD_LABELS = LABEL_PREFIX + "pod-labels"  # JSON object, keys sorted
+LABEL_REQUESTS = LABEL_PREFIX + "requests"  # "cpu_millis,memory_bytes"
+LABEL_PORTS = LABEL_PREFIX + "ports"  # JSON [[container, containerPort, protocol, hostPort, name], ...]
+LABEL_CONTAINERS = LABEL_PREFIX + "containers"  # JSON list of the pod's container names
+LABEL_APPLYSET = LABEL_PREFIX + "applyset"
+LABEL_RESTART = LABEL_PREFIX + "restart-policy"  # the pod's: Always, OnFailure or Never ("" on older pods)
 
 
 @dataclass(frozen=True)
@@ -17,3 +46,101 @@ class Published:
     protocol: str
     host_port: int
     name: str | None = None
+
+
+@dataclass(frozen=True)
+class Member:
+    """Which pod version a container belongs to, as its labels say."""
+
+    pod: str
+    container: str
+    spec_hash: str
+
+
+@dataclass(frozen=True)
+class PodRecord:
+    """What a pod's infra container says about the pod: everything observation needs besides states."""
+
+    pod: str
+    spec_hash: str
+    controller: str | None = None
+    kind: str = POD  # of the object that owns the pod
+    labels: Mapping[str, str] = field(default_factory=dict)
+    containers: tuple[str, ...] = ()
+    cpu_millis: int = 0
+    memory_bytes: int = 0
+    ports: tuple[Published, ...] = ()
+    applyset: str = ""
+    restart_policy: str = ""
+
+
+def container_name(pod: str, container: str, spec_hash: str) -> str:
+    """Docker accepts every character of a v1beta1 id ([A-Za-z0-9_.-]), so the pod name is kept as written."""
+    return f"cp_{pod}_{container}_{spec_hash}"
+
+
+def pod_dir(pod: str, spec_hash: str) -> str:
+    return f"{POD_DIR}/{pod}/{spec_hash}"
+
+
+def volume_dir(pod: str, spec_hash: str, volume: str) -> str:
+    """Where an emptyDir volume of a pod version lives on the host."""
+    return f"{pod_dir(pod, spec_hash)}/volumes/{volume}"
+
+
+def member_labels(pod: str, controller: str | None, container: str, spec_hash: str) -> dict[str, str]:
+    return {LABEL_POD: pod, LABEL_CONTROLLER: controller or "", LABEL_CONTAINER: container,
+            LABEL_SPEC_HASH: spec_hash}
+
+
+def infra_labels(record: PodRecord) -> dict[str, str]:
+    """The infra container's labels: its membership and the whole record."""
+    return member_labels(record.pod, record.controller, INFRA, record.spec_hash) | {
+        LABEL_KIND: record.kind,
+        LABEL_POD_LABELS: json.dumps(dict(record.labels), sort_keys=True),
+        LABEL_REQUESTS: f"{record.cpu_millis},{record.memory_bytes}",
+        LABEL_PORTS: json.dumps([[p.container, p.container_port, p.protocol, p.host_port, p.name]
+                                 for p in record.ports]),
+        LABEL_CONTAINERS: json.dumps(list(record.containers)),
+        LABEL_APPLYSET: record.applyset,
+        LABEL_RESTART: record.restart_policy,
+    }
+
+
+def read_member(labels: Mapping[str, str]) -> Member | None:
+    """None for a container that is not part of a pod."""
+    if LABEL_POD not in labels:
+        return None
+    return Member(labels[LABEL_POD], labels.get(LABEL_CONTAINER, ""), labels.get(LABEL_SPEC_HASH, ""))
+
+
+def read_record(labels: Mapping[str, str]) -> PodRecord:
+    """The inverse of ``infra_labels``, lenient: a missing or unreadable label reads as its empty value, so a
+    pod made by an earlier version (or one whose infra container is gone, read from an app container's
+    labels) is still seen."""
+    cpu, _, memory = labels.get(LABEL_REQUESTS, "0,0").partition(",")
+    controller = labels.get(LABEL_CONTROLLER) or None
+    return PodRecord(
+        pod=labels.get(LABEL_POD, ""), spec_hash=labels.get(LABEL_SPEC_HASH, ""), controller=controller,
+        kind=labels.get(LABEL_KIND, POD), labels=_json(labels.get(LABEL_POD_LABELS), {}),
+        containers=tuple(_json(labels.get(LABEL_CONTAINERS), [])),
+        cpu_millis=_int(cpu), memory_bytes=_int(memory),
+        ports=tuple(Published(str(c), int(cp), str(proto), int(hp), n)
+                    for c, cp, proto, hp, n in _json(labels.get(LABEL_PORTS), [])),
+        applyset=labels.get(LABEL_APPLYSET, ""),
+        # a controller's pods always restart, also those made before the label existed
+        restart_policy=labels.get(LABEL_RESTART) or ("Always" if controller else ""))
+
+
+def _json(text: str | None, default):
+    try:
+        return json.loads(text) if text else default
+    except ValueError:
+        return default
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return 0

@@ -30,7 +30,8 @@ from cluster_pilot.master.reconcile import Reconciler
 from cluster_pilot.model import (POD, REPLICATION_CONTROLLER, SERVICE, Container, Meta, Object, Pod, PodSpec,
                                  ReplicationController,
                                  from_json, parse_selector, selector_admits, selector_matches, to_json)
-from cluster_pilot.host.observe import INFRA, ObservedPod
+from cluster_pilot.host.observe import ObservedPod
+from cluster_pilot.host.podformat import INFRA
 from cluster_pilot.scheduler.replicas import replica
 from cluster_pilot.store import Conflict, NotFound, Record, Store
 

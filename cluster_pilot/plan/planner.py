@@ -12,9 +12,9 @@ import json
 from dataclasses import asdict, dataclass, replace
 from typing import Iterable, Mapping, Sequence
 
-from cluster_pilot.model import RUNTIME_VERSION, Pod, Service
+from cluster_pilot.model import Pod, Service
 from cluster_pilot.host.observe import ObservedPod, Observation
-from cluster_pilot.host.podformat import Published
+from cluster_pilot.host.podformat import RUNTIME_VERSION, Published
 from cluster_pilot.plan.proxy import Endpoint, document_hash, endpoints, free_port, proxied, proxy_document
 from cluster_pilot.scheduler import Placement, RunningPod, Schedule, Unschedulable
 

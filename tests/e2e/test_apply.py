@@ -138,16 +138,26 @@ def test_a_minion_lost_mid_apply_fails_naming_it_and_the_next_apply_converges(sa
 
 
 def test_a_rebooted_minions_pods_are_repaired_by_the_next_apply(sandbox_home, sandbox, tmp_path):
-    """A reboot brings the infra containers back but not the containers joining their namespaces (dockerd
-    starts them in parallel and gives up on those whose namespace is not there yet): apply replaces them."""
+    """A reboot brings the infra containers back, but dockerd sometimes gives up on the containers joining
+    their namespaces (it starts them in parallel, before the namespace is there). That race is made certain
+    here: after the restart the joined containers are stopped with plain docker, left exited as dockerd
+    leaves them. The next apply must replace exactly those pods, and every pod runs complete after it."""
     f = write_manifest(tmp_path / "reboot.json", rc_manifest("reboot", 6))
     apply(sandbox_home, f)
     on_3 = {name for name, cs in pods_of(sandbox, "reboot").items() if cs[0]["minion"] == "minion-3"}
     assert on_3, "spreading puts pods on every minion"
     cli("sandbox", "stop", "minion-3", home=sandbox_home)
     cli("sandbox", "start", "minion-3", home=sandbox_home)
+    (address,) = [m.address for m in sandbox.status() if m.name == "minion-3"]
+    apps = "--filter label=io.cluster-pilot.controller=reboot --filter label=io.cluster-pilot.container=app"
+    stopped = ssh(sandbox, address, f"docker stop -t 1 $(docker ps -aq {apps})")
+    assert stopped.returncode == 0, stopped.stderr
+    left_down = {c["id"] for c in managed_containers(sandbox) if c["controller"] == "reboot"
+                 and c["container"] == "app" and c["state"] == "exited"}
+    assert {c["pod"] for c in managed_containers(sandbox) if c["id"] in left_down} == on_3
     out = apply(sandbox_home, f).stderr
-    _assert_exactly(sandbox, "reboot", 6)
+    _assert_exactly(sandbox, "reboot", 6)  # every pod complete and running, one version each
+    assert not left_down & {c["id"] for c in managed_containers(sandbox)}, "the exited containers were replaced"
     assert "apply done" in out and "no changes" not in out, out
     cli("delete", "rc/reboot", home=sandbox_home)
 

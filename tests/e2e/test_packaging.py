@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = [
     "cluster_pilot/playbooks/apply.yml",
     "cluster_pilot/roles/cp_pods/library/cp_pods.py",
+    "cluster_pilot/roles/cp_pods/module_utils/cp_podformat.py",
     "cluster_pilot/roles/cp_pods/tasks/main.yml",
     "cluster_pilot/roles/cp_proxy/tasks/main.yml",
     "cluster_pilot/roles/cp_proxy/library/cp_proxy_apply.py",

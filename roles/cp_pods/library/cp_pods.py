@@ -91,8 +91,7 @@ import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
-
-POD_DIR = "/var/lib/cluster-pilot/pods"
+from ansible.module_utils.cp_podformat import POD_DIR
 
 
 class DockerError(Exception):

@@ -82,6 +82,13 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 HAPROXY = "/usr/sbin/haproxy"
+SYSTEMD_RUNNING = "/run/systemd/system"  # exists when systemd is the service manager
+SYSTEMD_UNIT = "/etc/systemd/system/cp-proxy.service"
+RUNIT_SERVICE = "/etc/sv/cp-proxy"
+RUNIT_ENABLED = "/etc/service"
+RUNSVDIR = "/usr/bin/runsvdir"
+LISTEN_TIMEOUT = 30.0
+SIGUSR2 = 12  # to HAProxy's master: new workers take the listening sockets over (a hitless reload)
 
 
 def write_if_changed(path, text, mode=0o644):
@@ -119,6 +126,68 @@ def listening(port):
         return False
 
 
+def not_listening(ports, timeout):
+    """The ports still closed once the timeout is over (none, as soon as all listen)."""
+    deadline = time.monotonic() + timeout
+    waiting = list(ports)
+    while waiting:
+        waiting = [port for port in waiting if not listening(port)]
+        if not waiting or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    return waiting
+
+
+def install(module, allowed):
+    """True when HAProxy had to be installed."""
+    if os.path.exists(HAPROXY):
+        return False
+    if not allowed:
+        module.fail_json(msg="haproxy is not installed")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "haproxy"]):
+        rc, out, err = module.run_command(cmd, environ_update=env)
+        if rc != 0:
+            module.fail_json(msg="installing haproxy failed: %s" % (err or out).strip()[-500:])
+    return True
+
+
+def check(module, directory, config):
+    """Fail, leaving the running configuration alone, unless ``haproxy -c`` accepts the new one."""
+    os.makedirs(directory, exist_ok=True)
+    fd, candidate = tempfile.mkstemp(dir=directory, prefix=".haproxy-", suffix=".cfg")
+    with os.fdopen(fd, "w") as f:
+        f.write(config)
+    rc, out, err = module.run_command([HAPROXY, "-c", "-q", "-f", candidate])
+    os.unlink(candidate)
+    if rc != 0:
+        module.fail_json(msg="haproxy -c rejected the configuration: %s" % (err or out).strip()[-1000:])
+
+
+def supervise(module, run_script, systemd_unit):
+    """Keep HAProxy supervised: (supervisor, changed, started now with the configuration in place)."""
+    if os.path.isdir(SYSTEMD_RUNNING):
+        unit_changed = write_if_changed(SYSTEMD_UNIT, systemd_unit)
+        if unit_changed:
+            module.run_command(["systemctl", "daemon-reload"], check_rc=True)
+        rc, _, _ = module.run_command(["systemctl", "is-active", "--quiet", "cp-proxy"])
+        if rc != 0:
+            module.run_command(["systemctl", "enable", "--now", "cp-proxy"], check_rc=True)
+            return "systemd", True, True
+        return "systemd", unit_changed, False
+    if os.path.isdir(RUNIT_ENABLED) or os.path.exists(RUNSVDIR):
+        changed = write_if_changed(os.path.join(RUNIT_SERVICE, "run"), run_script, 0o755)
+        link = os.path.join(RUNIT_ENABLED, os.path.basename(RUNIT_SERVICE))
+        if not os.path.islink(link):
+            os.makedirs(RUNIT_ENABLED, exist_ok=True)
+            os.symlink(RUNIT_SERVICE, link)
+            # pick the service up now, not in 5 s
+            module.run_command(["pkill", "-ALRM", "-x", os.path.basename(RUNSVDIR)])
+            changed = True
+        return "runit", changed, False
+    module.fail_json(msg="neither systemd nor runit supervises services here: install runit")
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -134,70 +203,25 @@ def main():
         supports_check_mode=False,
     )
     p = module.params
-    changed = False
-    if not os.path.exists(HAPROXY):
-        if not p["install"]:
-            module.fail_json(msg="haproxy is not installed")
-        env = {"DEBIAN_FRONTEND": "noninteractive"}
-        for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "haproxy"]):
-            rc, out, err = module.run_command(cmd, environ_update=env)
-            if rc != 0:
-                module.fail_json(msg="installing haproxy failed: %s" % (err or out).strip()[-500:])
-        changed = True
+    changed = install(module, p["install"])
+    check(module, p["directory"], p["config"])
+    config_changed = write_if_changed(os.path.join(p["directory"], "haproxy.cfg"), p["config"])
+    supervisor, supervision_changed, started = supervise(module, p["run_script"], p["systemd_unit"])
+    changed = changed or config_changed or supervision_changed
 
-    config_path = os.path.join(p["directory"], "haproxy.cfg")
-    os.makedirs(p["directory"], exist_ok=True)
-    fd, candidate = tempfile.mkstemp(dir=p["directory"], prefix=".haproxy-", suffix=".cfg")
-    with os.fdopen(fd, "w") as f:
-        f.write(p["config"])
-    rc, out, err = module.run_command([HAPROXY, "-c", "-q", "-f", candidate])
-    os.unlink(candidate)
-    if rc != 0:
-        module.fail_json(msg="haproxy -c rejected the configuration: %s" % (err or out).strip()[-1000:])
-    config_changed = write_if_changed(config_path, p["config"])
-    changed = changed or config_changed
-
-    if os.path.isdir("/run/systemd/system"):
-        supervisor = "systemd"
-        unit_changed = write_if_changed("/etc/systemd/system/cp-proxy.service", p["systemd_unit"])
-        if unit_changed:
-            module.run_command(["systemctl", "daemon-reload"], check_rc=True)
-        rc, _, _ = module.run_command(["systemctl", "is-active", "--quiet", "cp-proxy"])
-        if rc != 0:
-            module.run_command(["systemctl", "enable", "--now", "cp-proxy"], check_rc=True)
-            changed = True
-            config_changed = False  # started with the new configuration
-        changed = changed or unit_changed
-    elif os.path.isdir("/etc/service") or os.path.exists("/usr/bin/runsvdir"):
-        supervisor = "runit"
-        changed = write_if_changed("/etc/sv/cp-proxy/run", p["run_script"], 0o755) or changed
-        link = "/etc/service/cp-proxy"
-        if not os.path.islink(link):
-            os.makedirs("/etc/service", exist_ok=True)
-            os.symlink("/etc/sv/cp-proxy", link)
-            module.run_command(["pkill", "-ALRM", "-x", "runsvdir"])  # pick the service up now, not in 5 s
-            changed = True
-    else:
-        module.fail_json(msg="neither systemd nor runit supervises services here: install runit")
-
-    reloaded = False
     pid = master_pid(p["pidfile"])
-    if config_changed and pid is not None:
-        os.kill(pid, 12)  # SIGUSR2: the master starts new workers that take the listening sockets over
-        reloaded = True
+    reloaded = config_changed and not started and pid is not None
+    if reloaded:
+        os.kill(pid, SIGUSR2)
 
-    deadline = time.monotonic() + 30
-    waiting = [port for port in p["ports"]]
-    while waiting:
-        waiting = [port for port in waiting if not listening(port)]
-        if waiting and time.monotonic() > deadline:
-            module.fail_json(msg="service ports not listening after 30 s: %s" % ", ".join(map(str, waiting)),
-                             changed=changed)
-        if waiting:
-            time.sleep(0.1)
+    waiting = not_listening(p["ports"], LISTEN_TIMEOUT)
+    if waiting:
+        closed = ", ".join(map(str, waiting))
+        module.fail_json(msg="service ports not listening after %d s: %s" % (LISTEN_TIMEOUT, closed), changed=changed)
     if p["ports"] and master_pid(p["pidfile"]) is None and supervisor == "runit":
-        module.fail_json(msg="haproxy is not running under runit (see /etc/sv/cp-proxy)", changed=changed)
+        module.fail_json(msg="haproxy is not running under runit (see %s)" % RUNIT_SERVICE, changed=changed)
 
+    # last: its hash tells cluster-pilot this minion is up to date, so a run cut short before here is redone
     changed = write_if_changed(os.path.join(p["directory"], "proxy.json"), p["document"]) or changed
     module.exit_json(changed=changed, reloaded=reloaded, supervisor=supervisor)
 

@@ -1,0 +1,256 @@
+"""The cp_pods module against a fake dockerd: an Engine API on a Unix socket that answers as dockerd does
+(201/409 on create, 204/304 on start and stop, 404 for what is missing) and records every request."""
+
+from __future__ import annotations
+
+import json
+import os
+import socketserver
+import tempfile
+import threading
+import urllib.parse
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+from tests.unit.ansible_modules import load_module
+
+cp_pods = load_module("cp_pods", "cp_pods")
+
+
+@dataclass
+class Engine:
+    """dockerd's state as far as cp_pods sees it, and the requests it got."""
+
+    images: set[str] = field(default_factory=set)
+    containers: dict[str, dict] = field(default_factory=dict)  # id -> {"name", "running", "body"}
+    broken_pulls: dict[str, str] = field(default_factory=dict)  # image -> error in the pull stream
+    requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path and query)
+    made: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def find(self, ident: str) -> str | None:
+        return next((i for i, c in self.containers.items() if ident in (i, c["name"])), None)
+
+    def answer(self, method: str, url: str, body: dict | None) -> tuple[int, bytes]:
+        path, _, query = url.partition("?")
+        q = dict(urllib.parse.parse_qsl(query))
+        parts = path.strip("/").split("/")
+        with self.lock:
+            self.requests.append((method, url))
+            if parts[0] == "images":
+                return self._image(method, parts, q)
+            return self._container(method, parts, q, body)
+
+    def _image(self, method, parts, q):
+        if method == "GET":
+            name = urllib.parse.unquote(parts[1])
+            return (200, b"{}") if name in self.images else (404, b'{"message": "No such image"}')
+        image = f"{q['fromImage']}:{q['tag']}"
+        if image in self.broken_pulls:
+            return 200, json.dumps({"error": self.broken_pulls[image]}).encode() + b"\n"
+        self.images.add(image)
+        return 200, b'{"status": "Pulling"}\n{"status": "Downloaded"}\n'
+
+    def _container(self, method, parts, q, body):
+        if parts[1] == "create":
+            if self.find(q["name"]):
+                return 409, b'{"message": "Conflict. The container name is already in use"}'
+            ident, self.made = f"id{self.made}", self.made + 1
+            self.containers[ident] = {"name": q["name"], "running": False, "body": body}
+            return 201, json.dumps({"Id": ident}).encode()
+        ident = self.find(parts[1])
+        if ident is None:
+            return 404, b'{"message": "No such container"}'
+        c = self.containers[ident]
+        if method == "DELETE":
+            del self.containers[ident]
+            return 204, b""
+        wanted = parts[2] == "start"
+        if c["running"] == wanted:
+            return 304, b""
+        c["running"] = wanted
+        return 204, b""
+
+    def calls(self, method: str, prefix: str) -> list[str]:
+        return [u.split("?")[0] for m, u in self.requests if m == method and u.startswith(prefix)]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def _serve(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length)) if length else None
+        status, raw = self.server.engine.answer(self.command, self.path, body)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    do_GET = do_POST = do_DELETE = _serve
+
+    def log_message(self, *args):  # a Unix socket has no client address to log
+        pass
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+@contextmanager
+def fake_dockerd():
+    with tempfile.TemporaryDirectory(prefix="cpd") as d:  # short: a socket path has at most 107 bytes
+        server = _Server(os.path.join(d, "docker.sock"), _Handler)
+        server.engine = Engine()
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield server.engine, cp_pods.Docker(server.server_address)
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+@pytest.fixture
+def engine():
+    with fake_dockerd() as pair:
+        yield pair
+
+
+def _create(pod: str, *apps: str, images=("busybox:latest",), pull="missing", dirs=()) -> dict:
+    names = [f"cp_{pod}_POD_h"] + [f"cp_{pod}_{a}_h" for a in apps]
+    return {"pod": pod, "images": list(images), "pull": pull, "dirs": list(dirs),
+            "containers": [{"name": n, "body": {"Image": images[0], "Labels": {"n": n}}} for n in names]}
+
+
+def test_a_pod_is_created_infra_first_and_every_container_started(engine):
+    dockerd, docker = engine
+    assert cp_pods.create_pod(docker, _create("web-1", "app", "side")) is True
+    created = [c["name"] for c in dockerd.containers.values()]
+    assert created == ["cp_web-1_POD_h", "cp_web-1_app_h", "cp_web-1_side_h"]
+    assert all(c["running"] for c in dockerd.containers.values())
+    assert dockerd.containers["id1"]["body"] == {"Image": "busybox:latest", "Labels": {"n": "cp_web-1_app_h"}}
+
+
+def test_creating_again_after_a_run_cut_short_starts_what_exists_and_creates_nothing_twice(engine):
+    dockerd, docker = engine
+    action = _create("web-1", "app")
+    cp_pods.create_pod(docker, action)
+    dockerd.containers["id1"]["running"] = False  # created, never started: the run was cut short there
+    dockerd.requests.clear()
+    assert cp_pods.create_pod(docker, action) is False  # 409 on both: nothing new
+    assert len(dockerd.containers) == 2 and all(c["running"] for c in dockerd.containers.values())
+    assert dockerd.calls("POST", "/containers/") == ["/containers/create", "/containers/cp_web-1_POD_h/start",
+                                                     "/containers/create", "/containers/cp_web-1_app_h/start"]
+
+
+def test_removal_stops_the_app_containers_before_the_infra_container_and_forgets_missing_ones(engine):
+    dockerd, docker = engine
+    cp_pods.create_pod(docker, _create("web-1", "app", "side"))
+    dockerd.requests.clear()
+    cp_pods.remove_pod(docker, {"pod": "web-1", "ids": ["id0", "id1", "gone", "id2"]})
+    assert dockerd.calls("POST", "/containers/") == [
+        "/containers/id1/stop", "/containers/gone/stop", "/containers/id2/stop", "/containers/id0/stop"]
+    assert dockerd.containers == {}
+
+
+def test_removal_deletes_the_pod_directory_only_below_the_pods_root(engine, tmp_path, monkeypatch):
+    _, docker = engine
+    root = tmp_path / "pods"
+    monkeypatch.setattr(cp_pods, "POD_DIR", str(root))
+    version = root / "web-1" / "h"
+    (version / "volumes" / "data").mkdir(parents=True)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    cp_pods.remove_pod(docker, {"pod": "web-1", "ids": [], "dir": str(version)})
+    cp_pods.remove_pod(docker, {"pod": "x", "ids": [], "dir": str(root / ".." / "elsewhere")})
+    assert not (root / "web-1").exists() and outside.is_dir()
+
+
+def test_a_container_dockerd_refuses_fails_with_dockerds_message(engine):
+    _, docker = engine
+    with pytest.raises(cp_pods.DockerError, match=r"POST /containers/nope/start: 404 No such container"):
+        docker.call("POST", "/containers/nope/start")
+
+
+def test_pull_reports_the_error_inside_dockerds_stream(engine):
+    dockerd, docker = engine
+    dockerd.broken_pulls["nosuch:1"] = "manifest unknown"
+    with pytest.raises(cp_pods.DockerError, match="pull nosuch:1: manifest unknown"):
+        docker.pull("nosuch:1")
+    docker.pull("registry:5000/team/app")  # a port is not a tag
+    assert "registry:5000/team/app:latest" in dockerd.images
+
+
+@contextmanager
+def _closed_reader_on_stdout():
+    """Our standard output as a module's is once the controller's SSH session has gone: a pipe nobody reads."""
+    read, write = os.pipe()
+    saved = os.dup(1)
+    os.dup2(write, 1)
+    os.close(write)
+    os.close(read)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def test_an_abandoned_run_makes_no_docker_change(engine):
+    dockerd, docker = engine
+    cp_pods.check_controller()  # a live reader: go on
+    with _closed_reader_on_stdout():
+        with pytest.raises(cp_pods.Abandoned):
+            cp_pods.create_pod(docker, _create("web-1", "app"))
+    assert dockerd.requests == [] and dockerd.containers == {}
+
+
+def _run_main(socket_path: str, capsys, create=(), remove=()) -> dict:
+    args = {"create": json.dumps(list(create)), "remove": json.dumps(list(remove)), "socket": socket_path}
+    with patch_module_args(args), pytest.raises(SystemExit):
+        cp_pods.main()
+    return json.loads(capsys.readouterr().out)
+
+
+def test_the_module_pulls_each_image_once_and_only_when_missing_or_always(engine, capsys):
+    dockerd, docker = engine
+    dockerd.images |= {"busybox:latest", "redis:7"}
+    creates = [_create("a", "app", images=("busybox:latest", "redis:7")), _create("b", "app", images=("redis:7",),
+                                                                                   pull="always")]
+    result = _run_main(docker.path, capsys, create=creates)
+    assert result["pulled"] == ["redis:7"] and sorted(result["created"]) == ["a", "b"]
+    assert dockerd.calls("POST", "/images/create") == ["/images/create"]
+    assert result["changed"] is True and "failed" not in result
+
+
+def test_the_module_reports_failures_per_pod_and_does_the_other_pods(engine, capsys):
+    dockerd, docker = engine
+    dockerd.broken_pulls["bad:1"] = "manifest unknown"
+    cp_pods.create_pod(docker, _create("old", "app"))
+    creates = [_create("good", "app"), _create("broken", "app", images=("bad:1",))]
+    result = _run_main(docker.path, capsys, create=creates, remove=[{"pod": "old", "ids": ["id0", "id1"]}])
+    assert result["failed"] is True
+    assert result["failed_pods"] == [{"pod": "broken", "error": "pull bad:1: manifest unknown"}]
+    assert (result["created"], result["removed"]) == (["good"], ["old"])
+    assert sorted(c["name"] for c in dockerd.containers.values()) == ["cp_good_POD_h", "cp_good_app_h"]
+
+
+def test_the_module_refuses_input_that_is_not_json(engine, capsys):
+    _, docker = engine
+    args = {"create": "[{", "socket": docker.path}
+    with patch_module_args(args), pytest.raises(SystemExit):
+        cp_pods.main()
+    result = json.loads(capsys.readouterr().out)
+    assert result["failed"] is True and result["msg"].startswith("create/remove must be JSON lists")
+
+
+def test_a_dockerd_that_does_not_answer_fails_every_pod_naming_it(capsys, tmp_path):
+    result = _run_main(str(tmp_path / "no.sock"), capsys, remove=[{"pod": "old", "ids": ["x"]}])
+    assert [f["pod"] for f in result["failed_pods"]] == ["old"]
+    assert "No such file" in result["failed_pods"][0]["error"] and result["changed"] is False
+
