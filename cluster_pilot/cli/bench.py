@@ -1,31 +1,196 @@
-"""``cluster-pilot bench ...``: benchmarks that print figures (ratios and rates), never pass/fail on time."""
+"""``cluster-pilot bench ...``: parse the options, call the measurement in ``cluster_pilot.bench``, print its
+figures. Each benchmark module is imported on use, so ``bench scheduler`` does not pay for uvicorn or Ansible."""
 
 from __future__ import annotations
 
-import importlib
+import os
+from typing import TYPE_CHECKING, Sequence
 
 import click
 
-_BENCHES = {
-    "manifests": "cluster_pilot.cli.bench_manifests:manifests",
-    "scheduler": "cluster_pilot.cli.bench_scheduler:scheduler",
-    "apply": "cluster_pilot.cli.bench_apply:apply_bench",
-    "api": "cluster_pilot.cli.bench_api:api_bench",
-    "proxy": "cluster_pilot.cli.bench_proxy:proxy",
-}
+from cluster_pilot.cli.options import inventory_option, load_nodes, open_state
+from cluster_pilot.quantity import cpu_millis
+
+if TYPE_CHECKING:
+    from cluster_pilot.bench.proxy import ProxyFigures, ProxySettings, WrkRun
 
 
-class _LazyBench(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(_BENCHES)
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name not in _BENCHES:
-            return None
-        module, _, attr = _BENCHES[name].partition(":")
-        return getattr(importlib.import_module(module), attr)
-
-
-@click.group(cls=_LazyBench)
+@click.group()
 def bench() -> None:
     """Measure a stage and print its figures."""
+
+
+@bench.command()
+@click.option("--objects", "count", type=click.IntRange(3, 120_000), default=10_000, show_default=True)
+@click.option("--repeat", type=click.IntRange(1, 20), default=1, show_default=True, help="Runs; the best is shown.")
+def manifests(count: int, repeat: int) -> None:
+    """Validate COUNT generated objects of mixed kinds and styles; print the time and the rate."""
+    from cluster_pilot.bench.manifests import measure
+
+    f = measure(count, repeat)
+    listing = ", ".join(f"{n} {k}" for k, n in f.kinds.items())
+    click.echo(f"validated {f.objects} objects ({listing}) in {f.files} files: "
+               f"{f.seconds:.2f} s, {f.rate:,.0f} objects/s (goal: 10,000 in under 2 s)")
+
+
+@bench.command()
+@click.option("--nodes", "node_count", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--pods", "pod_count", type=click.IntRange(min=1), default=10000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def scheduler(node_count: int, pod_count: int, seed: int) -> int:
+    """Place --pods pods on --nodes minions as if nothing ran yet; the last line is the rate."""
+    from cluster_pilot.bench.scheduler import measure
+
+    f = measure(node_count, pod_count, seed)
+    click.echo(f"fleet: {f.nodes} minions; workload: {f.controllers} controllers, {f.bare_pods} bare pods, "
+               f"{f.services} services (seed {f.seed})")
+    click.echo(f"placed {f.placed}, unschedulable {f.unschedulable}")
+    click.echo(f"peak memory: {f.peak_mib:.0f} MiB (max RSS of the process)")
+    click.echo(f"scheduled {f.pods} pods on {f.nodes} nodes in {f.seconds:.3f} s: {f.rate:,.0f} pods/s")
+    return 0
+
+
+@bench.command("apply")
+@inventory_option
+@click.option("--pods-per-host", type=click.IntRange(1, 40), default=10, show_default=True)
+def apply_bench(inventory, pods_per_host) -> int:
+    """Cold, no-op and one-image-change apply times, as ratios to floors measured here and now."""
+    from cluster_pilot.bench.apply import measure
+
+    inventory_file, nodes = load_nodes(inventory)
+    home, _ = open_state()
+    f = measure(nodes, inventory_file, home, pods_per_host)
+    click.echo(f"hosts: {f.hosts}, pods: {f.pods} ({2 * f.pods} containers with the infra containers)")
+    click.echo(f"raw floor (parallel ssh + docker run -d): {f.raw_floor_s:.2f} s")
+    click.echo(f"cold apply: {f.cold_s:.2f} s  ratio {f.cold_s / f.raw_floor_s:.2f} (goal <= 1.5)")
+    click.echo(f"observation floor (parallel ssh docker ps): {f.observation_floor_s * 1000:.0f} ms")
+    click.echo(f"no-op apply: {f.noop_s * 1000:.0f} ms  ratio {f.noop_s / f.observation_floor_s:.2f} (goal <= 2)")
+    click.echo(f"one pod's image changed: {f.one_change_s:.2f} s, {f.untouched}/{f.others} other pods untouched, "
+               f"ok={f.one_change_ok}")
+    return 0
+
+
+@bench.command("api")
+@click.option("--pods", type=click.IntRange(1, 100_000), default=1000, show_default=True)
+@click.option("--duration", type=click.IntRange(1, 60), default=5, show_default=True)
+@click.option("--connections", type=click.IntRange(1, 256), default=8, show_default=True)
+def api_bench(pods: int, duration: int, connections: int) -> int:
+    """Requests per second and latency of GET /api/v1beta1/pods with N pods."""
+    from cluster_pilot.bench.api import measure
+
+    f = measure(pods, duration, connections)
+    click.echo(f"GET /api/v1beta1/pods with {pods} pods, {connections} connections, {duration} s: "
+               f"{f.requests_per_s:.1f} requests/s, median {f.median}, p99 {f.p99}, non-2xx {f.non_2xx}")
+    return 0
+
+
+def _cpu_millis(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    try:
+        return cpu_millis(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+@bench.command("proxy")
+@inventory_option
+@click.option("--replicas", type=click.IntRange(1, 64), default=3, show_default=True,
+              help="Backends of the service in (c).")
+@click.option("--pod-cpu", "pod_cpu", default="200m", show_default=True, callback=_cpu_millis,
+              help="CPU limit of each pod (a quantity: 250m, 0.5, 1); 0 for none.")
+@click.option("--port", type=click.IntRange(1, 29999), default=18080, show_default=True,
+              help="First service port; the service takes 3 x --runs ports from here, on every minion.")
+@click.option("--duration", type=click.FloatRange(0.5, 600), default=5.0, show_default=True,
+              help="Seconds of each wrk run.")
+@click.option("--runs", type=click.IntRange(1, 10), default=3, show_default=True, help="wrk runs per target.")
+@click.option("--threads", type=click.IntRange(1, 64), default=2, show_default=True)
+@click.option("--connections", type=click.IntRange(1, 10000), default=8, show_default=True,
+              help="Connections per backend of the runs under load.")
+def proxy(inventory, replicas, pod_cpu, port, duration, runs, threads, connections) -> int:
+    """Requests/s and latency through a service's proxy, as ratios to the pod it proxies.
+
+    \b
+    (a)  straight to one pod's published port       (a1) the same, one request at a time
+    (b)  the service, that pod its only backend     (b1) the same, one request at a time
+    (c)  the service with --replicas backends
+    Goals: (b)/(a) and (c)/(replicas x (a)) >= 0.9; (b1)-(a1) < 1 ms of median latency. Pods are held to
+    --pod-cpu so that each backend, not this machine's shared CPUs, is what runs measure; the CPU use of
+    this machine is printed per run.
+    """
+    from cluster_pilot.bench.proxy import ProxySettings, measure
+    from cluster_pilot.cli.apply import recorded_services
+
+    settings = ProxySettings(replicas, pod_cpu, port, duration, runs, threads, connections)
+    if connections < threads:
+        raise click.BadParameter("must be at least --threads", param_hint="--connections")
+    if settings.last_port > 29999:
+        raise click.BadParameter(f"the service needs ports {port}..{settings.last_port}, below the dynamic range "
+                                 "30000-32767", param_hint="--port")
+    inventory_file, nodes = load_nodes(inventory)
+    if not nodes:
+        raise click.ClickException(f"no minions in {inventory_file}")
+    home, store = open_state()
+    figures = measure(nodes, inventory_file, home, recorded_services(store), settings,
+                      lambda message: click.echo(message, err=True))
+    for line in _proxy_report(figures, settings, len(nodes)):
+        click.echo(line)
+    return 0
+
+
+def _runs_line(label: str, runs: Sequence[WrkRun]) -> str:
+    from cluster_pilot.bench.proxy import best
+
+    kept = best(runs)
+    errors = sum(r.errors for r in runs)
+    each = ", ".join(f"{r.requests_per_s:.0f}{'*' if r.limited else ''}" for r in runs)
+    return (f"{label}: {kept.requests_per_s:.0f} req/s  median {kept.median_ms:.3f} ms  p99 {kept.p99_ms:.3f} ms"
+            f"  CPU {kept.cpu_busy:.0%}  (runs req/s: {each}; errors: {errors})")
+
+
+def _proxy_report(f: ProxyFigures, s: ProxySettings, minions: int) -> list[str]:
+    """The lines of ``bench proxy``: where it ran, every target's runs, the goals' ratios, and notes on what
+    of this machine may have bounded a figure."""
+    from cluster_pilot.bench.proxy import LOAD, ONE, SPREAD, best
+
+    a, b, c, a1, b1 = map(best, (f.direct, f.single, f.spread, f.direct_one, f.single_one))
+    held = f"each held to {s.pod_cpu}m CPU" if s.pod_cpu else "no CPU limit: pods, proxies and wrk share this machine"
+
+    def ports(numbers: Sequence[int]) -> str:
+        return f"{f.address}:{','.join(map(str, numbers))}"
+
+    lines = [
+        f"minions: {minions}; pod {f.pod.name} on {f.pod.node} ({f.address}); {s.replicas} replicas on "
+        f"{len(f.replica_nodes)} minion(s), {held}; busybox httpd, one connection per request (Connection: close)",
+        f"wrk: {s.runs} run(s) x {s.duration:g} s per target, {s.threads} threads and {s.connections} connections "
+        f"per backend under load ({s.connections * s.replicas} in (c)); kept: the best run by requests/s; "
+        "each run on ports of its own",
+        _runs_line(f"(a) direct to the pod ({ports(f.direct_ports[LOAD])})", f.direct),
+        _runs_line(f"(b) service, 1 backend ({ports(f.via[LOAD])})", f.single),
+        _runs_line(f"(c) service, {s.replicas} backends ({ports(f.via[SPREAD])})", f.spread),
+        _runs_line(f"(a1) direct, one connection ({ports(f.direct_ports[ONE])})", f.direct_one),
+        _runs_line(f"(b1) service, one connection ({ports(f.via[ONE])})", f.single_one),
+        f"ratio (b)/(a) per backend: {b.requests_per_s / a.requests_per_s:.3f} (goal >= 0.9)",
+        f"ratio (c)/({s.replicas} x (a)) per backend: {c.requests_per_s / (s.replicas * a.requests_per_s):.3f} "
+        "(goal >= 0.9)",
+        f"added median latency (b1)-(a1), one request at a time: {b1.median_ms - a1.median_ms:.3f} ms (goal < 1 ms)",
+        f"added median latency under load (b)-(a): {b.median_ms - a.median_ms:.3f} ms "
+        "(wrk's clock starts after connect: straight to a busy pod the queue is in connect())",
+    ]
+    return lines + _proxy_notes(f, s, (a, b, c))
+
+
+def _proxy_notes(f: ProxyFigures, s: ProxySettings, loaded: Sequence[WrkRun]) -> list[str]:
+    notes = []
+    if not s.pod_cpu:
+        notes.append(f"note: pods unlimited: the ratios compare the proxy's CPU per request with the pod's and "
+                     f"wrk's on this machine's {os.cpu_count()} CPUs, not what a backend can serve")
+    saturated = [label for label, r in zip(("(a)", "(b)", "(c)"), loaded) if r.cpu_busy >= 0.95]
+    if s.pod_cpu and saturated:
+        notes.append(f"note: this machine's CPUs were busy >= 95% in {', '.join(saturated)}: there the machine, not "
+                     "the pods' CPU limit, was the bound; a lower --pod-cpu measures the proxy against its backends")
+    limits = sorted({r.limited for r in (*f.direct, *f.single, *f.spread, *f.direct_one, *f.single_one)
+                     if r.limited})
+    if limits:
+        notes.append(f"note: runs marked * came near a limit of this machine ({'; '.join(limits)}): within 10% of "
+                     f"the ~{f.port_limit} local ports one destination can use (TIME_WAIT), or of the conntrack "
+                     "table; their rate is bounded by that, not by the proxy: use a shorter --duration")
+    return notes

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import click
 import pytest
 
-from cluster_pilot.cli.bench_proxy import LOAD, ONE, SPREAD, _service, _workload, parse_wrk, pod_port, service_port
+from cluster_pilot.bench import BenchFailed
+from cluster_pilot.bench.proxy import LOAD, ONE, SPREAD, _service, _workload, parse_wrk, pod_port, service_port
 
 WRK = """Running 2s test @ http://172.28.1.11:30000/
   2 threads and 8 connections
@@ -35,7 +35,7 @@ def test_parse_wrk_reads_rate_latencies_and_every_error():
 
 
 def test_parse_wrk_rejects_output_without_figures():
-    with pytest.raises(click.ClickException, match="unreadable wrk output"):
+    with pytest.raises(BenchFailed, match="unreadable wrk output"):
         parse_wrk("wrk: unable to connect to 172.28.1.11:30000 Connection refused\n")
 
 

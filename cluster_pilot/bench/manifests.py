@@ -1,4 +1,4 @@
-"""``cluster-pilot bench manifests``: how fast a large set of manifests is read, checked and normalised.
+"""The manifests benchmark: how fast a large set of manifests is read, checked and normalised.
 
 Writes a synthetic application of N objects to a temporary directory, in every style the loader reads
 (2014 JSON with and without kind, first-release spellings, JSON Lists, v1 YAML streams), then times
@@ -11,20 +11,30 @@ import json
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
-import click
+import yaml
+
+from cluster_pilot.manifests import load
 
 _PER_FILE = 10  # objects per List or YAML stream
 
 
-@click.command()
-@click.option("--objects", "count", type=click.IntRange(3, 120_000), default=10_000, show_default=True)
-@click.option("--repeat", type=click.IntRange(1, 20), default=1, show_default=True, help="Runs; the best is shown.")
-def manifests(count: int, repeat: int) -> None:
-    """Validate COUNT generated objects of mixed kinds and styles; print the time and the rate."""
-    from cluster_pilot.manifests import load
+@dataclass(frozen=True)
+class ManifestFigures:
+    objects: int
+    kinds: dict[str, int]
+    files: int
+    seconds: float  # the best of the runs
 
+    @property
+    def rate(self) -> float:
+        return self.objects / self.seconds
+
+
+def measure(count: int, repeat: int) -> ManifestFigures:
+    """Validate ``count`` generated objects of mixed kinds and styles, ``repeat`` times; keep the best run."""
     with tempfile.TemporaryDirectory(prefix="cluster-pilot-bench-") as tmp:
         files = write_application(Path(tmp), count)
         best = float("inf")
@@ -33,9 +43,7 @@ def manifests(count: int, repeat: int) -> None:
             loaded = load([tmp])
             best = min(best, time.perf_counter() - started)
     kinds = Counter(o.kind for o in loaded.objects)
-    listing = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
-    click.echo(f"validated {len(loaded.objects)} objects ({listing}) in {files} files: "
-               f"{best:.2f} s, {len(loaded.objects) / best:,.0f} objects/s (goal: 10,000 in under 2 s)")
+    return ManifestFigures(len(loaded.objects), dict(sorted(kinds.items())), files, best)
 
 
 def write_application(root: Path, count: int) -> int:
@@ -126,6 +134,4 @@ def _v1_service(name: str, labels: dict, port: int) -> dict:
 
 
 def _yaml(data: dict) -> str:
-    import yaml
-
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)

@@ -60,16 +60,13 @@ import subprocess
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
-import click
-
-from cluster_pilot.cli.options import inventory_option, load_nodes, open_state
+from cluster_pilot.apply.pipeline import Options, Outcome, converge, services_wanted
+from cluster_pilot.bench import BenchFailed
+from cluster_pilot.host.observe import ObservedPod, observe
 from cluster_pilot.model import (REPLICATION_CONTROLLER, Container, Meta, Node, PodSpec, PodTemplate, Port,
                                  ReplicationController, Service, ServicePort)
-from cluster_pilot.host.observe import ObservedPod, observe
-from cluster_pilot.apply.pipeline import Options, Outcome, converge, services_wanted
-from cluster_pilot.quantity import cpu_millis
 
 BENCH = "cp-bench-proxy"
 LABELS = {"bench": BENCH}
@@ -85,6 +82,37 @@ class WrkRun:
     errors: int  # socket errors of any kind plus non-2xx/3xx answers
     limited: str = ""  # what of this machine, not the proxy, may have bounded the run: local ports, conntrack
     cpu_busy: float = 0.0  # this machine's CPUs busy during the run, 0..1
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    replicas: int  # backends of the service in (c)
+    pod_cpu: int  # CPU limit of each pod in millicores; 0 for none
+    port: int  # the first service port
+    duration: float  # seconds of each wrk run
+    runs: int  # wrk runs per target
+    threads: int
+    connections: int  # per backend, in the runs under load
+
+    @property
+    def last_port(self) -> int:
+        """The service's last port: it takes 3 x runs ports from ``port`` on, on every minion."""
+        return service_port(self.port, SPREAD, self.runs, self.runs - 1)
+
+
+@dataclass(frozen=True)
+class ProxyFigures:
+    pod: ObservedPod  # the pod of (a) and (b)
+    address: str  # its minion's, where every run is sent
+    replica_nodes: tuple[str, ...]  # the minions of the --replicas pods in (c)
+    direct_ports: dict[int, list[int]]  # LOAD and ONE -> the pod's published host port per run
+    via: dict[int, list[int]]  # every kind -> the service port per run
+    direct: tuple[WrkRun, ...]  # (a)
+    single: tuple[WrkRun, ...]  # (b)
+    spread: tuple[WrkRun, ...]  # (c)
+    direct_one: tuple[WrkRun, ...]  # (a1)
+    single_one: tuple[WrkRun, ...]  # (b1)
+    port_limit: int  # local ports one destination can use before TIME_WAIT bounds a run
 
 
 # Kinds of run: each has its own pod ports (one httpd each) and service ports, ``runs`` of each, so that no
@@ -124,7 +152,7 @@ _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
 def _duration_ms(text: str) -> float:
     m = re.fullmatch(r"([0-9.]+)(us|ms|s|m|h)", text.strip())
     if not m:
-        raise click.ClickException(f"unreadable wrk duration {text!r}")
+        raise BenchFailed(f"unreadable wrk duration {text!r}")
     return float(m.group(1)) * _UNITS_MS[m.group(2)]
 
 
@@ -135,7 +163,7 @@ def parse_wrk(output: str) -> WrkRun:
     p99 = re.search(r"^\s*99%\s+(\S+)", output, re.M)
     total = re.search(r"^\s*(\d+) requests in", output, re.M)
     if not (rps and p50 and p99 and total):
-        raise click.ClickException(f"unreadable wrk output:\n{output.strip()[:800]}")
+        raise BenchFailed(f"unreadable wrk output:\n{output.strip()[:800]}")
     errors = 0
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     if sock:
@@ -147,21 +175,21 @@ def parse_wrk(output: str) -> WrkRun:
                   int(total.group(1)), errors)
 
 
-def _wrk_binary() -> str:
+def _wrk_binary(say: Callable[[str], None]) -> str:
     found = shutil.which("wrk")
     if found:
         return found
     if os.geteuid() != 0:
-        raise click.ClickException("wrk is not installed: run 'apt-get install wrk' as root (scripts/setup does)")
-    click.echo("wrk is not installed: installing the Debian package", err=True)
+        raise BenchFailed("wrk is not installed: run 'apt-get install wrk' as root (scripts/setup does)")
+    say("wrk is not installed: installing the Debian package")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "wrk"]):
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=600)
         if proc.returncode != 0:
-            raise click.ClickException(f"{' '.join(cmd)} failed: {proc.stderr.strip()[-400:]}")
+            raise BenchFailed(f"{' '.join(cmd)} failed: {proc.stderr.strip()[-400:]}")
     found = shutil.which("wrk")
     if not found:
-        raise click.ClickException("wrk is still not on PATH after apt-get install wrk")
+        raise BenchFailed("wrk is still not on PATH after apt-get install wrk")
     return found
 
 
@@ -232,7 +260,7 @@ def _wrk(wrk: str, address: str, port: int, duration: float, threads: int, conne
     proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=duration + 60)
     busy1, total1 = _cpu_times()
     if proc.returncode != 0:
-        raise click.ClickException(f"wrk {url} exited {proc.returncode}: {proc.stderr.strip()[:400]}")
+        raise BenchFailed(f"wrk {url} exited {proc.returncode}: {proc.stderr.strip()[:400]}")
     run = parse_wrk(proc.stdout)
     return replace(run, limited=_limits(address, port, limit, run.requests), cpu_busy=(busy1 - busy0) / max(1, total1 - total0))
 
@@ -259,7 +287,7 @@ def _wait_serving(address: str, port: int, distinct: int, what: str, timeout: fl
         if None not in bodies and len(set(bodies)) >= distinct:
             return
         if time.monotonic() > deadline:
-            raise click.ClickException(f"{what} ({address}:{port}) did not serve {distinct} pod(s) within "
+            raise BenchFailed(f"{what} ({address}:{port}) did not serve {distinct} pod(s) within "
                                        f"{timeout:.0f} s; last answers: {sorted(set(map(str, bodies)))}")
         time.sleep(0.5)  # poll step of a deadline wait
 
@@ -275,7 +303,7 @@ def _check(outcome: Outcome, what: str) -> None:
         why += [f"{h}: {m}" for h, r in outcome.run.hosts.items() for m in r.messages]
     if outcome.remaining is not None and not outcome.remaining.empty:
         why.append("the fleet still differs from the plan after the run")
-    raise click.ClickException(f"{what} failed: " + ("; ".join(why) or "unknown reason"))
+    raise BenchFailed(f"{what} failed: " + ("; ".join(why) or "unknown reason"))
 
 
 def _bench_pods(nodes: Sequence[Node], home: Path) -> list[ObservedPod]:
@@ -288,166 +316,102 @@ def _ports_free(ports: Sequence[int], nodes: Sequence[Node], home: Path, recorde
     for svc in recorded:
         clash = wanted & {sp.port for sp in svc.ports}
         if clash:
-            raise click.ClickException(f"port {min(clash)} is service {svc.meta.name}'s: pick another --port")
+            raise BenchFailed(f"port {min(clash)} is service {svc.meta.name}'s: pick another --port")
     for p in observe(nodes, home).pods:
         clash = wanted & {hp for hp, _ in p.host_ports}
         if p.controller != BENCH and clash:
-            raise click.ClickException(f"port {min(clash)} is bound by pod {p.name} on {p.node}: "
+            raise BenchFailed(f"port {min(clash)} is bound by pod {p.name} on {p.node}: "
                                        "pick another --port")
 
 
-def _clean_up(nodes: Sequence[Node], inventory_file: Path, home: Path, recorded: Sequence[Service]) -> None:
+def _clean_up(nodes: Sequence[Node], inventory_file: Path, home: Path, recorded: Sequence[Service],
+              say: Callable[[str], None]) -> None:
     """Remove the controller's pods and the bench service from every proxy; warn, never mask a failure."""
     try:
         outcome = converge([], nodes, inventory_file, home, Options(), deleting=[(REPLICATION_CONTROLLER, BENCH)],
                            services=services_wanted([], recorded))
         _check(outcome, "clean-up")
     except Exception as e:  # noqa: BLE001 - the bench's own failure, if any, is the one to raise
-        click.echo(f"warning: {e}; the pods of {BENCH} may remain: a later run of this bench removes them",
-                   err=True)
+        say(f"warning: {e}; the pods of {BENCH} may remain: a later run of this bench removes them")
 
 
-def _cpu_millis(ctx: click.Context, param: click.Parameter, value: str) -> int:
-    try:
-        return cpu_millis(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from None
-
-
-def _best(runs: Sequence[WrkRun]) -> WrkRun:
+def best(runs: Sequence[WrkRun]) -> WrkRun:
+    """The run kept per target: noise on a shared host only slows, so the fastest is the least disturbed."""
     return max(runs, key=lambda r: r.requests_per_s)
 
 
-def _line(label: str, runs: Sequence[WrkRun]) -> str:
-    best = _best(runs)
-    errors = sum(r.errors for r in runs)
-    each = ", ".join(f"{r.requests_per_s:.0f}{'*' if r.limited else ''}" for r in runs)
-    return (f"{label}: {best.requests_per_s:.0f} req/s  median {best.median_ms:.3f} ms  p99 {best.p99_ms:.3f} ms"
-            f"  CPU {best.cpu_busy:.0%}  (runs req/s: {each}; errors: {errors})")
+@dataclass(frozen=True)
+class _Bench:
+    """One run of the bench: where it deploys, what it asks for, and how it calls wrk."""
+    nodes: Sequence[Node]
+    inventory_file: Path
+    home: Path
+    settings: ProxySettings
+    service: Service
+    services: Sequence[Service]  # every recorded service and the bench's own: what the proxies serve
+    wrk: str
+    limit: int
 
+    def deploy(self, replicas: int, what: str) -> list[ObservedPod]:
+        workload = _workload(replicas, self.settings.runs, self.settings.pod_cpu)
+        _check(converge([workload, self.service], self.nodes, self.inventory_file, self.home, Options(),
+                        services=self.services), what)
+        return _bench_pods(self.nodes, self.home)
 
-@click.command("proxy")
-@inventory_option
-@click.option("--replicas", type=click.IntRange(1, 64), default=3, show_default=True,
-              help="Backends of the service in (c).")
-@click.option("--pod-cpu", "pod_cpu", default="200m", show_default=True, callback=_cpu_millis,
-              help="CPU limit of each pod (a quantity: 250m, 0.5, 1); 0 for none.")
-@click.option("--port", type=click.IntRange(1, 29999), default=18080, show_default=True,
-              help="First service port; the service takes 3 x --runs ports from here, on every minion.")
-@click.option("--duration", type=click.FloatRange(0.5, 600), default=5.0, show_default=True,
-              help="Seconds of each wrk run.")
-@click.option("--runs", type=click.IntRange(1, 10), default=3, show_default=True, help="wrk runs per target.")
-@click.option("--threads", type=click.IntRange(1, 64), default=2, show_default=True)
-@click.option("--connections", type=click.IntRange(1, 10000), default=8, show_default=True,
-              help="Connections per backend of the runs under load.")
-def proxy(inventory, replicas, pod_cpu, port, duration, runs, threads, connections) -> int:
-    """Requests/s and latency through a service's proxy, as ratios to the pod it proxies.
-
-    \b
-    (a)  straight to one pod's published port       (a1) the same, one request at a time
-    (b)  the service, that pod its only backend     (b1) the same, one request at a time
-    (c)  the service with --replicas backends
-    Goals: (b)/(a) and (c)/(replicas x (a)) >= 0.9; (b1)-(a1) < 1 ms of median latency. Pods are held to
-    --pod-cpu so that each backend, not this machine's shared CPUs, is what runs measure; the CPU use of
-    this machine is printed per run.
-    """
-    from cluster_pilot.cli.apply import recorded_services
-
-    if connections < threads:
-        raise click.BadParameter("must be at least --threads", param_hint="--connections")
-    last = service_port(port, SPREAD, runs, runs - 1)
-    if last > 29999:
-        raise click.BadParameter(f"the service needs ports {port}..{last}, below the dynamic range 30000-32767",
-                                 param_hint="--port")
-    inventory_file, nodes = load_nodes(inventory)
-    if not nodes:
-        raise click.ClickException(f"no minions in {inventory_file}")
-    home, store = open_state()
-    wrk = _wrk_binary()
-    recorded = [s for s in recorded_services(store) if s.meta.name != BENCH]
-    _ports_free(range(port, last + 1), nodes, home, recorded)
-    service = _service(port, runs)
-    with_bench = services_wanted([service], recorded)
-    addresses = {n.name: n.address for n in nodes}
-    limit = _port_limit()
-
-    def measure(address: str, target: int, backends: int = 1, one: bool = False) -> WrkRun:
+    def measure(self, address: str, target: int, backends: int = 1, one: bool = False) -> WrkRun:
         """Under load, ``connections`` per backend: each backend sees the load the pod sees in (a)."""
-        return _wrk(wrk, address, target, duration, 1 if one else threads, 1 if one else connections * backends,
-                    limit)
+        s = self.settings
+        return _wrk(self.wrk, address, target, s.duration, 1 if one else s.threads,
+                    1 if one else s.connections * backends, self.limit)
 
+
+def measure(nodes: Sequence[Node], inventory_file: Path, home: Path, recorded: Sequence[Service],
+            settings: ProxySettings, say: Callable[[str], None]) -> ProxyFigures:
+    """Deploy, measure (a), (b), (a1), (b1), then (c), and remove the bench's objects even when a step fails.
+    ``recorded`` are the services ``apply`` recorded: they stay on the proxies throughout."""
+    wrk = _wrk_binary(say)
+    recorded = [s for s in recorded if s.meta.name != BENCH]
+    _ports_free(range(settings.port, settings.last_port + 1), nodes, home, recorded)
+    service = _service(settings.port, settings.runs)
+    bench = _Bench(nodes, inventory_file, home, settings, service, services_wanted([service], recorded), wrk,
+                   _port_limit())
     try:
-        # one replica: the service's only backend is the pod measured directly
-        _check(converge([_workload(1, runs, pod_cpu), service], nodes, inventory_file, home, Options(),
-                        services=with_bench), "deploying 1 replica and the service")
-        pods = _bench_pods(nodes, home)
-        if len(pods) != 1:
-            raise click.ClickException(f"expected 1 running bench pod, found {len(pods)}")
-        pod = pods[0]
-        address = addresses[pod.node]
-        published = {p.container_port: p.host_port for p in pod.ports}
-        direct_ports = {kind: [published.get(pod_port(kind, runs, i)) for i in range(runs)] for kind in (LOAD, ONE)}
-        if None in direct_ports[LOAD] + direct_ports[ONE]:
-            raise click.ClickException(f"pod {pod.name} does not publish all of its ports: {pod.ports}")
-        via = {kind: [service_port(port, kind, runs, i) for i in range(runs)] for kind in KINDS}
-        for kind in (LOAD, ONE):
-            for i in range(runs):
-                _wait_serving(address, direct_ports[kind][i], 1, f"pod {pod.name}")
-                _wait_serving(address, via[kind][i], 1, "the service")
-        direct, single, direct_one, single_one = [], [], [], []
-        for i in range(runs):  # alternate, so that drift hits both alike
-            direct.append(measure(address, direct_ports[LOAD][i]))
-            single.append(measure(address, via[LOAD][i]))
-            direct_one.append(measure(address, direct_ports[ONE][i], one=True))
-            single_one.append(measure(address, via[ONE][i], one=True))
-
-        # all replicas: the same pod stays, the others join the service
-        _check(converge([_workload(replicas, runs, pod_cpu), service], nodes, inventory_file, home, Options(),
-                        services=with_bench), f"scaling to {replicas} replicas")
-        pods = _bench_pods(nodes, home)
-        if len(pods) != replicas or pod.name not in {p.name for p in pods}:
-            raise click.ClickException(f"expected {replicas} running bench pods including {pod.name}, "
-                                       f"found {[p.name for p in pods]}")
-        for i in range(runs):
-            _wait_serving(address, via[SPREAD][i], replicas, f"the service with {replicas} backends")
-        spread = [measure(address, via[SPREAD][i], backends=replicas) for i in range(runs)]
+        return _measure(bench)
     finally:
-        _clean_up(nodes, inventory_file, home, recorded)
+        _clean_up(nodes, inventory_file, home, recorded, say)
 
-    a, b, c, a1, b1 = map(_best, (direct, single, spread, direct_one, single_one))
-    on = sorted({p.node for p in pods})
-    held = f"each held to {pod_cpu}m CPU" if pod_cpu else "no CPU limit: pods, proxies and wrk share this machine"
-    click.echo(f"minions: {len(nodes)}; pod {pod.name} on {pod.node} ({address}); {replicas} replicas on "
-               f"{len(on)} minion(s), {held}; busybox httpd, one connection per request (Connection: close)")
-    click.echo(f"wrk: {runs} run(s) x {duration:g} s per target, {threads} threads and {connections} connections "
-               f"per backend under load ({connections * replicas} in (c)); kept: the best run by requests/s; "
-               "each run on ports of its own")
 
-    def ports(numbers: Sequence[int]) -> str:
-        return f"{address}:{','.join(map(str, numbers))}"
+def _measure(bench: _Bench) -> ProxyFigures:
+    runs, replicas = bench.settings.runs, bench.settings.replicas
+    # one replica: the service's only backend is the pod measured directly
+    pods = bench.deploy(1, "deploying 1 replica and the service")
+    if len(pods) != 1:
+        raise BenchFailed(f"expected 1 running bench pod, found {len(pods)}")
+    pod = pods[0]
+    address = {n.name: n.address for n in bench.nodes}[pod.node]
+    published = {p.container_port: p.host_port for p in pod.ports}
+    direct_ports = {kind: [published.get(pod_port(kind, runs, i)) for i in range(runs)] for kind in (LOAD, ONE)}
+    if None in direct_ports[LOAD] + direct_ports[ONE]:
+        raise BenchFailed(f"pod {pod.name} does not publish all of its ports: {pod.ports}")
+    via = {kind: [service_port(bench.settings.port, kind, runs, i) for i in range(runs)] for kind in KINDS}
+    for kind in (LOAD, ONE):
+        for i in range(runs):
+            _wait_serving(address, direct_ports[kind][i], 1, f"pod {pod.name}")
+            _wait_serving(address, via[kind][i], 1, "the service")
+    direct, single, direct_one, single_one = [], [], [], []
+    for i in range(runs):  # alternate, so that drift hits both alike
+        direct.append(bench.measure(address, direct_ports[LOAD][i]))
+        single.append(bench.measure(address, via[LOAD][i]))
+        direct_one.append(bench.measure(address, direct_ports[ONE][i], one=True))
+        single_one.append(bench.measure(address, via[ONE][i], one=True))
 
-    click.echo(_line(f"(a) direct to the pod ({ports(direct_ports[LOAD])})", direct))
-    click.echo(_line(f"(b) service, 1 backend ({ports(via[LOAD])})", single))
-    click.echo(_line(f"(c) service, {replicas} backends ({ports(via[SPREAD])})", spread))
-    click.echo(_line(f"(a1) direct, one connection ({ports(direct_ports[ONE])})", direct_one))
-    click.echo(_line(f"(b1) service, one connection ({ports(via[ONE])})", single_one))
-    click.echo(f"ratio (b)/(a) per backend: {b.requests_per_s / a.requests_per_s:.3f} (goal >= 0.9)")
-    click.echo(f"ratio (c)/({replicas} x (a)) per backend: {c.requests_per_s / (replicas * a.requests_per_s):.3f} "
-               "(goal >= 0.9)")
-    click.echo(f"added median latency (b1)-(a1), one request at a time: {b1.median_ms - a1.median_ms:.3f} ms "
-               "(goal < 1 ms)")
-    click.echo(f"added median latency under load (b)-(a): {b.median_ms - a.median_ms:.3f} ms "
-               "(wrk's clock starts after connect: straight to a busy pod the queue is in connect())")
-    if not pod_cpu:
-        click.echo(f"note: pods unlimited: the ratios compare the proxy's CPU per request with the pod's and "
-                   f"wrk's on this machine's {os.cpu_count()} CPUs, not what a backend can serve")
-    saturated = [label for label, r in (("(a)", a), ("(b)", b), ("(c)", c)) if r.cpu_busy >= 0.95]
-    if pod_cpu and saturated:
-        click.echo(f"note: this machine's CPUs were busy >= 95% in {', '.join(saturated)}: there the machine, not "
-                   "the pods' CPU limit, was the bound; a lower --pod-cpu measures the proxy against its backends")
-    limits = sorted({r.limited for r in (*direct, *single, *spread, *direct_one, *single_one) if r.limited})
-    if limits:
-        click.echo(f"note: runs marked * came near a limit of this machine ({'; '.join(limits)}): within 10% of "
-                   f"the ~{limit} local ports one destination can use (TIME_WAIT), or of the conntrack table; "
-                   "their rate is bounded by that, not by the proxy: use a shorter --duration")
-    return 0
+    # all replicas: the same pod stays, the others join the service
+    pods = bench.deploy(replicas, f"scaling to {replicas} replicas")
+    if len(pods) != replicas or pod.name not in {p.name for p in pods}:
+        raise BenchFailed(f"expected {replicas} running bench pods including {pod.name}, "
+                          f"found {[p.name for p in pods]}")
+    for i in range(runs):
+        _wait_serving(address, via[SPREAD][i], replicas, f"the service with {replicas} backends")
+    spread = [bench.measure(address, via[SPREAD][i], backends=replicas) for i in range(runs)]
+    return ProxyFigures(pod, address, tuple(sorted({p.node for p in pods})), direct_ports, via, tuple(direct),
+                        tuple(single), tuple(spread), tuple(direct_one), tuple(single_one), bench.limit)
