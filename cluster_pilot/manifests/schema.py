@@ -16,11 +16,8 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
-import jsonschema
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+import jsonschema_rs
 
-from cluster_pilot.manifests.fastcheck import Check, compile_pattern, compile_schema
 from cluster_pilot.manifests.problem import Finding, escape, pointer_of, show
 from cluster_pilot.resources import resource_dir
 
@@ -41,19 +38,16 @@ _TYPE_NAMES = {
 }
 
 
-def _pattern(validator, pattern: str, instance: object, schema: dict):
-    if validator.is_type(instance, "string") and not compile_pattern(pattern).search(instance):
-        yield ValidationError(f"{instance!r} does not match {pattern!r}")
-
-
-_Validator = jsonschema.validators.extend(Draft202012Validator, {"pattern": _pattern})
-
-
 @dataclass(frozen=True)
 class Compiled:
-    is_valid: Check
-    validator: Draft202012Validator
+    """A schema compiled by jsonschema-rs (Draft 2020-12, patterns with ECMA-262 meaning: ``$`` is the end of
+    the text), and the schema itself, where an error's keyword location leads to the rule it broke."""
+    validator: jsonschema_rs.Draft202012Validator
+    schema: dict
     version: str
+
+    def is_valid(self, data: object) -> bool:
+        return self.validator.is_valid(data)
 
 
 def schema_path(version: str, kind: str):
@@ -73,7 +67,7 @@ def compiled(version: str, kind: str, lenient: bool = False) -> Compiled:
     schema = schema_of(version, kind)
     if lenient:
         schema = _relaxed(copy.deepcopy(schema))
-    return Compiled(compile_schema(schema), _Validator(schema), version)
+    return Compiled(jsonschema_rs.Draft202012Validator(schema), schema, version)
 
 
 def _relaxed(node: object) -> object:
@@ -94,8 +88,11 @@ def check(data: object, version: str, kind: str, lenient: bool = False,
     """Every schema error of one object (empty when valid). ``plain`` gives the unquoted YAML text at a
     pointer, if there was one, so that a type error can say what YAML made of it."""
     schema = compiled(version, kind, lenient)
-    if schema.is_valid(data):
-        return []
+    try:
+        if schema.is_valid(data):
+            return []
+    except UnicodeEncodeError:  # a lone surrogate (JSON's "\ud800"): not text jsonschema-rs can read
+        return [_surrogate(data, "") or Finding("", "the object is not valid Unicode text")]
     findings: list[Finding] = []
     done: set[tuple[str, str]] = set()
     ranked: dict[str, tuple[int, int]] = {}  # pointer -> (rank, index in findings) of the value error kept
@@ -103,12 +100,13 @@ def check(data: object, version: str, kind: str, lenient: bool = False,
         if len(findings) >= MAX_FINDINGS:
             findings.append(Finding("", f"more problems in this object; only the first {MAX_FINDINGS} are shown"))
             break
-        for finding in _explain(error, schema.version, plain, done):
-            if error.validator in ("required", "additionalProperties"):
+        broken = _broken(error, data, schema.schema)
+        for finding in _explain(broken, schema.version, plain, done):
+            if broken.keyword in ("required", "additionalProperties"):
                 findings.append(finding)
                 continue
             # One message per value: "" is better told "must not be empty" than also "does not match".
-            rank = _RANK.get(error.validator, len(_RANK))
+            rank = _RANK.get(broken.keyword, len(_RANK))
             kept = ranked.get(finding.pointer)
             if kept is None:
                 ranked[finding.pointer] = (rank, len(findings))
@@ -122,14 +120,69 @@ def check(data: object, version: str, kind: str, lenient: bool = False,
 _RANK = {"type": 0, "minLength": 1, "maxLength": 2, "pattern": 3}
 
 
-def _explain(error: ValidationError, version: str, plain, done: set) -> list[Finding]:
-    pointer = pointer_of(error.absolute_path)
-    keyword = error.validator
-    value = error.instance
-    rule = error.validator_value
-    schema = error.schema if isinstance(error.schema, dict) else {}
-    in_names = "propertyNames" in error.relative_schema_path
-    if in_names:  # the instance is a key of the mapping at `pointer`
+@dataclass(frozen=True)
+class _Broken:
+    """One rule a value broke, read off a jsonschema-rs error: all that a message is worded from."""
+    keyword: str
+    pointer: str  # of the value; under ``propertyNames``, of the mapping whose key broke the rule
+    value: object
+    rule: object  # the keyword's value in the schema
+    schema: dict  # the (sub)schema holding the keyword
+    in_names: bool  # the value is a key (``propertyNames``)
+    message: str  # jsonschema-rs's own words, for a keyword our schemas do not use
+
+
+def _broken(error: jsonschema_rs.ValidationError, data: object, root: dict) -> _Broken:
+    in_names = error.kind.name == "propertyNames"
+    inner = error.kind.error if in_names else error
+    keyword = inner.kind.name
+    schema: object = root
+    try:  # the keyword location: after $ref, a path within the root schema
+        for step in error.schema_path[:-1]:
+            schema = schema[step]
+    except (KeyError, IndexError, TypeError):
+        schema = {}
+    schema = schema if isinstance(schema, dict) else {}
+    value = inner.instance if in_names else _at(data, error.instance_path)
+    return _Broken(keyword, pointer_of(error.instance_path), value, schema.get(keyword), schema, in_names,
+                   inner.message)
+
+
+def _at(data: object, path) -> object:
+    """The value itself, not jsonschema-rs's copy of it (which reads NaN as null)."""
+    for step in path:
+        data = data[step]
+    return data
+
+
+def _surrogate(node: object, pointer: str) -> Finding | None:
+    """Where a string holds a lone surrogate, which no UTF-8 text can carry."""
+    if isinstance(node, str):
+        return None if _encodes(node) else Finding(pointer, "holds a lone surrogate (a \\ud800-\\udfff escape "
+                                                            "not part of a pair): it is not Unicode text")
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        if not _encodes(str(key)):
+            return Finding(pointer, "a key holds a lone surrogate (a \\ud800-\\udfff escape not part of a pair): "
+                                    "it is not Unicode text")
+        found = _surrogate(value, f"{pointer}/{escape(str(key))}")
+        if found:
+            return found
+    return None
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _explain(broken: _Broken, version: str, plain, done: set) -> list[Finding]:
+    pointer, keyword, value, rule, schema = broken.pointer, broken.keyword, broken.value, broken.rule, broken.schema
+    in_names = broken.in_names
+    if in_names:  # the value is a key of the mapping at `pointer`
         pointer = f"{pointer}/{escape(str(value))}"
 
     if keyword == "required":
@@ -168,7 +221,7 @@ def _explain(error: ValidationError, version: str, plain, done: set) -> list[Fin
     if keyword == "maxProperties":
         names = ", ".join(f"\"{k}\"" for k in value)
         return [Finding(pointer, f"sets {names}: give at most {rule} of them")]
-    return [Finding(pointer, error.message)]  # pragma: no cover - keywords our schemas do not use
+    return [Finding(pointer, broken.message)]  # pragma: no cover - keywords our schemas do not use
 
 
 def _type_message(value: object, expected: list[str], text: str | None) -> str:

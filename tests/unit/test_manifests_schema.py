@@ -1,16 +1,18 @@
-"""The shipped JSON Schemas, the fast check compiled from them, and schema errors told with line and pointer."""
+"""The shipped JSON Schemas, compiled by jsonschema-rs, and schema errors told with line and pointer."""
 
 from __future__ import annotations
 
 import json
 
+import jsonschema_rs
 import pytest
 from jsonschema import Draft202012Validator
 
 from cluster_pilot.manifests import schema
-from cluster_pilot.manifests.fastcheck import compile_schema
+from cluster_pilot.errors import ValidationFailed
+from cluster_pilot.manifests import normalise_object
 from cluster_pilot.resources import resource_dir
-from tests.unit.manifests_support import errors, only
+from tests.unit.manifests_support import errors, only, reference
 
 ALL = [(v, k) for v in schema.VERSIONS for k in schema.SCHEMA_KINDS]
 
@@ -20,7 +22,7 @@ def test_each_schema_is_a_valid_draft_2020_12_schema(version, kind):
     data = json.loads((resource_dir("schemas") / version / f"{kind}.json").read_text())
     assert data["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     Draft202012Validator.check_schema(data)
-    compile_schema(data)  # every keyword is one the fast check knows
+    assert jsonschema_rs.meta.is_valid(data)
     assert schema.compiled(version, kind, lenient=True).is_valid({"kind": kind, "apiVersion": version}) in (True, False)
 
 
@@ -37,7 +39,7 @@ def test_patterns_mean_what_editors_think_they_mean():
     check = schema.compiled("v1", "Pod")
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web\n"},
            "spec": {"containers": [{"name": "web", "image": "busybox"}]}}
-    assert not check.is_valid(pod)
+    assert not check.is_valid(pod) and not reference("v1", "Pod").is_valid(pod)
     assert list(check.validator.iter_errors(pod))
     pod["metadata"]["name"] = "web"
     assert check.is_valid(pod) and not list(check.validator.iter_errors(pod))
@@ -191,3 +193,19 @@ def test_unsupported_api_versions_and_kinds():
     assert '"Deployment" is not a kind' in found[1].message
     assert 'required field "kind" is missing' in found[2].message
     assert "write apiVersion: v1" in found[3].message
+
+
+def test_a_lone_surrogate_is_a_finding_not_a_crash():
+    """JSON's "\\ud800" escape reads as a Python string no UTF-8 can carry; jsonschema-rs refuses to read it."""
+    found = errors(("s.json", '{\n  "port": 80,\n  "id": "web\\ud800"\n}'), kind="Service")
+    p = only(found)
+    assert (p.line, p.pointer) == (3, "/id") and "lone surrogate" in p.message, str(p)
+    assert str(p).encode("utf-8")  # the line itself prints
+
+
+def test_a_not_a_number_in_a_request_body_is_told_as_itself():
+    """jsonschema-rs reads NaN as null; the message shows the value the body held."""
+    with pytest.raises(ValidationFailed) as failed:
+        normalise_object({"id": "web", "port": float("nan")}, "request body", kind_hint="Service", lenient=True)
+    [p] = failed.value.problems
+    assert (p.pointer, p.message) == ("/port", "NaN is not an integer")
