@@ -102,8 +102,9 @@ class ProxySettings:
 
 @dataclass(frozen=True)
 class ProxyFigures:
-    pod: ObservedPod  # the pod of (a) and (b)
-    address: str  # its minion's, where every run is sent
+    pod: str  # the pod of (a) and (b)
+    node: str  # its minion
+    address: str  # the minion's, where every run is sent
     replica_nodes: tuple[str, ...]  # the minions of the --replicas pods in (c)
     direct_ports: dict[int, list[int]]  # LOAD and ONE -> the pod's published host port per run
     via: dict[int, list[int]]  # every kind -> the service port per run
@@ -262,7 +263,8 @@ def _wrk(wrk: str, address: str, port: int, duration: float, threads: int, conne
     if proc.returncode != 0:
         raise BenchFailed(f"wrk {url} exited {proc.returncode}: {proc.stderr.strip()[:400]}")
     run = parse_wrk(proc.stdout)
-    return replace(run, limited=_limits(address, port, limit, run.requests), cpu_busy=(busy1 - busy0) / max(1, total1 - total0))
+    return replace(run, limited=_limits(address, port, limit, run.requests),
+                   cpu_busy=(busy1 - busy0) / max(1, total1 - total0))
 
 
 def _get(address: str, port: int) -> str | None:
@@ -413,5 +415,5 @@ def _measure(bench: _Bench) -> ProxyFigures:
     for i in range(runs):
         _wait_serving(address, via[SPREAD][i], replicas, f"the service with {replicas} backends")
     spread = [bench.measure(address, via[SPREAD][i], backends=replicas) for i in range(runs)]
-    return ProxyFigures(pod, address, tuple(sorted({p.node for p in pods})), direct_ports, via, tuple(direct),
-                        tuple(single), tuple(spread), tuple(direct_one), tuple(single_one), bench.limit)
+    return ProxyFigures(pod.name, pod.node, address, tuple(sorted({p.node for p in pods})), direct_ports, via,
+                        tuple(direct), tuple(single), tuple(spread), tuple(direct_one), tuple(single_one), bench.limit)

@@ -158,7 +158,7 @@ def _proxy_report(f: ProxyFigures, s: ProxySettings, minions: int) -> list[str]:
         return f"{f.address}:{','.join(map(str, numbers))}"
 
     lines = [
-        f"minions: {minions}; pod {f.pod.name} on {f.pod.node} ({f.address}); {s.replicas} replicas on "
+        f"minions: {minions}; pod {f.pod} on {f.node} ({f.address}); {s.replicas} replicas on "
         f"{len(f.replica_nodes)} minion(s), {held}; busybox httpd, one connection per request (Connection: close)",
         f"wrk: {s.runs} run(s) x {s.duration:g} s per target, {s.threads} threads and {s.connections} connections "
         f"per backend under load ({s.connections * s.replicas} in (c)); kept: the best run by requests/s; "
