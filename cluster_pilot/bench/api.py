@@ -21,6 +21,7 @@ import uvicorn
 from cluster_pilot.bench import BenchFailed
 from cluster_pilot.host.inventory import load_inventory
 from cluster_pilot.host.observe import HostView, Observation, ObservedContainer, ObservedPod
+from cluster_pilot.host.podformat import INFRA, container_name
 from cluster_pilot.master.api import Settings, create_app
 from cluster_pilot.master.reconcile import Reconciler
 from cluster_pilot.model import Container, Meta, PodSpec, PodTemplate, ReplicationController, to_json
@@ -40,8 +41,10 @@ def _observation(pods: int, nodes: int) -> Observation:
     for i in range(pods):
         node = f"minion-{i % nodes + 1}"
         name = f"bench-{i:05d}"
-        containers = (ObservedContainer(f"{name}-i", f"cp_{name}_POD", name, "POD", "h", "running", "busybox"),
-                      ObservedContainer(f"{name}-a", f"cp_{name}_app", name, "app", "h", "running", "busybox"))
+        containers = (ObservedContainer(f"{name}-i", container_name(name, INFRA, "h"), name, INFRA, "h", "running",
+                                        "busybox"),
+                      ObservedContainer(f"{name}-a", container_name(name, "app", "h"), name, "app", "h", "running",
+                                        "busybox"))
         hosts[node].append(ObservedPod(name, node, "h", "bench", "ReplicationController", {"app": "bench"},
                                        containers, ("app",)))
     return Observation({n: HostView(n, True, tuple(ps)) for n, ps in hosts.items()})

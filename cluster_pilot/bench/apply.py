@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 from cluster_pilot.apply.pipeline import Options, converge
 from cluster_pilot.bench import BenchFailed
 from cluster_pilot.host.observe import observe
+from cluster_pilot.host.podformat import LABEL_CONTROLLER, LABEL_POD
 from cluster_pilot.host.ssh import control_dir, ssh_command
 from cluster_pilot.model import Container, Meta, Node, Pod, PodSpec, PodTemplate, ReplicationController
 
@@ -58,8 +59,8 @@ def _parallel_ssh(nodes: Sequence[Node], home: Path, remote_for: Callable[[Node]
 
 
 def _clean(nodes: Sequence[Node], home: Path) -> None:
-    _parallel_ssh(nodes, home, lambda n: f"ids=$(docker ps -aq --filter label=io.cluster-pilot.pod --filter "
-                                         f"label=io.cluster-pilot.controller={BENCH}; docker ps -aq --filter "
+    _parallel_ssh(nodes, home, lambda n: f"ids=$(docker ps -aq --filter label={LABEL_POD} --filter "
+                                         f"label={LABEL_CONTROLLER}={BENCH}; docker ps -aq --filter "
                                          "name=cpfloor-); [ -z \"$ids\" ] || docker rm -f $ids >/dev/null")
 
 
