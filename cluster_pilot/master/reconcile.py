@@ -225,7 +225,7 @@ class Reconciler:
         if outcome.run is not None:
             self.metrics.runs += 1
             for change in outcome.plan.changes():
-                self.metrics.actions[change["action"]] = self.metrics.actions.get(change["action"], 0) + 1
+                self.metrics.actions[change.action] = self.metrics.actions.get(change.action, 0) + 1
             if not outcome.ok:
                 self.metrics.errors += 1
         return outcome
