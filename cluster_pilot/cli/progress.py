@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from cluster_pilot.host.lock import Holder
 from cluster_pilot.model import Node, Object, Service
 from cluster_pilot.apply.pipeline import Hooks, Options, Outcome, converge
-from cluster_pilot.plan.planner import Change, Plan
+from cluster_pilot.plan.planner import ACTIONS, Change, Plan
 
 err = Console(stderr=True, highlight=False)
 
@@ -32,7 +32,7 @@ def describe_plan(changes: Sequence[Change]) -> list[str]:
 
 
 def counts(changes: Sequence[Change]) -> dict[str, int]:
-    out = {"create": 0, "replace": 0, "remove": 0, "proxy": 0}
+    out = dict.fromkeys(ACTIONS, 0)
     for c in changes:
         out[c.action] += 1
     return out

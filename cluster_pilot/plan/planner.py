@@ -50,12 +50,15 @@ class Remove:
     first: bool = False  # before the creations on its host (it holds host ports a new version needs)
 
 
+ACTIONS = ("create", "replace", "remove", "proxy")
+
+
 @dataclass(frozen=True)
 class Change:
     """One line of what a plan does, as a person reads it: a create and a remove of the same pod on the same
     host is one ``replace``; ``proxy`` is a minion whose service proxy is switched (``pod`` is "")."""
 
-    action: str  # create, replace, remove, proxy
+    action: str  # one of ACTIONS
     pod: str
     node: str
     controller: str | None = None  # create and replace
