@@ -14,12 +14,12 @@ from cluster_pilot.cli.options import (MINION, emit, format_labels, inventory_op
                                        open_state, parse_selector)
 from cluster_pilot.errors import UserError
 from cluster_pilot.home import state_dir
-from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, from_json, selector_admits, selector_matches
+from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, selector_admits
 from cluster_pilot.model import Node
-from cluster_pilot.host.observe import Observation, observe
+from cluster_pilot.host.observe import Observation, ObservedPod, observe
 from cluster_pilot.host.podformat import INFRA
+from cluster_pilot.master.registry import PodEntry, Registry
 from cluster_pilot.store import SQLiteStore
-from cluster_pilot.plan.proxy import endpoints, proxied
 from cluster_pilot.quantity import format_bytes, format_cpu
 
 # a pipe or a file gets whole rows, never rows wrapped to 80 columns
@@ -33,18 +33,6 @@ def _table(columns: list[str], rows: list[list[str]]) -> None:
     for r in rows:
         table.add_row(*r)
     _out.print(table)
-
-
-def pod_rows(seen: Observation, addresses: dict[str, str]) -> list[dict[str, Any]]:
-    rows = []
-    for p in sorted(seen.current().values(), key=lambda p: p.name):
-        rows.append({
-            "id": p.name, "images": [c.image for c in p.containers if c.container != INFRA],
-            "host": p.node, "hostIP": addresses.get(p.node, ""), "labels": dict(p.labels), "status": p.status,
-            "controller": p.controller or "", "specHash": p.spec_hash,
-            "containers": {c.container: c.state for c in p.containers},
-        })
-    return rows
 
 
 @dataclass(frozen=True)
@@ -63,46 +51,54 @@ def look(inventory) -> View:
 
 
 def collect(kind: str, view: View) -> list[dict[str, Any]]:
-    """The rows of ``get KIND``."""
-    store, nodes, seen = view.store, view.nodes, view.seen
-    addresses = {n.name: n.address for n in nodes}
-    if kind == SERVICE:
-        services = [from_json(r.body) for r in store.list(SERVICE)]
-        backends = {(ps.name, ps.port): ps.backends for ps in proxied(services, endpoints(seen, addresses))}
-        return [{"id": svc.meta.name, "labels": dict(svc.meta.labels), "selector": dict(svc.selector),
-                 "ports": [p.port for p in svc.ports],
-                 "endpoints": [{"pod": b.pod, "node": b.node, "address": f"{b.address}:{b.port}", "port": sp.port}
-                               for sp in svc.ports for b in backends.get((svc.meta.name, sp.port), ())]}
-                for svc in services]
-    pods = pod_rows(seen, addresses)
-    if kind == POD:
-        return pods
-    if kind == MINION:
-        out = []
-        for n in nodes:
-            here = [p for p in seen.pods if p.node == n.name]
-            view = seen.hosts.get(n.name)
-            out.append({"id": n.name, "address": n.address, "ready": bool(view and view.reachable),
-                        "capacity": {"cpu": format_cpu(n.capacity.cpu_millis),
-                                     "memory": format_bytes(n.capacity.memory_bytes), "pods": n.capacity.pods},
-                        "allocated": {"cpu": format_cpu(sum(p.cpu_millis for p in here)),
-                                      "memory": format_bytes(sum(p.memory_bytes for p in here)),
-                                      "pods": len({p.name for p in here})},
-                        "labels": dict(n.labels), "error": view.error if view else ""})
-        return out
-    controllers = {r.name: from_json(r.body) for r in store.list(REPLICATION_CONTROLLER)}
-    for p in pods:
-        if p["controller"] and p["controller"] not in controllers:
-            controllers.setdefault(p["controller"], None)
+    """The rows of ``get KIND``: the master's registry, over this command's one observation."""
+    registry = Registry(view.store.list(), view.nodes, view.seen)
+    return {POD: _pods, REPLICATION_CONTROLLER: _controllers, SERVICE: _services, MINION: _minions}[kind](registry)
+
+
+def _pods(registry: Registry) -> list[dict[str, Any]]:
+    return [_pod(e, e.observed) for e in registry.pods if e.observed is not None]  # what runs, not what waits
+
+
+def _pod(e: PodEntry, p: ObservedPod) -> dict[str, Any]:
+    return {"id": e.name, "images": _images(p), "host": p.node, "hostIP": e.host_ip, "labels": dict(p.labels),
+            "status": e.status, "controller": p.controller or "", "specHash": p.spec_hash,
+            "containers": {c.container: c.state for c in p.containers}}
+
+
+def _images(p: ObservedPod) -> list[str]:
+    return [c.image for c in p.containers if c.container != INFRA]
+
+
+def _controllers(registry: Registry) -> list[dict[str, Any]]:
     out = []
-    for name, rc in sorted(controllers.items()):
-        running = [p for p in pods if p["controller"] == name or (rc and selector_matches(rc.selector, p["labels"]))]
-        out.append({"id": name,
-                    "images": [c.image for c in rc.template.spec.containers] if rc else
-                    sorted({i for p in running for i in p["images"]}),
-                    "selector": dict(rc.selector) if rc else {}, "replicas": rc.replicas if rc else None,
-                    "current": len(running), "labels": dict(rc.meta.labels) if rc else {}})
+    for c in registry.controllers():
+        rc = c.controller
+        images = ([k.image for k in rc.template.spec.containers] if rc else
+                  sorted({i for e in c.pods if e.observed for i in _images(e.observed)}))
+        out.append({"id": c.name, "images": images, "selector": dict(rc.selector) if rc else {},
+                    "replicas": rc.replicas if rc else None, "current": len(c.pods),
+                    "labels": dict(rc.meta.labels) if rc else {}})
     return out
+
+
+def _services(registry: Registry) -> list[dict[str, Any]]:
+    return [{"id": s.service.meta.name, "labels": dict(s.service.meta.labels), "selector": dict(s.service.selector),
+             "ports": [p.port for p in s.service.ports],
+             "endpoints": [{"pod": b.pod, "node": b.node, "address": f"{b.address}:{b.port}", "port": port}
+                           for port, backends in s.backends.items() for b in backends]}
+            for s in registry.services()]
+
+
+def _minions(registry: Registry) -> list[dict[str, Any]]:
+    return [{"id": m.node.name, "address": m.node.address, "ready": m.ready,
+             "capacity": {"cpu": format_cpu(m.node.capacity.cpu_millis),
+                          "memory": format_bytes(m.node.capacity.memory_bytes), "pods": m.node.capacity.pods},
+             "allocated": {"cpu": format_cpu(sum(p.cpu_millis for p in m.pods)),
+                           "memory": format_bytes(sum(p.memory_bytes for p in m.pods)),
+                           "pods": len({p.name for p in m.pods})},
+             "labels": dict(m.node.labels), "error": m.view.error if m.view else ""}
+            for m in registry.minions()]
 
 
 _COLUMNS = {

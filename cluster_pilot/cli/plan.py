@@ -8,14 +8,15 @@ Exit 0: nothing to do; 2: changes; 1: an error, or pods that fit nowhere (unless
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
 from cluster_pilot.cli.apply import files_option, load_objects, recorded_services
 from cluster_pilot.cli.options import inventory_option, load_nodes, open_state
-from cluster_pilot.cli.progress import describe_plan
+from cluster_pilot.cli.progress import counts, describe_plan
 from cluster_pilot.apply.pipeline import Options, empty_fleet, look, services_wanted
-from cluster_pilot.plan.planner import Plan
+from cluster_pilot.plan.planner import Change, Plan
 
 NOTHING_TO_DO, ERROR, CHANGES = 0, 1, 2
 
@@ -59,19 +60,30 @@ def as_json(todo: Plan, sched) -> str:
     doc = {
         "placements": [{"pod": p.name, "node": p.node, "controller": p.controller} for p in sched.placements],
         "unschedulable": [{"pod": u.pod, "reasons": list(u.reasons)} for u in sched.unschedulable],
-        "changes": todo.changes(),
+        "changes": [change_json(c) for c in todo.changes()],
     }
     return json.dumps(doc, indent=2)
 
 
+def change_json(c: Change) -> dict[str, Any]:
+    """The shape ``plan -o json`` has always printed: each action with its own fields, in this order."""
+    out: dict[str, Any] = {"action": c.action, "pod": c.pod, "node": c.node}
+    if c.action in ("create", "replace"):
+        out |= {"controller": c.controller, "images": list(c.images)}
+    elif c.action == "remove":
+        out["reason"] = c.reason
+    return out
+
+
 def as_text(todo: Plan, sched) -> str:
     """A ``kubectl diff``-like view: ``+`` create, ``~`` replace, ``-`` remove, ``!`` fits nowhere."""
-    lines = describe_plan(todo) + [f"  ! {u.message}" for u in sched.unschedulable]
+    changes = todo.changes()
+    lines = describe_plan(changes) + [f"  ! {u.message}" for u in sched.unschedulable]
     kept = len(todo.kept)
     if not lines:
         return f"no changes ({kept} pod{'' if kept == 1 else 's'} as wanted)"
-    changes = todo.changes()
-    summary = ", ".join(f"{sum(c['action'] == a for c in changes)} to {a}" for a in ("create", "replace", "remove"))
+    done = counts(changes)
+    summary = ", ".join(f"{done[a]} to {a}" for a in ("create", "replace", "remove"))
     if sched.unschedulable:
         summary += f", {len(sched.unschedulable)} unschedulable"
     return "\n".join(lines + [f"{summary}, {kept} unchanged"])

@@ -12,30 +12,29 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from cluster_pilot.host.lock import Holder
 from cluster_pilot.model import Node, Object, Service
 from cluster_pilot.apply.pipeline import Hooks, Options, Outcome, converge
-from cluster_pilot.plan.planner import Plan
+from cluster_pilot.plan.planner import ACTIONS, Change, Plan
 
 err = Console(stderr=True, highlight=False)
 
 
-def describe_plan(plan: Plan) -> list[str]:
+def describe_plan(changes: Sequence[Change]) -> list[str]:
     """A kubectl-diff-like view: one line per change, ``+`` create, ``~`` replace, ``-`` remove."""
     marks = {"create": "+", "replace": "~", "remove": "-"}
     lines = []
-    for c in plan.changes():
-        what = f"{c['pod']} on {c['node']}"
-        if c["action"] == "proxy":
-            lines.append(f"  ~ service proxy on {c['node']}")
-        elif c["action"] == "remove":
-            lines.append(f"  - {what} ({c['reason']})")
+    for c in changes:
+        if c.action == "proxy":
+            lines.append(f"  ~ service proxy on {c.node}")
+        elif c.action == "remove":
+            lines.append(f"  - {c.pod} on {c.node} ({c.reason})")
         else:
-            lines.append(f"  {marks[c['action']]} {what} [{', '.join(c['images'])}]")
+            lines.append(f"  {marks[c.action]} {c.pod} on {c.node} [{', '.join(c.images)}]")
     return lines
 
 
-def counts(plan: Plan) -> dict[str, int]:
-    out = {"create": 0, "replace": 0, "remove": 0, "proxy": 0}
-    for c in plan.changes():
-        out[c["action"]] += 1
+def counts(changes: Sequence[Change]) -> dict[str, int]:
+    out = dict.fromkeys(ACTIONS, 0)
+    for c in changes:
+        out[c.action] += 1
     return out
 
 
@@ -64,7 +63,7 @@ class _Live:
 
     def run_started(self, plan: Plan) -> None:
         self.stop_status()
-        for line in describe_plan(plan):
+        for line in describe_plan(plan.changes()):
             err.print(line, markup=False)
         self.progress = Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=err, transient=False)
@@ -105,17 +104,17 @@ def report(outcome: Outcome, options: Options, seconds: float, verb: str) -> int
         err.print(f"nothing applied: {len(outcome.schedule.unschedulable)} pods cannot be scheduled "
                   "(--allow-pending applies what fits)")
         return 1
+    changes = outcome.plan.changes()
+    c = counts(changes)
     if outcome.run is None:
         if outcome.plan.empty:
             err.print(f"no changes ({len(outcome.plan.kept)} pods as wanted, {seconds:.2f} s)")
         elif options.dry_run:
-            for line in describe_plan(outcome.plan):
+            for line in describe_plan(changes):
                 err.print(line, markup=False)
-            c = counts(outcome.plan)
             err.print(f"dry run: {c['create']} to create, {c['replace']} to replace, {c['remove']} to remove, "
                       f"{c['proxy']} proxies to reconfigure")
         return 0 if outcome.ok else 1
-    c = counts(outcome.plan)
     for h in sorted(outcome.run.hosts.values(), key=lambda h: h.host):
         state = "ok" if h.ok else ("UNREACHABLE" if h.unreachable else "FAILED")
         line = f"  {h.host:<12} {state:<11} {h.done}/{h.total} actions"

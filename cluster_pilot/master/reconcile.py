@@ -16,11 +16,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+from prometheus_client import (CollectorRegistry, Counter, Gauge, Summary, disable_created_metrics,
+                               generate_latest)
+
 from cluster_pilot.errors import UserError
 from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, Node, from_json
 from cluster_pilot.host.observe import HostView, Observation, observe_host
 from cluster_pilot.host.ssh import control_dir
 from cluster_pilot.apply.pipeline import Options, Outcome, converge
+from cluster_pilot.plan.planner import ACTIONS
 from cluster_pilot.store import Store
 
 log = logging.getLogger("cluster_pilot.master")
@@ -63,38 +67,53 @@ def with_grace(seen: Observation, memory: Memory, now: float, grace: float) -> t
     return Observation(hosts), evict
 
 
-@dataclass
-class Metrics:
-    passes: int = 0
-    runs: int = 0
-    errors: int = 0
-    duration_sum: float = 0.0
-    last_duration: float = 0.0
-    actions: dict[str, int] = field(default_factory=lambda: {"create": 0, "replace": 0, "remove": 0, "proxy": 0})
+disable_created_metrics()  # the series /metrics always had, without a `_created` timestamp beside each counter
 
-    def prometheus(self, ready: int, minions: int) -> str:
-        lines = [
-            "# HELP cluster_pilot_reconcile_duration_seconds Time of reconcile passes.",
-            "# TYPE cluster_pilot_reconcile_duration_seconds summary",
-            f"cluster_pilot_reconcile_duration_seconds_sum {self.duration_sum:.6f}",
-            f"cluster_pilot_reconcile_duration_seconds_count {self.passes}",
-            "# HELP cluster_pilot_reconcile_last_duration_seconds Time of the last reconcile pass.",
-            "# TYPE cluster_pilot_reconcile_last_duration_seconds gauge",
-            f"cluster_pilot_reconcile_last_duration_seconds {self.last_duration:.6f}",
-            "# HELP cluster_pilot_ansible_runs_total Reconcile passes that ran Ansible.",
-            "# TYPE cluster_pilot_ansible_runs_total counter",
-            f"cluster_pilot_ansible_runs_total {self.runs}",
-            "# HELP cluster_pilot_reconcile_errors_total Reconcile passes that failed.",
-            "# TYPE cluster_pilot_reconcile_errors_total counter",
-            f"cluster_pilot_reconcile_errors_total {self.errors}",
-            "# HELP cluster_pilot_actions_total Actions applied to minions.",
-            "# TYPE cluster_pilot_actions_total counter",
-        ]
-        lines += [f'cluster_pilot_actions_total{{action="{k}"}} {v}' for k, v in sorted(self.actions.items())]
-        lines += ["# HELP cluster_pilot_minions_ready Minions ready.", "# TYPE cluster_pilot_minions_ready gauge",
-                  f"cluster_pilot_minions_ready {ready}", "# HELP cluster_pilot_minions Minions in the inventory.",
-                  "# TYPE cluster_pilot_minions gauge", f"cluster_pilot_minions {minions}"]
-        return "\n".join(lines) + "\n"
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the API reads of the loop, taken at one moment."""
+
+    seen: Observation | None  # the last observation, the minions' grace laid over it
+    leaving: frozenset[str]  # pods deleted through the API, until they are gone
+    generation: int  # passes completed
+
+
+class Metrics:
+    """The loop's figures for ``/metrics``, in a registry of this master's own: two masters in one process
+    (the tests, the API bench) never add to each other's counts."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.duration = Summary("cluster_pilot_reconcile_duration_seconds", "Time of reconcile passes.",
+                                registry=self.registry)
+        self.last_duration = Gauge("cluster_pilot_reconcile_last_duration_seconds",
+                                   "Time of the last reconcile pass.", registry=self.registry)
+        self.runs = Counter("cluster_pilot_ansible_runs", "Reconcile passes that ran Ansible.", registry=self.registry)
+        self.errors = Counter("cluster_pilot_reconcile_errors", "Reconcile passes that failed.", registry=self.registry)
+        self.actions = Counter("cluster_pilot_actions", "Actions applied to minions.", ["action"],
+                               registry=self.registry)
+        for action in ACTIONS:
+            self.actions.labels(action)  # every action is listed, at 0 until it happens
+        self.minions_ready = Gauge("cluster_pilot_minions_ready", "Minions ready.", registry=self.registry)
+        self.minions = Gauge("cluster_pilot_minions", "Minions in the inventory.", registry=self.registry)
+
+    def passed(self, seconds: float) -> None:
+        self.duration.observe(seconds)
+        self.last_duration.set(seconds)
+
+    def ran(self, outcome: Outcome) -> None:
+        self.runs.inc()
+        for change in outcome.plan.changes():
+            self.actions.labels(change.action).inc()
+        if not outcome.ok:
+            self.errors.inc()
+
+    def exposition(self, ready: int, minions: int) -> bytes:
+        """The text format, with the minion counts as the API sees them now."""
+        self.minions_ready.set(ready)
+        self.minions.set(minions)
+        return generate_latest(self.registry)
 
 
 class Reconciler:
@@ -131,6 +150,11 @@ class Reconciler:
             if self._nodes is None or self._nodes[0] != mtime:
                 self._nodes = (mtime, self.load_nodes(self.inventory))
             return self._nodes[1]
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            leaving = frozenset(self.evicting)
+        return Snapshot(self.last, leaving, self.generation)
 
     def evict(self, pod: str) -> None:
         with self._lock:
@@ -178,17 +202,14 @@ class Reconciler:
         try:
             outcome = self._pass()
         except UserError as exc:
-            self.metrics.errors += 1
+            self.metrics.errors.inc()
             log.warning("reconcile: %s", exc)
             outcome = None
         except Exception:  # the loop must outlive any one pass
-            self.metrics.errors += 1
+            self.metrics.errors.inc()
             log.exception("reconcile pass failed")
             outcome = None
-        elapsed = time.monotonic() - t0
-        self.metrics.passes += 1
-        self.metrics.duration_sum += elapsed
-        self.metrics.last_duration = elapsed
+        self.metrics.passed(time.monotonic() - t0)
         self.generation += 1
         return outcome
 
@@ -223,9 +244,5 @@ class Reconciler:
         with self._lock:
             self.evicting -= {name for name in self.evicting if name not in found}
         if outcome.run is not None:
-            self.metrics.runs += 1
-            for change in outcome.plan.changes():
-                self.metrics.actions[change["action"]] = self.metrics.actions.get(change["action"], 0) + 1
-            if not outcome.ok:
-                self.metrics.errors += 1
+            self.metrics.ran(outcome)
         return outcome

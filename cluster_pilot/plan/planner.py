@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, replace
+from functools import cached_property
 from typing import Iterable, Mapping, Sequence
 
 from cluster_pilot.model import Pod, Service
@@ -49,6 +50,22 @@ class Remove:
     first: bool = False  # before the creations on its host (it holds host ports a new version needs)
 
 
+ACTIONS = ("create", "replace", "remove", "proxy")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One line of what a plan does, as a person reads it: a create and a remove of the same pod on the same
+    host is one ``replace``; ``proxy`` is a minion whose service proxy is switched (``pod`` is "")."""
+
+    action: str  # one of ACTIONS
+    pod: str
+    node: str
+    controller: str | None = None  # create and replace
+    images: tuple[str, ...] = ()  # create and replace
+    reason: str = ""  # remove
+
+
 @dataclass(frozen=True)
 class Plan:
     creates: tuple[Create, ...] = ()
@@ -67,19 +84,19 @@ class Plan:
     def nodes(self) -> tuple[str, ...]:
         return tuple(sorted({a.node for a in (*self.creates, *self.removes)} | set(self.proxy_nodes)))
 
-    def changes(self) -> list[dict]:
-        """JSON-ready list for ``plan -o json`` and reports."""
+    def changes(self) -> tuple[Change, ...]:
+        """For ``plan``, progress and metrics; worked out once per plan."""
+        return self._changes
+
+    @cached_property
+    def _changes(self) -> tuple[Change, ...]:
         replaced = {(r.node, r.pod) for r in self.removes} & {(c.node, c.name) for c in self.creates}
-        out: list[dict] = []
-        for c in self.creates:
-            action = "replace" if (c.node, c.name) in replaced else "create"
-            out.append({"action": action, "pod": c.name, "node": c.node, "controller": c.controller,
-                        "images": [k.image for k in c.pod.spec.containers]})
-        for r in self.removes:
-            if (r.node, r.pod) not in replaced:
-                out.append({"action": "remove", "pod": r.pod, "node": r.node, "reason": r.reason})
-        out += [{"action": "proxy", "pod": "", "node": n} for n in self.proxy_nodes]
-        return sorted(out, key=lambda d: (d["action"] == "proxy", d["pod"], d["node"], d["action"]))
+        out = [Change("replace" if (c.node, c.name) in replaced else "create", c.name, c.node, c.controller,
+                      tuple(k.image for k in c.pod.spec.containers)) for c in self.creates]
+        out += [Change("remove", r.pod, r.node, reason=r.reason)
+                for r in self.removes if (r.node, r.pod) not in replaced]
+        out += [Change("proxy", "", n) for n in self.proxy_nodes]
+        return tuple(sorted(out, key=lambda c: (c.action == "proxy", c.pod, c.node, c.action)))
 
 
 def running_pods(observation: Observation) -> list[RunningPod]:

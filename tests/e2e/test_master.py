@@ -67,7 +67,7 @@ class Master:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10) as resp:
             for line in resp.read().decode().splitlines():
                 if line.startswith("cluster_pilot_reconcile_duration_seconds_count"):
-                    return int(line.split()[-1])
+                    return int(float(line.split()[-1]))  # the text format writes counts as 3.0
         return 0
 
     def get(self, path: str) -> dict:

@@ -52,7 +52,7 @@ def test_fresh_fleet_plans_one_create_per_replica_and_nothing_when_it_runs():
     objects = [rc()]
     s = schedule(objects, NODES, [])
     p = plan(s, empty())
-    assert [c["action"] for c in p.changes()] == ["create", "create"]
+    assert [c.action for c in p.changes()] == ["create", "create"]
     assert {c.node for c in p.creates} == {"m1", "m2"}  # spread
     seen = running(s.placements)
     s2 = schedule(objects, NODES, running_pods(seen))
@@ -65,7 +65,7 @@ def test_changed_image_replaces_in_place_creating_before_removing():
     seen = running(s.placements)
     s2 = schedule([rc(image="busybox:2")], NODES, running_pods(seen))
     p = plan(s2, seen)
-    assert sorted(c["action"] for c in p.changes()) == ["replace", "replace"]
+    assert sorted(c.action for c in p.changes()) == ["replace", "replace"]
     assert all(not r.first for r in p.removes)  # no host port: the old version drains after the new one runs
 
 
@@ -87,7 +87,7 @@ def test_scale_down_removes_surplus_and_prune_is_scoped_to_the_applyset():
     s = schedule([rc(replicas=2)], NODES, [])
     seen = running(s.placements)
     p = plan(schedule([rc(replicas=1)], NODES, running_pods(seen)), seen)
-    assert [c["action"] for c in p.changes()] == ["remove"]
+    assert [c.action for c in p.changes()] == ["remove"]
     unasked = plan(schedule([], NODES, running_pods(seen)), seen)
     assert unasked.empty  # without --prune, pods of objects not named are left alone
     pruned = plan(schedule([], NODES, running_pods(seen)), seen, prune_applyset="default")
@@ -159,7 +159,7 @@ def test_without_roll_running_controller_pods_keep_their_spec_and_new_replicas_g
     seen = running(s.placements)
     changed = rc(image="busybox:2", replicas=3)
     p = plan(schedule([changed], NODES, running_pods(seen)), seen, roll=False)
-    assert [c["action"] for c in p.changes()] == ["create"]
+    assert [c.action for c in p.changes()] == ["create"]
     assert p.creates[0].pod.spec.containers[0].image == "busybox:2"
 
 

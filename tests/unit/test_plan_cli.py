@@ -9,9 +9,10 @@ import types
 import pytest
 
 from cluster_pilot.cli import cli, run
-from cluster_pilot.cli.plan import as_text, exit_code
+from cluster_pilot.cli.plan import as_json, as_text, exit_code
 from cluster_pilot.apply.pipeline import empty_fleet
-from cluster_pilot.plan.planner import plan as make_plan
+from cluster_pilot.model import Container, Meta, Pod, PodSpec
+from cluster_pilot.plan.planner import Create, Plan, Remove, plan as make_plan
 from cluster_pilot.scheduler import schedule
 from tests.unit.scheduler_builders import node, pod, rc
 
@@ -114,6 +115,21 @@ def test_text_view_and_exit_codes_from_a_plan():
     assert lines[2] == "  ! 0/2 minions are available for solo: 2 insufficient cpu"
     assert lines[3] == "2 to create, 0 to replace, 0 to remove, 1 unschedulable, 0 unchanged"
     assert exit_code(todo, allow_pending=False) == 1 and exit_code(todo, allow_pending=True) == 2
+
+
+def test_the_json_of_each_kind_of_change_keeps_its_fields_and_their_order():
+    def bare(name: str, *images: str) -> Pod:
+        return Pod(Meta(name, {}), PodSpec(tuple(Container(f"c{i}", image) for i, image in enumerate(images))))
+
+    todo = Plan(creates=(Create("m1", bare("a", "x", "y"), "rc", "h1"), Create("m2", bare("b", "z"), None, "h2")),
+                removes=(Remove("m1", "a", "h0", ("1",), "replaced"), Remove("m3", "c", "h3", ("2",), "pruned")),
+                proxy_nodes=("m1",))
+    doc = json.loads(as_json(todo, types.SimpleNamespace(placements=[], unschedulable=[])))
+    assert json.dumps(doc["changes"]) == (
+        '[{"action": "replace", "pod": "a", "node": "m1", "controller": "rc", "images": ["x", "y"]}, '
+        '{"action": "create", "pod": "b", "node": "m2", "controller": null, "images": ["z"]}, '
+        '{"action": "remove", "pod": "c", "node": "m3", "reason": "pruned"}, '
+        '{"action": "proxy", "pod": "", "node": "m1"}]')
 
 
 def test_no_changes_when_nothing_is_wanted():

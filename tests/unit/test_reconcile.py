@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from cluster_pilot.master.reconcile import Memory, Metrics, with_grace
+from cluster_pilot.model import Container, Meta, Pod, PodSpec
 from cluster_pilot.host.observe import HostView, ObservedContainer, ObservedPod, Observation
-from cluster_pilot.plan.planner import running_pods
+from cluster_pilot.plan.planner import Create, Plan, Remove, running_pods
 
 
 def pod(name: str, node: str, controller: str | None) -> ObservedPod:
@@ -35,9 +38,41 @@ def test_a_silent_minion_keeps_its_pods_for_the_grace_then_is_lost_and_its_contr
     assert evict == {"web-1"} and not memory.lost
 
 
-def test_metrics_are_prometheus_text():
-    m = Metrics(passes=3, runs=1, errors=0, duration_sum=1.5)
-    text = m.prometheus(ready=2, minions=3)
-    assert "cluster_pilot_reconcile_duration_seconds_count 3" in text
-    assert 'cluster_pilot_actions_total{action="create"} 0' in text
-    assert "cluster_pilot_minions_ready 2" in text and text.endswith("\n")
+def test_metrics_are_prometheus_text_of_this_masters_own():
+    m, other = Metrics(), Metrics()
+    for seconds in (0.5, 1.0):
+        m.passed(seconds)
+    m.errors.inc()
+    other.passed(9.0)
+    text = m.exposition(ready=2, minions=3).decode()
+    samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line and not line.startswith("#")}
+    assert samples["cluster_pilot_reconcile_duration_seconds_count"] == 2
+    assert samples["cluster_pilot_reconcile_duration_seconds_sum"] == 1.5
+    assert samples["cluster_pilot_reconcile_last_duration_seconds"] == 1.0
+    assert samples["cluster_pilot_reconcile_errors_total"] == 1 and samples["cluster_pilot_ansible_runs_total"] == 0
+    assert {a: samples[f'cluster_pilot_actions_total{{action="{a}"}}'] for a in ("create", "replace", "remove", "proxy")} \
+        == {"create": 0, "replace": 0, "remove": 0, "proxy": 0}
+    assert samples["cluster_pilot_minions_ready"] == 2 and samples["cluster_pilot_minions"] == 3
+    assert [line for line in text.splitlines() if line.startswith("# TYPE")] == [
+        "# TYPE cluster_pilot_reconcile_duration_seconds summary",
+        "# TYPE cluster_pilot_reconcile_last_duration_seconds gauge",
+        "# TYPE cluster_pilot_ansible_runs_total counter",
+        "# TYPE cluster_pilot_reconcile_errors_total counter",
+        "# TYPE cluster_pilot_actions_total counter",
+        "# TYPE cluster_pilot_minions_ready gauge",
+        "# TYPE cluster_pilot_minions gauge",
+    ]  # the names /metrics has always had, nothing beside them
+
+
+def test_a_run_counts_its_plans_changes_by_action():
+    m = Metrics()
+    pod = Pod(Meta("solo"), PodSpec((Container("app", "busybox"),)))
+    todo = Plan(creates=(Create("m1", pod, None, "h"),), removes=(Remove("m2", "old", "h", (), "pruned"),),
+                proxy_nodes=("m1", "m2"))
+    m.ran(SimpleNamespace(plan=todo, ok=False))
+    text = m.exposition(ready=0, minions=0).decode()
+    for line in ('cluster_pilot_actions_total{action="create"} 1.0', 'cluster_pilot_actions_total{action="remove"} 1.0',
+                 'cluster_pilot_actions_total{action="proxy"} 2.0', 'cluster_pilot_actions_total{action="replace"} 0.0',
+                 "cluster_pilot_ansible_runs_total 1.0", "cluster_pilot_reconcile_errors_total 1.0"):
+        assert line in text.splitlines()

@@ -46,7 +46,7 @@ def test_objects_made_in_v1beta1_are_taken_as_sent():
 
 
 def test_a_listed_pod_shows_the_image_it_runs_not_the_template_it_will_get():
-    from cluster_pilot.master.api import _pod_model
+    from cluster_pilot.master.registry import described as _pod_model
     from cluster_pilot.host.observe import ObservedContainer, ObservedPod
 
     def observed(image: str) -> ObservedPod:

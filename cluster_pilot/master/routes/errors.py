@@ -1,0 +1,43 @@
+"""Every error the API answers is a v1beta1 Status the 2014 client can print, never FastAPI's ``{"detail"}``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cluster_pilot.master import wire
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.reason = code, message, reason
+
+
+def status(code: int, message: str, reason: str | None = None) -> JSONResponse:
+    return JSONResponse(wire.status(code, message, reason), status_code=code)
+
+
+def not_found(resource: str, name: str) -> ApiError:
+    return ApiError(404, f"{resource} {name!r} not found", "NotFound")
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return status(exc.code, exc.message, exc.reason)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # unknown paths and methods too answer a Status, not FastAPI's {"detail": ...}
+        message = f"{request.method} {request.url.path}: {exc.detail}"
+        return JSONResponse(wire.status(exc.status_code, message), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = "/".join(str(p) for p in first.get("loc", ()))
+        return status(400, f"{where}: {first.get('msg', 'invalid request')}", "Invalid")

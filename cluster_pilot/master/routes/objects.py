@@ -1,0 +1,107 @@
+"""The generic ``/api/v1beta1/{resource}[/{name}]`` routes, as the 2014 API server's one REST handler over a
+storage per resource: reads go to the resource's module, writes to the store (acknowledged once it has them
+durably), and every write wakes the reconcile loop, which makes the minions match."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from cluster_pilot.master import wire
+from cluster_pilot.master.routes.bodies import BODY, parse_body, resource_version
+from cluster_pilot.master.routes.context import MINION, Context, kind_of
+from cluster_pilot.master.routes.controllers import Controllers
+from cluster_pilot.master.routes.errors import ApiError, not_found
+from cluster_pilot.master.routes.minions import Minions, read_only
+from cluster_pilot.master.routes.pods import Pods
+from cluster_pilot.master.routes.services import Services
+from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, from_json, parse_selector, selector_admits, to_json
+from cluster_pilot.store import Conflict, NotFound, Record
+
+
+class Resource(Protocol):
+    def items(self) -> list[dict[str, Any]]: ...
+    def item(self, name: str) -> dict[str, Any] | None: ...
+    def encode(self, record: Record) -> dict[str, Any]: ...  # as written, the answer to a write
+
+
+def router(ctx: Context) -> APIRouter:
+    pods = Pods(ctx)
+    resources: dict[str, Resource] = {POD: pods, REPLICATION_CONTROLLER: Controllers(ctx), SERVICE: Services(ctx),
+                                      MINION: Minions(ctx)}
+    routes = APIRouter()
+    _reads(routes, ctx, resources, pods)
+    _writes(routes, ctx, resources, pods)
+    return routes
+
+
+def _reads(routes: APIRouter, ctx: Context, resources: dict[str, Resource], pods: Pods) -> None:
+    @routes.get("/api/v1beta1/{resource}")
+    def list_objects(resource: str, labels: str | None = None) -> Response:
+        kind = kind_of(resource)
+        try:
+            selector = parse_selector(labels)
+        except ValueError as exc:
+            raise ApiError(400, str(exc), "Invalid") from None
+        if kind == POD and not selector:
+            return Response(pods.body(), media_type="application/json")
+        items = [i for i in resources[kind].items() if selector_admits(selector, i.get("labels") or {})]
+        return JSONResponse(wire.listing(kind, items, ctx.version()))
+
+    @routes.get("/api/v1beta1/{resource}/{name}")
+    def get_object(resource: str, name: str) -> JSONResponse:
+        found = resources[kind_of(resource)].item(name)
+        if found is None:
+            raise not_found(resource, name)
+        return JSONResponse(found)
+
+
+def _writes(routes: APIRouter, ctx: Context, resources: dict[str, Resource], pods: Pods) -> None:
+    @routes.post("/api/v1beta1/{resource}", openapi_extra=BODY)
+    async def create_object(resource: str, request: Request) -> JSONResponse:
+        kind = _writable(kind_of(resource))
+        obj = parse_body(await request.body(), kind, ctx.store.list())
+        try:
+            record = ctx.store.put(kind, obj.meta.name, to_json(obj), create_only=True, applyset="master",
+                                   actor="api")
+        except Conflict:
+            raise ApiError(409, f"{resource} {obj.meta.name!r} already exists", "AlreadyExists") from None
+        ctx.reconciler.trigger()
+        return JSONResponse(resources[kind].encode(record))
+
+    @routes.put("/api/v1beta1/{resource}/{name}", openapi_extra=BODY)
+    async def update_object(resource: str, name: str, request: Request) -> JSONResponse:
+        kind = _writable(kind_of(resource))
+        raw = await request.body()
+        obj = parse_body(raw, kind, ctx.store.list(), name)
+        expect = resource_version(raw)
+        before = ctx.stored(kind, name)
+        if before is None:
+            raise not_found(resource, name)
+        try:
+            record = ctx.store.put(kind, name, to_json(wire.carry_over(from_json(before.body), obj)),
+                                   expect_version=expect, applyset="master", actor="api")
+        except Conflict as exc:
+            raise ApiError(409, f"{resource} {name!r}: {exc}", "Conflict") from None
+        ctx.reconciler.trigger()
+        return JSONResponse(resources[kind].encode(record))
+
+    @routes.delete("/api/v1beta1/{resource}/{name}")
+    def delete_object(resource: str, name: str) -> JSONResponse:
+        kind = _writable(kind_of(resource))
+        try:
+            ctx.store.delete(kind, name, actor="api")
+        except NotFound:
+            if kind != POD or not pods.running(name):
+                raise not_found(resource, name) from None
+            ctx.reconciler.evict(name)  # a controller's pod: removed, and replaced by its controller
+        ctx.reconciler.trigger()
+        return JSONResponse(wire.status(200, f"{resource} {name!r} deleted"))
+
+
+def _writable(kind: str) -> str:
+    if kind == MINION:
+        raise read_only()
+    return kind

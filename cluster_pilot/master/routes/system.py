@@ -1,0 +1,32 @@
+"""``/healthz``, ``/version`` (the seed's v0.4, as the 2014 client checks it) and ``/metrics`` (Prometheus)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse, Response
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+from cluster_pilot import __version__
+from cluster_pilot.master.routes.context import Context
+from cluster_pilot.master.routes.minions import Minions
+
+
+def router(ctx: Context) -> APIRouter:
+    routes = APIRouter()
+
+    @routes.get("/healthz", response_class=PlainTextResponse)
+    def healthz() -> str:
+        return "ok"
+
+    @routes.get("/version")
+    def version() -> dict[str, str]:
+        return {"major": "0", "minor": "4", "gitVersion": f"v0.4-cluster-pilot-{__version__}",
+                "gitCommit": "cluster-pilot", "gitTreeState": "clean"}
+
+    @routes.get("/metrics", response_class=PlainTextResponse)
+    def metrics() -> Response:
+        minions, _ = Minions(ctx).entries()
+        text = ctx.reconciler.metrics.exposition(sum(m.ready for m in minions), len(minions))
+        return Response(text, media_type=CONTENT_TYPE_PLAIN_0_0_4)
+
+    return routes
