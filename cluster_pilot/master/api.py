@@ -27,6 +27,7 @@ from cluster_pilot.errors import ValidationFailed
 from cluster_pilot.manifests import check_set, normalise_object
 from cluster_pilot.master import wire
 from cluster_pilot.master.reconcile import Reconciler
+from cluster_pilot.master.routes.day2 import mount as mount_day2
 from cluster_pilot.model import (POD, REPLICATION_CONTROLLER, SERVICE, Container, Meta, Object, Pod, PodSpec,
                                  ReplicationController,
                                  from_json, parse_selector, selector_admits, selector_matches, to_json)
@@ -101,6 +102,8 @@ def create_app(store: Store, reconciler: Reconciler, settings: Settings) -> Fast
             return await call_next(request)
         except Exception as exc:  # never a bare 500 page: a Status the 2014 client can print
             return _status(500, f"internal error: {type(exc).__name__}: {exc}", "InternalError")
+
+    mount_day2(app, store, reconciler, settings.token)  # events, pod logs, /ui/: before the generic routes
 
     # --- helpers over the store and the last observation ---------------------------------------------------
     def kind_of(resource: str) -> str:
