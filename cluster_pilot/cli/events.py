@@ -37,7 +37,7 @@ def source(server: str | None, ca_file: str | None = None, insecure: bool = Fals
     from cluster_pilot.master.routes.events import object_filter
     from cluster_pilot.store.events import EventLog
 
-    log = EventLog(path)
+    log = EventLog.open(path)
     return lambda what, after: [e.to_json() for e in log.list(*object_filter(what), after=after)]
 
 

@@ -240,7 +240,4 @@ def container_statuses(view: View, pod: str) -> dict[str, Any]:
 
 
 def _events(events, kind: str, name: str) -> None:
-    found = events(f"{kind}/{name}", 0)[-20:]
-    click.echo("events:" if found else "events: <none>")
-    for e in found:
-        click.echo("  " + line(e))
+    emit({"events": [line(e) for e in events(f"{kind}/{name}", 0)[-20:]]}, "yaml")

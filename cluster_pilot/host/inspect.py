@@ -40,9 +40,12 @@ class ContainerStatus:
     finished: float | None
     image_id: str
     error: str = ""  # dockerd's own message (e.g. the command was not found)
+    last_reason: str = ""  # why the last run ended (Error, OOMKilled, Completed), when it is known
 
     def to_json(self) -> dict[str, Any]:
-        return {"state": self.state, "reason": self.reason, "exitCode": self.exit_code,
+        last = {"lastState": {"state": "terminated", "reason": self.last_reason, "exitCode": self.exit_code}} \
+            if self.last_reason else {}
+        return {"state": self.state, "reason": self.reason, "exitCode": self.exit_code, **last,
                 "restartCount": self.restarts, "startedAt": _iso(self.started), "finishedAt": _iso(self.finished),
                 "imageID": self.image_id, **({"message": self.error} if self.error else {})}
 
@@ -74,8 +77,7 @@ def status_of(doc: Mapping[str, Any]) -> ContainerStatus:
     elif status == "created":
         state, reason = "waiting", "Created"
     else:
-        state = "terminated"
-        reason = "OOMKilled" if s.get("OOMKilled") else ("Completed" if code == 0 else "Error")
+        state, reason = "terminated", _ended(s)
     started = parse_time(s.get("StartedAt"))
     finished = parse_time(s.get("FinishedAt"))
     # a running container's ExitCode is reset to 0 at each start: the last exit is known only while it is down
@@ -83,7 +85,12 @@ def status_of(doc: Mapping[str, Any]) -> ContainerStatus:
     return ContainerStatus(id=str(doc.get("Id", "")), state=state, reason=reason, exit_code=last,
                            restarts=int(doc.get("RestartCount") or 0), created=parse_time(doc.get("Created")),
                            started=started, finished=finished if not running else None,
-                           image_id=str(doc.get("Image", "")), error=str(s.get("Error") or ""))
+                           image_id=str(doc.get("Image", "")), error=str(s.get("Error") or ""),
+                           last_reason="" if last is None else _ended(s))
+
+
+def _ended(s: Mapping[str, Any]) -> str:
+    return "OOMKilled" if s.get("OOMKilled") else ("Completed" if s.get("ExitCode") == 0 else "Error")
 
 
 def inspect_host(node: Node, cm_dir: Path, ids: Sequence[str], timeout: float = 20.0) -> dict[str, ContainerStatus]:

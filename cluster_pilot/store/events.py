@@ -6,12 +6,12 @@ losing old ones costs nothing, so the table keeps the last ``limit`` and drops t
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
+
+from cluster_pilot.store.sqlite import SQLiteStore
 
 LIMIT = 10_000
 
@@ -38,47 +38,32 @@ class Event:
 
 
 class EventLog:
-    """Append and read events in an SQLite file (the master's store file: one file to back up)."""
+    """Append and read events in the store's own SQLite file (one file to back up), over its connections."""
 
-    def __init__(self, path: Path, limit: int = LIMIT) -> None:
-        self.path, self.limit = Path(path), limit
-        self._local = threading.local()
+    def __init__(self, store: SQLiteStore, limit: int = LIMIT) -> None:
+        self.limit = limit
+        self._db, self._tx = store._db, store._tx  # the store's per-thread connections and transactions
         self._db().executescript(_SCHEMA)
 
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA busy_timeout=30000")
-            self._local.db = db
-        return db
+    @classmethod
+    def open(cls, path: Path, limit: int = LIMIT) -> "EventLog":
+        return cls(SQLiteStore(path), limit)
 
     def record(self, events: Iterable[Event]) -> None:
         rows = [(e.at or time.time(), e.kind, e.name, e.reason, e.message, e.node) for e in events]
         if not rows:
             return
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._tx() as db:
             db.executemany("INSERT INTO events (at, kind, name, reason, message, node) VALUES (?, ?, ?, ?, ?, ?)",
                            rows)
             db.execute("DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?", (self.limit,))
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
     def list(self, kind: str | None = None, name: str | None = None, after: int = 0,
              limit: int = 500) -> list[Event]:
         """The newest ``limit`` events after id ``after`` (a watcher's cursor), oldest first."""
-        where, args = ["id > ?"], [after]
-        if kind:
-            where.append("kind = ?")
-            args.append(kind)
-        if name:
-            where.append("name = ?")
-            args.append(name)
+        terms = [(sql, value) for sql, value in (("id > ?", after), ("kind = ?", kind), ("name = ?", name))
+                 if value or sql.startswith("id")]
+        where, args = [sql for sql, _ in terms], [value for _, value in terms]
         rows = self._db().execute(
             "SELECT id, at, kind, name, reason, message, node FROM events WHERE " + " AND ".join(where)
             + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()

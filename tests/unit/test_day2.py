@@ -50,6 +50,7 @@ def test_a_crash_loop_between_two_runs_is_waiting_with_its_last_exit_code():
                             FinishedAt="2026-01-02T03:04:06Z"))
     assert (s.state, s.reason, s.exit_code, s.restarts, s.image_id) == ("waiting", "CrashLoop", 3, 4, "sha256:beef")
     assert s.to_json()["finishedAt"] == "2026-01-02T03:04:06Z"
+    assert s.to_json()["lastState"] == {"state": "terminated", "reason": "Error", "exitCode": 3}
 
 
 @pytest.mark.parametrize("state, reason, code", [
@@ -157,7 +158,7 @@ def test_a_scheduling_failure_is_recorded_when_its_explanation_changes_not_every
 
 
 def test_the_event_log_keeps_the_newest_and_filters_by_object(tmp_path: Path):
-    log = EventLog(tmp_path / "events.db", limit=5)
+    log = EventLog.open(tmp_path / "events.db", limit=5)
     log.record(Event("Pod", f"p{i % 2}", "Created", f"n{i}") for i in range(8))
     everything = log.list()
     assert [e.message for e in everything] == ["n3", "n4", "n5", "n6", "n7"]
