@@ -45,8 +45,19 @@ def _page(name: str, status: int = 200, **values) -> HTMLResponse:
                         headers={"Cache-Control": "no-store"})
 
 
+def _login(error: str = "") -> HTMLResponse:
+    return _page("login.html", 401 if error else 200, error=error)
+
+
 def router(store: Store, reconciler: Reconciler, token: str) -> APIRouter:
     r = APIRouter()
+    _board_routes(r, store, reconciler, token)
+    _session_routes(r, token)
+    _pod_routes(r, reconciler, token)
+    return r
+
+
+def _board_routes(r: APIRouter, store: Store, reconciler: Reconciler, token: str) -> None:
     cache: dict = {"key": None, "statuses": {}}
 
     def statuses():
@@ -64,9 +75,6 @@ def router(store: Store, reconciler: Reconciler, token: str) -> APIRouter:
                      [from_json(x.body) for x in records if x.kind == REPLICATION_CONTROLLER],
                      [from_json(x.body) for x in records if x.kind == SERVICE], statuses(), events)
 
-    def login(request: Request, error: str = "") -> HTMLResponse:
-        return _page("login.html", 401 if error else 200, error=error)
-
     @r.get("/ui", include_in_schema=False)
     def ui_root() -> Response:
         return RedirectResponse("/ui/", status_code=307)
@@ -74,7 +82,7 @@ def router(store: Store, reconciler: Reconciler, token: str) -> APIRouter:
     @r.get("/ui/", include_in_schema=False)
     def ui_index(request: Request) -> Response:
         if not signed_in(request, token):
-            return login(request)
+            return _login()
         return _page("index.html", board=current_board())
 
     @r.get("/ui/board", include_in_schema=False)
@@ -83,12 +91,15 @@ def router(store: Store, reconciler: Reconciler, token: str) -> APIRouter:
             return Response(status_code=401)
         return _page("board.html", board=current_board())
 
+
+
+def _session_routes(r: APIRouter, token: str) -> None:
     @r.post("/ui/login", include_in_schema=False)
     async def ui_login(request: Request) -> Response:
         form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"))
         given = (form.get("token") or [""])[0].strip()
         if not given or not hmac.compare_digest(given.encode(), token.encode()):
-            return login(request, "That is not the master's token.")
+            return _login("That is not the master's token.")
         answer = RedirectResponse("/ui/", status_code=303)
         answer.set_cookie(COOKIE, given, httponly=True, samesite="strict", secure=request.url.scheme == "https",
                           path="/ui")
@@ -100,10 +111,13 @@ def router(store: Store, reconciler: Reconciler, token: str) -> APIRouter:
         answer.delete_cookie(COOKIE, path="/ui")
         return answer
 
+
+
+def _pod_routes(r: APIRouter, reconciler: Reconciler, token: str) -> None:
     @r.get("/ui/pods/{pod}", include_in_schema=False)
     def ui_pod(request: Request, pod: str) -> Response:
         if not signed_in(request, token):
-            return login(request)
+            return _login()
         seen = reconciler.last
         found = seen.current().get(pod) if seen else None
         if found is None:
@@ -115,7 +129,7 @@ def router(store: Store, reconciler: Reconciler, token: str) -> APIRouter:
     @r.get("/ui/pods/{pod}/logs", include_in_schema=False)
     def ui_logs(request: Request, pod: str, container: str | None = None) -> Response:
         if not signed_in(request, token):
-            return login(request)
+            return _login()
         query = urllib.parse.urlencode({"container": container} if container else {})
         return _page("logs.html", pod=pod, query=query)
 
@@ -135,5 +149,3 @@ def router(store: Store, reconciler: Reconciler, token: str) -> APIRouter:
         if name not in _STATIC:
             return Response(status_code=404)
         return Response((_HERE / "static" / name).read_bytes(), media_type=_STATIC[name])
-
-    return r
