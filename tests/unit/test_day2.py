@@ -157,6 +157,34 @@ def test_a_scheduling_failure_is_recorded_when_its_explanation_changes_not_every
     assert scheduling_failures(sched, {"big": why.message}) == []
 
 
+def test_a_pass_that_ran_names_what_it_did_and_why():
+    from cluster_pilot.apply.pipeline import Outcome
+    from cluster_pilot.master.events import plan_events
+    from cluster_pilot.model import Container, Meta, Pod, PodSpec
+    from cluster_pilot.plan.planner import Create, Plan, Remove
+    from cluster_pilot.scheduler import Placement
+
+    def model(name: str) -> Pod:
+        return Pod(Meta(name), PodSpec((Container("app", "busybox"),)))
+
+    broken = pod("web-1", states={"app": "exited"}, exit_code=3)
+    creates = (Create("m1", model("web-1"), "web", "h"), Create("m2", model("web-2"), "web", "h2"))
+    removes = (Remove("m1", "web-1", "h", (), "replaced"), Remove("m1", "old", "h", (), "pruned"),
+               Remove("m2", "gone", "h", (), "evicted"))
+    schedule = Schedule(tuple(Placement(c.pod, c.node, "web") for c in creates))
+    outcome = Outcome(seen(broken), schedule, Plan(creates, removes, proxy="f" * 64, proxy_nodes=("m1",)))
+    got = [(e.reason, e.name, e.message) for e in plan_events(outcome)]
+    assert got == [
+        ("Replaced", "web-1", "broken: app exited (exit code 3); recreated on m1"),
+        ("Scheduled", "web-2", "assigned to m2: fewest pods of web (0 other there), then least requested of 1 "
+                               "ready minions; 1 pods there now"),
+        ("Created", "web-2", "started app (busybox)"),
+        ("Killed", "old", "removed from m1: pruned"),
+        ("Evicted", "gone", "removed from m2: evicted"),
+        ("ProxyReconfigured", "m1", "proxy document ffffffffffff on m1"),
+    ]
+
+
 def test_the_event_log_keeps_the_newest_and_filters_by_object(tmp_path: Path):
     log = EventLog.open(tmp_path / "events.db", limit=5)
     log.record(Event("Pod", f"p{i % 2}", "Created", f"n{i}") for i in range(8))
