@@ -9,6 +9,7 @@ The same token as the API, kept by the browser in a session cookie (``HttpOnly``
 from __future__ import annotations
 
 import hmac
+import threading
 import urllib.parse
 from pathlib import Path
 
@@ -57,16 +58,32 @@ def router(store: Store, reconciler: Reconciler, token: str) -> APIRouter:
     return r
 
 
-def _board_routes(r: APIRouter, store: Store, reconciler: Reconciler, token: str) -> None:
-    cache: dict = {"key": None, "statuses": {}}
+class _Restarts:
+    """Restart counts for the board: one batched inspect per host, at most once per reconcile pass and only
+    while someone looks, in the background, so a slow minion never slows the page (counts lag a pass)."""
 
-    def statuses():
-        """Restart counts: one batched inspect per host, at most once per reconcile pass, while someone looks."""
-        seen = reconciler.last
-        if seen is not None and cache["key"] != id(seen):
-            cache["statuses"] = inspect(reconciler.nodes(), container_ids(seen.pods), reconciler.state_dir, 5.0)
-            cache["key"] = id(seen)
-        return cache["statuses"]
+    def __init__(self, reconciler: Reconciler) -> None:
+        self.reconciler = reconciler
+        self.key: int | None = None
+        self.values: dict = {}
+        self._busy = threading.Lock()
+
+    def get(self) -> dict:
+        seen = self.reconciler.last
+        if seen is not None and self.key != id(seen) and self._busy.acquire(blocking=False):
+            threading.Thread(target=self._refresh, args=(seen,), name="ui-inspect", daemon=True).start()
+        return self.values
+
+    def _refresh(self, seen) -> None:
+        try:
+            self.values = inspect(self.reconciler.nodes(), container_ids(seen.pods), self.reconciler.state_dir, 5.0)
+            self.key = id(seen)
+        finally:
+            self._busy.release()
+
+
+def _board_routes(r: APIRouter, store: Store, reconciler: Reconciler, token: str) -> None:
+    statuses = _Restarts(reconciler).get
 
     def current_board():
         records = store.list()
