@@ -173,7 +173,7 @@ def test_a_deleted_pods_replacement_appears(page, master, sandbox, sandbox_home,
     first = wait_for(lambda: next((c["pod"] for c in managed_containers(sandbox)
                                    if c["controller"] == "phoenix" and c["state"] == "running"), None), 180,
                      "the controller's pod to run")
-    page.wait_for_selector(f"tr[data-pod={first}]", timeout=5_000)
+    page.wait_for_selector(f"tr[data-pod={first}]", timeout=60_000)
     token = (sandbox_home / "master-token").read_text().strip()
     request = urllib.request.Request(f"{master.url}/api/v1beta1/pods/{first}", method="DELETE",
                                      headers={"Authorization": f"Bearer {token}"})
