@@ -30,6 +30,8 @@ _VERBS = {
     "scale": "cluster_pilot.cli.delete:scale",
     "lock": "cluster_pilot.cli.lock:lock",
     "master": "cluster_pilot.cli.master:master",
+    "logs": "cluster_pilot.cli.logs:logs",
+    "exec": "cluster_pilot.cli.logs:exec_",
 }
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
-from typing import Any
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping, Sequence
 
 import click
 from rich.console import Console
@@ -16,8 +17,12 @@ from cluster_pilot.errors import UserError
 from cluster_pilot.home import state_dir
 from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, selector_admits
 from cluster_pilot.model import Node
+from cluster_pilot.host.inspect import ContainerStatus, container_ids, created, format_age, inspect, restarts
 from cluster_pilot.host.observe import Observation, ObservedPod, observe
 from cluster_pilot.host.podformat import INFRA
+from cluster_pilot.cli.events import EVENT_WORDS, line, show, source
+from cluster_pilot.cli.logs import client_for, server_option
+from cluster_pilot.master.client import resource_of
 from cluster_pilot.master.registry import PodEntry, Registry
 from cluster_pilot.store import SQLiteStore
 from cluster_pilot.quantity import format_bytes, format_cpu
@@ -42,6 +47,14 @@ class View:
     store: SQLiteStore
     nodes: list[Node]
     seen: Observation
+    statuses: Mapping[str, ContainerStatus] = field(default_factory=dict)  # docker inspect, when asked
+
+
+def inspected(view: View, pods: Sequence[ObservedPod] | None = None) -> View:
+    """The view with the containers of ``pods`` (default all) inspected: one more SSH round trip per host
+    that has any, all hosts at once."""
+    asked = view.seen.pods if pods is None else pods
+    return replace(view, statuses=inspect(view.nodes, container_ids(asked), state_dir()))
 
 
 def look(inventory) -> View:
@@ -53,17 +66,22 @@ def look(inventory) -> View:
 def collect(kind: str, view: View) -> list[dict[str, Any]]:
     """The rows of ``get KIND``: the master's registry, over this command's one observation."""
     registry = Registry(view.store.list(), view.nodes, view.seen)
-    return {POD: _pods, REPLICATION_CONTROLLER: _controllers, SERVICE: _services, MINION: _minions}[kind](registry)
+    if kind == POD:
+        return _pods(registry, view.statuses)
+    return {REPLICATION_CONTROLLER: _controllers, SERVICE: _services, MINION: _minions}[kind](registry)
 
 
-def _pods(registry: Registry) -> list[dict[str, Any]]:
-    return [_pod(e, e.observed) for e in registry.pods if e.observed is not None]  # what runs, not what waits
+def _pods(registry: Registry, statuses: Mapping[str, ContainerStatus]) -> list[dict[str, Any]]:
+    now = time.time()
+    return [_pod(e, e.observed, statuses, now) for e in registry.pods if e.observed is not None]  # what runs
 
 
-def _pod(e: PodEntry, p: ObservedPod) -> dict[str, Any]:
+def _pod(e: PodEntry, p: ObservedPod, statuses: Mapping[str, ContainerStatus], now: float) -> dict[str, Any]:
+    born = created(p, statuses)
     return {"id": e.name, "images": _images(p), "host": p.node, "hostIP": e.host_ip, "labels": dict(p.labels),
             "status": e.status, "controller": p.controller or "", "specHash": p.spec_hash,
-            "containers": {c.container: c.state for c in p.containers}}
+            "containers": {c.container: c.state for c in p.containers},
+            "restarts": restarts(p, statuses), "age": None if born is None else round(now - born)}
 
 
 def _images(p: ObservedPod) -> list[str]:
@@ -102,9 +120,9 @@ def _minions(registry: Registry) -> list[dict[str, Any]]:
 
 
 _COLUMNS = {
-    POD: (["ID", "IMAGE(S)", "HOST", "LABELS", "STATUS"],
+    POD: (["ID", "IMAGE(S)", "HOST", "LABELS", "STATUS", "RESTARTS", "AGE"],
           lambda r: [r["id"], ",".join(r["images"]), f"{r['host']}/{r['hostIP']}", format_labels(r["labels"]),
-                     r["status"]],
+                     r["status"], "?" if r["restarts"] is None else str(r["restarts"]), format_age(r["age"])],
           ["CONTROLLER", "SPEC"], lambda r: [r["controller"] or "-", r["specHash"]]),
     REPLICATION_CONTROLLER: (["ID", "IMAGE(S)", "SELECTOR", "REPLICAS", "CURRENT"],
                              lambda r: [r["id"], ",".join(r["images"]), format_labels(r["selector"]),
@@ -129,12 +147,20 @@ _COLUMNS = {
 @click.option("-l", "--selector", default=None, help="Label selector: key=value,key!=value.")
 @click.option("-o", "--output", type=click.Choice(["table", "wide", "json", "yaml"]), default="table",
               show_default=True)
+@click.option("--for", "for_object", default=None, metavar="KIND/NAME", help="get events: only this object's.")
+@click.option("-w", "--watch", is_flag=True, help="get events: keep printing new ones.")
 @inventory_option
-def get(kind, name, selector, output, inventory) -> int:
-    """List pods, replicationControllers (rc), services (svc) or minions (no)."""
+@server_option
+def get(kind, name, selector, output, for_object, watch, inventory, server, ca_file, insecure) -> int:
+    """List pods, replicationControllers (rc), services (svc), minions (no) or events (ev)."""
+    if kind in EVENT_WORDS:
+        return show(source(server, ca_file, insecure), for_object, watch)
     k = kind_of(kind)
     terms = parse_selector(selector)
-    rows = [r for r in collect(k, look(inventory))
+    if server is not None:
+        return _get_from_master(k, name, selector, output, client_for(server, ca_file, insecure))
+    view = look(inventory)
+    rows = [r for r in collect(k, inspected(view) if k == POD else view)
             if (name is None or r["id"] == name) and selector_admits(terms, r["labels"])]
     if name is not None and not rows:
         raise UserError(f"{kind} {name!r} not found")
@@ -149,17 +175,43 @@ def get(kind, name, selector, output, inventory) -> int:
     return 0
 
 
+def _get_from_master(kind: str, name: str | None, selector: str | None, output: str, client) -> int:
+    """The master's own v1beta1 objects: as JSON/YAML, or a table of what every kind has in common."""
+    resource = resource_of(kind)
+    items = [client.get(resource, name)] if name else client.list(resource, selector).get("items", [])
+    if output in ("json", "yaml"):
+        emit(items[0] if name else {"kind": f"{kind}List", "items": items}, output)
+        return 0
+    rows = []
+    for i in items:
+        state = i.get("currentState") or i.get("status") or {}
+        rows.append([str(i.get("id", "")), format_labels(i.get("labels") or {}),
+                     str(state.get("status") or state.get("replicas") or state.get("host") or "")])
+    _table(["ID", "LABELS", "STATUS"], rows)
+    return 0
+
+
 @click.command()
 @click.argument("kind")
 @click.argument("name")
 @inventory_option
-def describe(kind, name, inventory) -> int:
-    """Everything about one object: what was asked, what runs, recent history."""
+@server_option
+def describe(kind, name, inventory, server, ca_file, insecure) -> int:
+    """Everything about one object: what was asked, what runs and why, recent history and events."""
     k = kind_of(kind)
+    if server is not None:
+        client = client_for(server, ca_file, insecure)
+        emit(client.get(resource_of(k), name), "yaml")
+        _events(source(server, ca_file, insecure), k, name)
+        return 0
     view = look(inventory)
+    if k == POD:
+        view = inspected(view, [p for p in view.seen.current().values() if p.name == name])
     rows = [r for r in collect(k, view) if r["id"] == name]
     if not rows:
         raise UserError(f"{kind} {name!r} not found")
+    if k == POD:
+        rows[0]["containerStatuses"] = container_statuses(view, name)
     emit(rows[0], "yaml")
     if k in (POD, REPLICATION_CONTROLLER, SERVICE):
         history = view.store.history(k, name, limit=10)
@@ -172,4 +224,17 @@ def describe(kind, name, inventory) -> int:
             click.echo("pods:")
             for p in pods:
                 click.echo(f"  - {p['id']} on {p['host']} ({p['status']})")
+    if (state_dir() / "master.db").exists():
+        _events(source(None), k, name)
     return 0
+
+
+def container_statuses(view: View, pod: str) -> dict[str, Any]:
+    """Per container of one inspected pod: state, reason, last exit code, restarts, times, image ID."""
+    found = view.seen.current().get(pod)
+    return {} if found is None else {c.container: view.statuses[c.id].to_json() for c in found.containers
+                                     if c.container != INFRA and c.id in view.statuses}
+
+
+def _events(events, kind: str, name: str) -> None:
+    emit({"events": [line(e) for e in events(f"{kind}/{name}", 0)[-20:]]}, "yaml")

@@ -177,8 +177,8 @@ def group_pods(node: str, containers: Sequence[Mapping]) -> tuple[ObservedPod, .
 
 
 def _exit_code(status: str) -> int | None:
-    """From Docker's status text: "Exited (143) 3 seconds ago" -> 143."""
-    m = re.match(r"Exited \((-?\d+)\)", status)
+    """From Docker's status text: "Exited (143) 3 seconds ago" -> 143, "Restarting (3) 1 second ago" -> 3."""
+    m = re.match(r"(?:Exited|Restarting) \((-?\d+)\)", status)
     return int(m.group(1)) if m else None
 
 

@@ -17,6 +17,7 @@ from cluster_pilot import __version__
 from cluster_pilot.master.reconcile import Reconciler
 from cluster_pilot.master.routes import auth, errors, objects, system
 from cluster_pilot.master.routes.context import Context
+from cluster_pilot.master.routes.day2 import mount as mount_day2
 from cluster_pilot.store import Store
 
 
@@ -40,6 +41,7 @@ def create_app(store: Store, reconciler: Reconciler, settings: Settings) -> Fast
         except Exception as exc:  # never a bare 500 page: a Status the 2014 client can print
             return errors.status(500, f"internal error: {type(exc).__name__}: {exc}", "InternalError")
 
+    mount_day2(app, store, reconciler, settings.token)  # events, pod logs, /ui/: before the generic routes
     context = Context(store, reconciler)
     app.include_router(system.router(context))
     app.include_router(objects.router(context))

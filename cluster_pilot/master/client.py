@@ -242,6 +242,22 @@ class MasterClient:
             conn.close()
         return self._answer(method, status, raw)
 
+    def stream(self, path: str, query: dict[str, str] | None = None):
+        """GET a streamed answer (a pod's log): its chunks as they come; an error answer is an ``ApiError``."""
+        target = self._base + path + ("?" + urllib.parse.urlencode(query) if query else "")
+        conn = self._connection()
+        try:
+            conn.request("GET", target, headers=self._headers(None))
+            response = conn.getresponse()
+            if not 200 <= response.status < 300:
+                self._answer("GET", response.status, response.read())
+            while chunk := response.read1(65536):
+                yield chunk
+        except (OSError, http.client.HTTPException) as exc:
+            raise UserError(f"cannot reach the master at {self.url}: {exc}") from None
+        finally:
+            conn.close()
+
     def _answer(self, method: str, status: int, raw: bytes) -> dict[str, Any]:
         try:
             data = json.loads(raw) if raw.strip() else None

@@ -24,8 +24,10 @@ from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, Node, from
 from cluster_pilot.host.observe import HostView, Observation, observe_host
 from cluster_pilot.host.ssh import control_dir
 from cluster_pilot.apply.pipeline import Options, Outcome, converge
+from cluster_pilot.master.events import pass_events
 from cluster_pilot.plan.planner import ACTIONS
 from cluster_pilot.store import Store
+from cluster_pilot.store.events import EventLog
 
 log = logging.getLogger("cluster_pilot.master")
 
@@ -119,8 +121,10 @@ class Metrics:
 class Reconciler:
     def __init__(self, store: Store, inventory: Path, state_dir: Path, load_nodes: Callable[[Path], list[Node]],
                  grace: float = 10.0, interval: float = 5.0, heal_interval: float = 1.0,
-                 observe_timeout: float = 2.0) -> None:
+                 observe_timeout: float = 2.0, events: EventLog | None = None) -> None:
         self.store = store
+        self.events = events
+        self._failing: dict[str, str] = {}  # pod -> the scheduling failure last recorded
         self.inventory = inventory
         self.state_dir = state_dir
         self.load_nodes = load_nodes
@@ -233,6 +237,7 @@ class Reconciler:
 
         with self._lock:
             down = frozenset(set(self.memory.lost) - self._answering)
+        before = self.last
         outcome = converge(objects, nodes, self.inventory, self.state_dir,
                            Options(prune=True, applyset=APPLYSET, lock_timeout=30, allow_pending=True,
                                    observe_timeout=self.observe_timeout, skip_observe=down,
@@ -241,6 +246,9 @@ class Reconciler:
         with self._lock:
             self._answering &= set(self.memory.lost)
         self.last_outcome = outcome
+        if self.events is not None:
+            found_events, self._failing = pass_events(before, self.last, outcome, self._failing, frozenset(evicting))
+            self.events.record(found_events)
         with self._lock:
             self.evicting -= {name for name in self.evicting if name not in found}
         if outcome.run is not None:

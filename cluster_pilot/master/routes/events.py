@@ -1,0 +1,43 @@
+"""``GET /api/v1beta1/events``: what the master did and why, oldest first, filtered by object.
+
+``?object=pod/NAME`` (or ``kind=`` and ``name=``); ``?after=ID`` returns only newer events, which is how
+``get events -w`` follows them.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query
+
+from cluster_pilot.master.events import MINION
+from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE
+from cluster_pilot.store.events import EventLog
+
+_KINDS = {"pod": POD, "pods": POD, "po": POD, "rc": REPLICATION_CONTROLLER,
+          "replicationcontroller": REPLICATION_CONTROLLER, "replicationcontrollers": REPLICATION_CONTROLLER,
+          "service": SERVICE, "services": SERVICE, "svc": SERVICE, "minion": MINION, "minions": MINION,
+          "node": MINION, "no": MINION}
+
+
+def object_filter(text: str | None) -> tuple[str | None, str | None]:
+    """``pod/web-1`` -> (Pod, web-1); ``web-1`` -> (None, web-1); an unknown kind is kept as given."""
+    if not text:
+        return None, None
+    kind, _, name = text.rpartition("/")
+    return (_KINDS.get(kind.lower(), kind) if kind else None), name
+
+
+def listing(events: EventLog, kind: str | None, name: str | None, after: int, limit: int) -> dict:
+    items = [e.to_json() for e in events.list(kind, name, after, limit)]
+    return {"kind": "EventList", "apiVersion": "v1beta1", "items": items}
+
+
+def router(events: EventLog) -> APIRouter:
+    r = APIRouter()
+
+    @r.get("/api/v1beta1/events")
+    def list_events(object: str | None = None, kind: str | None = None, name: str | None = None,  # noqa: A002
+                    after: int = Query(0, ge=0, le=2**62), limit: int = Query(500, ge=1, le=10_000)) -> dict:
+        k, n = object_filter(object)
+        return listing(events, k or (_KINDS.get(kind.lower(), kind) if kind else None), n or name, after, limit)
+
+    return r

@@ -1,0 +1,75 @@
+"""``GET /api/v1beta1/pods/ID/log``: a container's logs from its minion, streamed as they come.
+
+The pod is found in the reconcile loop's last observation (no extra look at the hosts); the same remote
+command as ``cluster-pilot logs`` runs over the inventory's SSH. stdout and stderr arrive as one stream. The
+SSH client is killed when the HTTP client goes away, which closes the session's stdin on the minion and ends
+a ``--follow`` there too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from typing import AsyncIterator
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from cluster_pilot.errors import UserError
+from cluster_pilot.host.logs import LogOptions, check_log_options, locate, logs_remote, ssh_to
+from cluster_pilot.host.observe import Observation
+from cluster_pilot.host.ssh import control_dir
+from cluster_pilot.master import wire
+from cluster_pilot.master.reconcile import Reconciler
+
+
+class LogError(Exception):
+    """A pod, container or option the log route cannot serve: answered 404/400 as a Status by ``api``."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def log_stream(reconciler: Reconciler, pod: str, container: str | None, options: LogOptions) -> AsyncIterator[bytes]:
+    """Checks everything before the first byte (errors are answers, not half streams), then streams."""
+    seen = reconciler.last or Observation({})
+    try:
+        check_log_options(options)
+        target = locate(seen, pod, container)
+    except UserError as exc:
+        raise LogError(400 if str(exc).startswith("--") else 404, str(exc)) from None
+    node = next(n for n in reconciler.nodes() if n.name == target.node)
+    argv = ssh_to(node, control_dir(reconciler.state_dir), logs_remote(target.id, options))
+    return _run(argv)
+
+
+async def _run(argv: list[str]) -> AsyncIterator[bytes]:
+    proc = await asyncio.create_subprocess_exec(*argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                                stderr=subprocess.STDOUT)
+    try:
+        while chunk := await proc.stdout.read(65536):
+            yield chunk
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+
+
+def router(reconciler: Reconciler) -> APIRouter:
+    r = APIRouter()
+
+    @r.get("/api/v1beta1/pods/{pod}/log")
+    def pod_log(pod: str, container: str | None = None, follow: bool = False,
+                tailLines: int | None = Query(None, ge=0, le=10**9), previous: bool = False,  # noqa: N803 - the API's names
+                sinceSeconds: int | None = Query(None, ge=1, le=10**10), timestamps: bool = False) -> Response:
+        options = LogOptions(follow=follow, tail=tailLines, previous=previous, timestamps=timestamps,
+                             since=f"{sinceSeconds}s" if sinceSeconds else None)
+        try:
+            stream = log_stream(reconciler, pod, container, options)
+        except LogError as exc:
+            return JSONResponse(wire.status(exc.code, str(exc), "NotFound" if exc.code == 404 else "Invalid"),
+                                status_code=exc.code)
+        return StreamingResponse(stream, media_type="text/plain; charset=utf-8")
+
+    return r
