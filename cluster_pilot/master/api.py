@@ -22,10 +22,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cluster_pilot import __version__
+from cluster_pilot.api import v1beta1 as wire
+from cluster_pilot.api.kinds import MINION
 from cluster_pilot.master.client import is_loopback
 from cluster_pilot.errors import ValidationFailed
 from cluster_pilot.manifests import check_set, normalise_object
-from cluster_pilot.master import wire
 from cluster_pilot.master.reconcile import Reconciler
 from cluster_pilot.model import (POD, REPLICATION_CONTROLLER, SERVICE, Container, Meta, Object, Pod, PodSpec,
                                  ReplicationController,
@@ -34,9 +35,6 @@ from cluster_pilot.host.observe import ObservedPod
 from cluster_pilot.host.podformat import INFRA
 from cluster_pilot.scheduler.replicas import replica
 from cluster_pilot.store import Conflict, NotFound, Record, Store
-
-MINION = "Minion"
-
 
 @dataclass
 class Settings:
