@@ -80,7 +80,8 @@ def _meta(obj: Object, served: Served | None) -> dict[str, Any]:
     if served is None:
         return out | some(namespace=obj.meta.namespace if obj.meta.namespace != "default" else None,
                           labels=dict(obj.meta.labels))
-    return out | {"creationTimestamp": timestamp(served.created), "resourceVersion": max(1, int(served.resource_version)),
+    return out | {"creationTimestamp": timestamp(served.created),
+                  "resourceVersion": max(1, int(served.resource_version)),
                   "namespace": obj.meta.namespace or "default", "labels": dict(obj.meta.labels),
                   "selfLink": f"{PREFIX}/{kinds.of(obj.kind).v1beta1}/{obj.meta.name}"}
 

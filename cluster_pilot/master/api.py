@@ -36,6 +36,7 @@ from cluster_pilot.host.podformat import INFRA
 from cluster_pilot.scheduler.replicas import replica
 from cluster_pilot.store import Conflict, NotFound, Record, Store
 
+
 @dataclass
 class Settings:
     token: str

@@ -50,7 +50,8 @@ def test_unknown_words_are_refused_with_the_list_of_kinds():
 
 
 # words that stand for a kind and nothing else (``pods``, ``no``, ``node``, ``("rc", name)`` also mean other things)
-_SPELLINGS = sorted((kinds.CONTROLLERS.words | {kinds.CONTROLLERS.v1beta1, kinds.PODS.short}) - {kinds.CONTROLLERS.short})
+_SPELLINGS = sorted((kinds.CONTROLLERS.words | {kinds.CONTROLLERS.v1beta1, kinds.PODS.short})
+                    - {kinds.CONTROLLERS.short})
 
 
 def test_no_module_but_the_table_spells_a_kind_word():
