@@ -22,6 +22,7 @@ from typing import Any
 import click
 
 from cluster_pilot import __version__
+from cluster_pilot.api.kinds import CONTROLLERS, MINION, MINIONS, PODS, SERVICES
 from cluster_pilot.master.client import TLS, ApiError, MasterClient, manifest_body, resource_name, resource_of
 from cluster_pilot.errors import UserError
 
@@ -198,7 +199,7 @@ _COLUMNS: dict[str, tuple[list[str], Callable[[dict], list[str]]]] = {
         str((o.get("desiredState") or {}).get("replicas") or 0)]),
     "Service": (["ID", "Labels", "Selector", "Port"], lambda o: [
         o.get("id", ""), _labels(o.get("labels")), _labels(o.get("selector")), str(o.get("port") or 0)]),
-    "Minion": (["Minion identifier"], lambda o: [o.get("id", "")]),
+    MINION: (["Minion identifier"], lambda o: [o.get("id", "")]),
     "Status": (["Status"], lambda o: [str(o.get("status", ""))]),
 }
 
@@ -251,7 +252,7 @@ class Kubecfg:
             raise UserError(f"{verb} {args[0]}: expected {resource}/ID")
         if not needs_id and name:
             raise UserError(f"{verb} {args[0]}: expected {resource} without an id")
-        if resource == "minions" and verb in ("create", "update", "delete"):
+        if resource == MINIONS.v1beta1 and verb in ("create", "update", "delete"):
             raise UserError("minions come from the master's inventory and are read-only")
         if verb == "list":
             self.show(self.client.list(resource, self.flags.selector))
@@ -284,12 +285,12 @@ class Kubecfg:
 
     # controller verbs
     def controller(self, name: str) -> dict[str, Any]:
-        return self.client.get("replicationControllers", name)
+        return self.client.get(CONTROLLERS.v1beta1, name)
 
     def resize(self, name: str, replicas: int) -> dict[str, Any]:
         rc = self.controller(name)
         rc.setdefault("desiredState", {})["replicas"] = replicas
-        return self.client.update("replicationControllers", name, rc, rc.get("resourceVersion"))
+        return self.client.update(CONTROLLERS.v1beta1, name, rc, rc.get("resourceVersion"))
 
     def run(self, image: str, replicas: int, name: str) -> None:
         port = _service_port(self.flags.service_port)
@@ -305,20 +306,20 @@ class Kubecfg:
                                "podTemplate": {"desiredState": {"manifest": {"version": "v1beta1",
                                                                              "containers": [container]}},
                                                "labels": selector}}}
-        self.show(self.client.create("replicationControllers", rc), "yaml")
+        self.show(self.client.create(CONTROLLERS.v1beta1, rc), "yaml")
         if port > 0:
             svc = {"kind": "Service", "apiVersion": "v1beta1", "id": name, "port": port,
                    "labels": selector, "selector": selector}
             if not (self.flags.json or self.flags.yaml):
                 self.out("---\n")
-            self.show(self.client.create("services", svc), "yaml")
+            self.show(self.client.create(SERVICES.v1beta1, svc), "yaml")
 
     def rm(self, name: str) -> None:
         rc = self.controller(name)
         replicas = (rc.get("desiredState") or {}).get("replicas") or 0
         if replicas > 0:
             raise UserError(f"controller {name} has non-zero replicas ({replicas}): stop it first (kubecfg stop {name})")
-        self.client.delete("replicationControllers", name)
+        self.client.delete(CONTROLLERS.v1beta1, name)
 
     def rolling_update(self, name: str, period: float, image: str | None,
                        sleep: Callable[[float], None] = time.sleep) -> None:
@@ -331,16 +332,16 @@ class Kubecfg:
             if not containers:
                 raise UserError(f"controller {name} has no container to give image {image}")
             containers[0]["image"] = image
-            rc = self.client.update("replicationControllers", name, rc, rc.get("resourceVersion"))
+            rc = self.client.update(CONTROLLERS.v1beta1, name, rc, rc.get("resourceVersion"))
         selector = _labels((rc.get("desiredState") or {}).get("replicaSelector"))
         replicas = int((rc.get("desiredState") or {}).get("replicas") or 0)
-        pods = [p["id"] for p in self.client.list("pods", selector).get("items") or []]
+        pods = [p["id"] for p in self.client.list(PODS.v1beta1, selector).get("items") or []]
         if not pods:
             _note(f"controller {name}: no pods to replace")
             return
         for i, pod in enumerate(pods, 1):
             try:
-                self.client.delete("pods", pod)
+                self.client.delete(PODS.v1beta1, pod)
             except ApiError as exc:
                 if exc.code != 404:  # gone meanwhile: nothing to replace
                     raise
@@ -349,7 +350,7 @@ class Kubecfg:
         deleted = set(pods)
         deadline = time.monotonic() + ROLLING_TIMEOUT
         while True:
-            now = {p["id"] for p in self.client.list("pods", selector).get("items") or []}
+            now = {p["id"] for p in self.client.list(PODS.v1beta1, selector).get("items") or []}
             if len(now) == replicas and not now & deleted:
                 _note(f"controller {name}: {replicas} new pods")
                 return

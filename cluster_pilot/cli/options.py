@@ -9,29 +9,21 @@ from typing import Any, Callable, Mapping
 import click
 import yaml
 
+from cluster_pilot.api import kinds
+from cluster_pilot.api.kinds import MINION  # noqa: F401 - the verbs import it from here
 from cluster_pilot.errors import UserError
 from cluster_pilot.home import default_inventory, state_dir
-from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, Node, Selector
+from cluster_pilot.model import Node, Selector
 from cluster_pilot.model import parse_selector as model_parse_selector
 from cluster_pilot.store import SQLiteStore
 
-MINION = "Minion"
-KIND_NAMES = {
-    POD: ("pods", "pod", "po"),
-    REPLICATION_CONTROLLER: ("replicationControllers", "replicationcontrollers", "replicationController",
-                             "replicationcontroller", "rc"),
-    SERVICE: ("services", "service", "svc"),
-    MINION: ("minions", "minion", "no", "nodes", "node"),
-}
-_BY_NAME = {alias: kind for kind, aliases in KIND_NAMES.items() for alias in (*aliases, kind)}
-
 
 def kind_of(word: str) -> str:
-    kind = _BY_NAME.get(word.strip("/"))
+    kind = kinds.find(word)
     if kind is None:
-        raise UserError(f"unknown kind {word!r}: expected one of pods (po), replicationControllers (rc), "
-                        "services (svc), minions (no)")
-    return kind
+        raise UserError(f"unknown kind {word!r}: expected one of "
+                        + ", ".join(f"{k.v1beta1} ({k.short})" for k in kinds.TABLE))
+    return kind.name
 
 
 def inventory_option(f: Callable) -> Callable:

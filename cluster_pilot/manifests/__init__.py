@@ -2,6 +2,7 @@
 checked against the JSON Schemas in ``schemas/`` and the rules beyond them, with every problem reported at
 its file, line, column and JSON pointer (see ``Problem``)."""
 
+from cluster_pilot.api import to_manifest
 from cluster_pilot.manifests.pipeline import (
     Loaded,
     check_set,
@@ -11,6 +12,5 @@ from cluster_pilot.manifests.pipeline import (
     normalise_object,
 )
 from cluster_pilot.manifests.problem import Problem
-from cluster_pilot.manifests.render import to_manifest
 
 __all__ = ["Loaded", "Problem", "check_set", "load", "load_documents", "load_paths", "normalise_object", "to_manifest"]

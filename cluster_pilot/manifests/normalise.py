@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from cluster_pilot import model, quantity
+from cluster_pilot.api import kinds
 from cluster_pilot.errors import UserError
 from cluster_pilot.manifests.checks import Layout
 from cluster_pilot.manifests.problem import Finding, show
@@ -21,12 +22,6 @@ LIST = "List"
 MAX_CPU_MILLIS = 2**31 - 1
 MAX_MEMORY_BYTES = 2**63 - 1
 
-_HINTS = {
-    "pod": model.POD, "pods": model.POD,
-    "replicationcontroller": model.REPLICATION_CONTROLLER, "replicationcontrollers": model.REPLICATION_CONTROLLER,
-    "rc": model.REPLICATION_CONTROLLER,
-    "service": model.SERVICE, "services": model.SERVICE, "svc": model.SERVICE,
-}
 _PULL = {"PullAlways": "Always", "PullNever": "Never", "PullIfNotPresent": "IfNotPresent"}
 _RESTART = (("never", "Never"), ("onFailure", "OnFailure"), ("always", "Always"))
 
@@ -41,10 +36,10 @@ def kind_from_hint(hint: str | None) -> str | None:
     """``Pod``, ``pods``, ``/pods``, ``replicationControllers``, ``svc``...: the kind a context stands for."""
     if hint is None:
         return None
-    kind = _HINTS.get(hint.strip().strip("/").lower())
+    kind = kinds.find(hint, kinds.MANIFEST_KINDS)
     if kind is None:
-        raise UserError(f"{hint!r} is not a kind: expected Pod, ReplicationController or Service")
-    return kind
+        raise UserError(f"{hint!r} is not a kind: expected {kinds.spelled(k.name for k in kinds.MANIFEST_KINDS)}")
+    return kind.name
 
 
 # --- which schema applies -----------------------------------------------------------------------------------

@@ -20,23 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cluster_pilot.api import VERSIONS, kinds, to_manifest, v1beta1
 from cluster_pilot.errors import UserError
 from cluster_pilot.model import Object
 
 DEFAULT_URL = "http://127.0.0.1:8080"
-API_PREFIX = "/api/v1beta1"
+API_PREFIX = v1beta1.PREFIX
 TOKEN_FILE = "master-token"  # in the state dir; written by ``cluster-pilot master``
-
-RESOURCES = ("pods", "replicationControllers", "services", "minions")
-_ALIASES = {
-    "pods": ("pod", "po"),
-    "replicationControllers": ("replicationcontroller", "replicationcontrollers", "rc", "rcs"),
-    "services": ("service", "svc"),
-    "minions": ("minion", "nodes", "node", "no"),
-}
-_BY_ALIAS = {a: r for r, aliases in _ALIASES.items() for a in (r.lower(), *aliases)}
-_KIND_RESOURCE = {"Pod": "pods", "ReplicationController": "replicationControllers", "Service": "services",
-                  "Minion": "minions"}
 
 
 class ApiError(UserError):
@@ -49,15 +39,14 @@ class ApiError(UserError):
 
 def resource_name(word: str) -> str:
     """``/pods``, ``pods``, ``pod``, ``rc``, ``replicationcontrollers``...: the API's resource name."""
-    name = word.strip().strip("/")
-    found = name if name in RESOURCES else _BY_ALIAS.get(name.lower())
+    found = kinds.find(word)
     if found is None:
-        raise UserError(f"unknown resource {word!r}: expected pods, replicationControllers, services or minions")
-    return found
+        raise UserError(f"unknown resource {word!r}: expected {kinds.spelled(k.v1beta1 for k in kinds.TABLE)}")
+    return found.v1beta1
 
 
 def resource_of(kind: str) -> str:
-    return _KIND_RESOURCE[kind]
+    return kinds.of(kind).v1beta1
 
 
 def master_url(given: str | None = None) -> str:
@@ -314,6 +303,4 @@ def with_resource_version(body: dict[str, Any], resource_version: int | str | No
 
 def manifest_body(obj: Object) -> dict[str, Any]:
     """The request body for a model object: its manifest in its own API version (nothing lost)."""
-    from cluster_pilot.manifests import to_manifest
-
-    return to_manifest(obj, obj.meta.api_version if obj.meta.api_version in ("v1", "v1beta1") else "v1beta1")
+    return to_manifest(obj, obj.meta.api_version if obj.meta.api_version in VERSIONS else v1beta1.VERSION)

@@ -12,12 +12,12 @@ from typing import Mapping
 from cluster_pilot.apply.pipeline import Outcome
 from cluster_pilot.host.observe import ObservedPod, Observation
 from cluster_pilot.host.podformat import INFRA
+from cluster_pilot.api.kinds import MINION
 from cluster_pilot.model import POD
 from cluster_pilot.plan.planner import Create
 from cluster_pilot.scheduler import Schedule
 from cluster_pilot.store.events import Event
 
-MINION = "Minion"
 
 
 def pass_events(before: Observation | None, after: Observation | None, outcome: Outcome | None,

@@ -11,7 +11,7 @@ from cluster_pilot import model
 from cluster_pilot.errors import UserError, ValidationFailed
 from cluster_pilot.manifests import load_paths, normalise_object
 from cluster_pilot.manifests.normalise import container_name_from_image, kind_from_hint
-from cluster_pilot.manifests.render import to_manifest
+from cluster_pilot.api import to_manifest
 from cluster_pilot.resources import resource_dir
 from tests.unit.manifests_support import errors, objects, only
 

@@ -14,7 +14,7 @@ from hypothesis_jsonschema import from_schema
 from cluster_pilot.errors import ValidationFailed
 from cluster_pilot.manifests import Problem, load_documents, normalise_object, schema
 from cluster_pilot.manifests.loader import decode
-from cluster_pilot.manifests.render import to_manifest
+from cluster_pilot.api import to_manifest
 from cluster_pilot.resources import resource_dir
 from tests.unit.manifests_support import reference
 

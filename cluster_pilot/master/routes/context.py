@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cluster_pilot.master import wire
+from cluster_pilot.api import v1beta1 as wire
+from cluster_pilot.api.kinds import MINION
 from cluster_pilot.master.reconcile import Reconciler, Snapshot
 from cluster_pilot.master.registry import Registry
 from cluster_pilot.master.routes.errors import ApiError
 from cluster_pilot.store import NotFound, Record, Store
 
-MINION = "Minion"
+__all__ = ["MINION", "Context", "kind_of"]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cluster_pilot.master import wire
+from cluster_pilot.api import v1beta1 as wire
 
 
 class ApiError(Exception):

@@ -8,14 +8,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
-from cluster_pilot.master.events import MINION
-from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE
+from cluster_pilot.api import kinds
 from cluster_pilot.store.events import EventLog
-
-_KINDS = {"pod": POD, "pods": POD, "po": POD, "rc": REPLICATION_CONTROLLER,
-          "replicationcontroller": REPLICATION_CONTROLLER, "replicationcontrollers": REPLICATION_CONTROLLER,
-          "service": SERVICE, "services": SERVICE, "svc": SERVICE, "minion": MINION, "minions": MINION,
-          "node": MINION, "no": MINION}
 
 
 def object_filter(text: str | None) -> tuple[str | None, str | None]:
@@ -23,7 +17,13 @@ def object_filter(text: str | None) -> tuple[str | None, str | None]:
     if not text:
         return None, None
     kind, _, name = text.rpartition("/")
-    return (_KINDS.get(kind.lower(), kind) if kind else None), name
+    return kind_named(kind), name
+
+
+def kind_named(word: str | None) -> str | None:
+    """``pods``, ``rc``, ``Minion``: the kind's name; an unknown word is kept as given."""
+    found = kinds.find(word) if word else None
+    return found.name if found else word or None
 
 
 def listing(events: EventLog, kind: str | None, name: str | None, after: int, limit: int) -> dict:
@@ -38,6 +38,6 @@ def router(events: EventLog) -> APIRouter:
     def list_events(object: str | None = None, kind: str | None = None, name: str | None = None,  # noqa: A002
                     after: int = Query(0, ge=0, le=2**62), limit: int = Query(500, ge=1, le=10_000)) -> dict:
         k, n = object_filter(object)
-        return listing(events, k or (_KINDS.get(kind.lower(), kind) if kind else None), n or name, after, limit)
+        return listing(events, k or kind_named(kind), n or name, after, limit)
 
     return r

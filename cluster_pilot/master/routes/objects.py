@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from cluster_pilot.master import wire
+from cluster_pilot.api import v1beta1 as wire
 from cluster_pilot.master.routes.bodies import BODY, parse_body, resource_version
 from cluster_pilot.master.routes.context import MINION, Context, kind_of
 from cluster_pilot.master.routes.controllers import Controllers

@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from cluster_pilot.master import wire
+from cluster_pilot.api import v1beta1 as wire
 from cluster_pilot.master.registry import PodEntry
 from cluster_pilot.master.routes.context import Context
 from cluster_pilot.model import POD, from_json

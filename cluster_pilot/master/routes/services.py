@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cluster_pilot.master import wire
+from cluster_pilot.api import v1beta1 as wire
 from cluster_pilot.master.routes.context import Context
 from cluster_pilot.model import SERVICE, from_json
 from cluster_pilot.store import Record
