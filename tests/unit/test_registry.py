@@ -82,3 +82,18 @@ def test_a_minion_past_its_grace_keeps_its_pods_listed_as_unknown_and_is_not_rea
     registry = Registry(master.store.list(), master.reconciler.nodes(), lost)
     assert {e.name: e.status for e in registry.pods if e.observed} == {"solo": "Unknown", "web-b": "Running"}
     assert [(m.node.name, m.ready) for m in registry.minions()] == [("m1", False), ("m2", True)]
+
+
+def test_the_dashboard_reads_the_same_registry(master):
+    from cluster_pilot.master.ui.board import board
+    from cluster_pilot.model import Service, ServicePort
+
+    svc = Service(Meta("front"), (ServicePort(80),), {"app": "web"})
+    master.store.put(svc.kind, "front", to_json(svc))
+    b = board(master.registry(), {}, [])
+    assert [(m["name"], [p["name"] for p in m["pods"]]) for m in b.minions] == [
+        ("m1", ["other-x", "solo", "web-a"]), ("m2", ["web-b"])]
+    # the controllers the store has, counted as the API counts them (other-x belongs to "other", not "web")
+    assert b.controllers == [{"name": "web", "desired": 3, "running": 2}]
+    assert [(e["pod"], e["up"]) for e in b.services[0]["endpoints"]] == [
+        ("other-x", True), ("web-a", True), ("web-b", True)]

@@ -22,7 +22,7 @@ from cluster_pilot.host.logs import LogOptions
 from cluster_pilot.master.reconcile import Reconciler
 from cluster_pilot.master.routes.logs import LogError, log_stream
 from cluster_pilot.master.ui.board import board
-from cluster_pilot.model import REPLICATION_CONTROLLER, SERVICE, from_json
+from cluster_pilot.master.registry import Registry
 from cluster_pilot.store import Store
 
 COOKIE = "cp_session"
@@ -86,11 +86,9 @@ def _board_routes(r: APIRouter, store: Store, reconciler: Reconciler, token: str
     statuses = _Restarts(reconciler).get
 
     def current_board():
-        records = store.list()
+        snap = reconciler.snapshot()
         events = reconciler.events.list(limit=15) if reconciler.events else []
-        return board(reconciler.nodes(), reconciler.last,
-                     [from_json(x.body) for x in records if x.kind == REPLICATION_CONTROLLER],
-                     [from_json(x.body) for x in records if x.kind == SERVICE], statuses(), events)
+        return board(Registry(store.list(), reconciler.nodes(), snap.seen, snap.leaving), statuses(), events)
 
     @r.get("/ui", include_in_schema=False)
     def ui_root() -> Response:

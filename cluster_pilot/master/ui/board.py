@@ -1,5 +1,5 @@
-"""What the dashboard shows, from values the master already has (pure): minions with their pods,
-controllers (desired vs running), services (endpoints up or down) and the latest events."""
+"""What the dashboard shows, read off the master's registry (pure): minions with their pods, controllers
+(desired vs running), services (endpoints up or down) and the latest events."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from cluster_pilot.host.inspect import ContainerStatus, restarts
-from cluster_pilot.host.observe import Observation
 from cluster_pilot.host.podformat import INFRA
-from cluster_pilot.model import Node, ReplicationController, Service, selector_matches
+from cluster_pilot.master.registry import Registry
+from cluster_pilot.model import selector_matches
 from cluster_pilot.quantity import format_bytes, format_cpu
 from cluster_pilot.store.events import Event
 
@@ -22,31 +22,28 @@ class Board:
     events: list[Event]
 
 
-def board(nodes: Sequence[Node], seen: Observation | None, controllers: Sequence[ReplicationController],
-          services: Sequence[Service], statuses: Mapping[str, ContainerStatus], events: Sequence[Event]) -> Board:
-    seen = seen or Observation({})
-    current = sorted(seen.current().values(), key=lambda p: p.name)
+def board(registry: Registry, statuses: Mapping[str, ContainerStatus], events: Sequence[Event]) -> Board:
+    running = [e for e in registry.pods if e.observed is not None]
     minions = []
-    for n in nodes:
-        view = seen.hosts.get(n.name)
-        here = [p for p in current if p.node == n.name]
+    for m in registry.minions():
+        here = [e.observed for e in running if e.host == m.node.name]
+        cap = m.node.capacity
         minions.append({
-            "name": n.name, "address": n.address, "ready": bool(view and (view.reachable or view.stale)),
-            "error": view.error if view else "not observed yet",
-            "capacity": f"cpu {format_cpu(n.capacity.cpu_millis)}, memory {format_bytes(n.capacity.memory_bytes)}, "
-                        f"{n.capacity.pods} pods",
+            "name": m.node.name, "address": m.node.address, "ready": m.ready,
+            "error": m.view.error if m.view else "not observed yet",
+            "capacity": f"cpu {format_cpu(cap.cpu_millis)}, memory {format_bytes(cap.memory_bytes)}, {cap.pods} pods",
             "used": f"cpu {format_cpu(sum(p.cpu_millis for p in here))}, "
                     f"memory {format_bytes(sum(p.memory_bytes for p in here))}, {len(here)} pods",
             "pods": [{"name": p.name, "status": p.status, "restarts": restarts(p, statuses),
                       "images": ", ".join(c.image for c in p.containers if c.container != INFRA),
                       "controller": p.controller or ""} for p in here]})
-    rcs = [{"name": rc.meta.name, "desired": rc.replicas,
-            "running": sum(1 for p in current if p.controller == rc.meta.name and p.status == "Running")}
-           for rc in controllers]
-    addresses = ", ".join(n.address for n in nodes)
-    svcs = []
-    for s in services:
-        members = [p for p in current if selector_matches(s.selector, p.labels)]
-        svcs.append({"name": s.meta.name, "ports": ", ".join(str(p.port) for p in s.ports), "addresses": addresses,
-                     "endpoints": [{"pod": p.name, "node": p.node, "up": p.status == "Running"} for p in members]})
+    rcs = [{"name": c.name, "desired": c.controller.replicas,
+            "running": sum(1 for e in c.pods if e.status == "Running")}
+           for c in registry.controllers() if c.controller is not None]
+    addresses = ", ".join(n.address for n in registry.nodes)
+    svcs = [{"name": s.service.meta.name, "ports": ", ".join(str(p.port) for p in s.service.ports),
+             "addresses": addresses,
+             "endpoints": [{"pod": e.name, "node": e.host, "up": e.status == "Running"} for e in running
+                           if selector_matches(s.service.selector, e.observed.labels)]}
+            for s in registry.services()]
     return Board(minions, rcs, svcs, list(reversed(events)))
