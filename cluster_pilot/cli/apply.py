@@ -10,13 +10,16 @@ from cluster_pilot.model import SERVICE, Service, from_json, to_json
 from cluster_pilot.apply.pipeline import Options, services_wanted
 
 
-def load_objects(paths: tuple[str, ...], kind: str | None):
-    """Every input validated before anything else happens; any problem and nothing is touched."""
+def load_objects(paths: tuple[str, ...], kind: str | None, nodes=None):
+    """Every input validated (against the policy of ``nodes``' fleet when given) before anything else
+    happens; any problem and nothing is touched."""
+    from cluster_pilot.host.inventory import fleet_policy
     from cluster_pilot.manifests import load_paths
+    from cluster_pilot.manifests.policy import NO_INVENTORY
 
     if not paths:
         raise click.UsageError("no input: give -f PATH (a file, a directory or - for stdin)")
-    return load_paths(list(paths), kind_hint=kind)
+    return load_paths(list(paths), kind_hint=kind, policy=NO_INVENTORY if nodes is None else fleet_policy(nodes))
 
 
 def recorded_services(store) -> list[Service]:
@@ -48,10 +51,11 @@ def files_option(f):
 def apply(paths, inventory, kind, prune, applyset, dry_run, allow_pending, lock_timeout, server, ca_file,
           insecure) -> int:
     """Validate, observe, schedule, plan, and converge the fleet through Ansible (or hand it to a master)."""
-    objects = load_objects(paths, kind)
-    if server is not None:
-        return send_to_master(objects, server, prune=prune, dry_run=dry_run, ca_file=ca_file, insecure=insecure)
+    if server is not None:  # the master judges the objects against its fleet's policy
+        return send_to_master(load_objects(paths, kind), server, prune=prune, dry_run=dry_run, ca_file=ca_file,
+                              insecure=insecure)
     inventory_file, nodes = load_nodes(inventory)
+    objects = load_objects(paths, kind, nodes)
     home, store = open_state()
     options = Options(prune=prune, dry_run=dry_run, allow_pending=allow_pending, applyset=applyset,
                       lock_timeout=lock_timeout)

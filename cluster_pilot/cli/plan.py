@@ -32,8 +32,8 @@ NOTHING_TO_DO, ERROR, CHANGES = 0, 1, 2
 @click.option("--allow-pending", is_flag=True, help="Pods that fit nowhere are listed but do not fail the plan.")
 def plan(paths, inventory, kind, assume_empty, prune, applyset, output, allow_pending) -> int:
     """Show where each pod would run and what applying PATH would change."""
-    objects = load_objects(paths, kind)
     _, nodes = load_nodes(inventory)
+    objects = load_objects(paths, kind, nodes)
     home, store = open_state()
     recorded = [] if assume_empty else recorded_services(store)
     services = services_wanted(objects, recorded)

@@ -18,14 +18,18 @@ _FORMATS = ("text", "json", "github")
 @click.option("-f", "--filename", "files", multiple=True, metavar="PATH",
               help="A manifest file or directory; - reads standard input. Repeatable.")
 @click.option("--kind", metavar="KIND", help="Kind of objects that do not say (Pod, ReplicationController, Service).")
+@click.option("-i", "--inventory", "inventory", default=None, metavar="INVENTORY",
+              help="Check against this fleet's policy (allowed host paths, reserved ports); without it host "
+                   "paths are only warned about.")
 @click.option("-o", "--output", type=click.Choice(_FORMATS), default=None, help="text (default), json or github.")
 @click.option("--format", "format_", type=click.Choice(_FORMATS), default=None,
               help="Same as -o; --format github prints GitHub Actions annotations.")
 @click.pass_context
 def validate(ctx: click.Context, paths: tuple[str, ...], files: tuple[str, ...], kind: str | None,
-             output: str | None, format_: str | None) -> None:
+             inventory: str | None, output: str | None, format_: str | None) -> None:
     """Check manifests (JSON or YAML, v1beta1 or v1) and report every problem as FILE:LINE:COL: /pointer: message."""
     from cluster_pilot.manifests import load
+    from cluster_pilot.manifests.policy import NO_INVENTORY
 
     if output and format_ and output != format_:
         raise click.UsageError(f"-o {output} and --format {format_} disagree; give one of them")
@@ -33,8 +37,13 @@ def validate(ctx: click.Context, paths: tuple[str, ...], files: tuple[str, ...],
     inputs = list(paths) + list(files)
     if not inputs:
         raise click.UsageError("give at least one manifest file or directory (or -f -)")
+    policy = NO_INVENTORY
+    if inventory is not None:
+        from cluster_pilot.host.inventory import fleet_policy, load_inventory
+
+        policy = fleet_policy(load_inventory(inventory))
     try:
-        loaded = load(inputs, kind_hint=kind, stdin=sys.stdin)
+        loaded = load(inputs, kind_hint=kind, stdin=sys.stdin, policy=policy)
     except ValidationFailed as failed:
         _print(failed.problems, style)
         errors = sum(1 for p in failed.problems if p.severity == "error")

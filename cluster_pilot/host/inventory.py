@@ -9,6 +9,10 @@ describe one to the scheduler:
   the kubelet), so an inventory without ``cp_capacity`` still schedules.
 - ``cp_labels``: ``{zone: eu-1a, disk: ssd}``, matched by nodeSelectors; ``zone`` also spreads replicas.
 
+Two more make the fleet's policy (``fleet_policy``, judged by ``manifests.policy``): ``cp_allowed_host_paths``
+(path prefixes a pod may bind; none by default) and ``cp_reserved_ports`` (ports no service or hostPort may
+take, besides each host's SSH port, dockerd's and the registry's).
+
 The node's address is ``ansible_host`` or else its inventory name; its ``vars`` keep the host's ``ansible_*``
 variables (user, port, key, SSH arguments, interpreter...), so that later stages reach the host exactly as
 Ansible does. Every problem is a ``UserError`` naming the file, the host and the variable; Ansible's own
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from cluster_pilot.errors import UserError
+from cluster_pilot.manifests.policy import HOST_PATHS_VAR, RESERVED_PORTS_VAR, SSH_PORT, Policy, fleet, normal_path
 from cluster_pilot.model import Node, Resources
 from cluster_pilot.quantity import cpu_millis, memory_bytes
 
@@ -72,7 +77,8 @@ def load_inventory(path: str | os.PathLike[str]) -> list[Node]:
                 address=str(value("ansible_host") or host.name),
                 capacity=_capacity(value(CAPACITY_VAR), where),
                 labels=_labels(value(LABELS_VAR), where),
-                vars={k: value(k) for k in hostvars if k.startswith("ansible_") and k not in _MAGIC},
+                vars={k: value(k) for k in hostvars
+                      if (k.startswith("ansible_") and k not in _MAGIC) or k in _POLICY_VARS},
             )
         )
     return nodes
@@ -117,6 +123,47 @@ def _capacity(raw: object, where: str) -> Resources:
     if isinstance(pods, bool) or not isinstance(pods, int) or pods < 0:
         raise UserError(f"{where}: {CAPACITY_VAR}.pods: {pods!r} is not a whole number of pods")
     return Resources(cpu_millis=cpu, memory_bytes=memory, pods=pods)
+
+
+_POLICY_VARS = (HOST_PATHS_VAR, RESERVED_PORTS_VAR)
+
+
+def fleet_policy(nodes: list[Node]) -> Policy:
+    """The policy every minion agrees to: a host path only if each minion allows it (a pod may land on any),
+    every minion's SSH port and reserved ports. A malformed value is a ``UserError`` naming the host."""
+    allowed: set[str] | None = None
+    reserved: set[int] = set()
+    ssh: set[int] = set()
+    for node in nodes:
+        where = f"inventory: host {node.name}"
+        paths = _list_of(node.vars.get(HOST_PATHS_VAR), str, HOST_PATHS_VAR, where)
+        for path in paths:
+            if normal_path(path) is None:
+                raise UserError(f"{where}: {HOST_PATHS_VAR}: {path!r} is not an absolute path without \"..\"")
+        mine = {normal_path(p) for p in paths}
+        allowed = mine if allowed is None else allowed & mine
+        reserved.update(_list_of(node.vars.get(RESERVED_PORTS_VAR), int, RESERVED_PORTS_VAR, where))
+        ssh.add(_port(node.vars.get("ansible_port", SSH_PORT), where))
+    return fleet(sorted(allowed or ()), reserved, ssh or (SSH_PORT,))
+
+
+def _list_of(raw: object, kind: type, name: str, where: str) -> list:
+    if raw is None:
+        return []
+    if isinstance(raw, (str, Mapping)) or not isinstance(raw, (list, tuple)):
+        raise UserError(f"{where}: {name} must be a list, not {raw!r}")
+    if kind is int:
+        return [_port(item, f"{where}: {name}") for item in raw]
+    if not all(isinstance(item, str) for item in raw):
+        raise UserError(f"{where}: {name} must be a list of strings, not {raw!r}")
+    return list(raw)
+
+
+def _port(raw: object, where: str) -> int:
+    number = int(raw) if isinstance(raw, str) and raw.strip().isdigit() else raw
+    if isinstance(number, bool) or not isinstance(number, int) or not 0 < number < 65536:
+        raise UserError(f"{where}: {raw!r} is not a port number")
+    return number
 
 
 def _labels(raw: object, where: str) -> dict[str, str]:

@@ -15,7 +15,7 @@ from typing import Iterator, TextIO
 
 from cluster_pilot import model
 from cluster_pilot.errors import ValidationFailed
-from cluster_pilot.manifests import checks, normalise, schema
+from cluster_pilot.manifests import checks, normalise, policy as fleet_policy, schema
 from cluster_pilot.manifests.loader import parse, read_inputs
 from cluster_pilot.manifests.positions import Document
 from cluster_pilot.manifests.problem import Finding, Problem, show
@@ -32,15 +32,18 @@ class Loaded:
     inputs: int
 
 
-def load(paths: list[str], kind_hint: str | None = None, stdin: TextIO | None = None) -> Loaded:
-    """Every object in ``paths`` (files, directories, ``-``); ``ValidationFailed`` with every problem."""
+def load(paths: list[str], kind_hint: str | None = None, stdin: TextIO | None = None,
+         policy: fleet_policy.Policy = fleet_policy.NO_INVENTORY) -> Loaded:
+    """Every object in ``paths`` (files, directories, ``-``); ``ValidationFailed`` with every problem.
+    ``policy`` is the fleet's (see ``manifests.policy``); without one, host paths are only warned about."""
     hint = normalise.kind_from_hint(kind_hint)
     inputs, problems = read_inputs(paths, stdin)
-    return _load(inputs, problems, hint)
+    return _load(inputs, problems, hint, policy)
 
 
-def load_paths(paths: list[str], kind_hint: str | None = None, stdin: TextIO | None = None) -> list[model.Object]:
-    return load(paths, kind_hint, stdin).objects
+def load_paths(paths: list[str], kind_hint: str | None = None, stdin: TextIO | None = None,
+               policy: fleet_policy.Policy = fleet_policy.NO_INVENTORY) -> list[model.Object]:
+    return load(paths, kind_hint, stdin, policy).objects
 
 
 def load_documents(docs: list[tuple[str, str]], kind_hint: str | None = None) -> list[model.Object]:
@@ -49,14 +52,17 @@ def load_documents(docs: list[tuple[str, str]], kind_hint: str | None = None) ->
 
 
 def normalise_object(data: object, source_name: str, kind_hint: str | None = None,
-                     lenient: bool = False) -> model.Object:
+                     lenient: bool = False, policy: fleet_policy.Policy | None = None) -> model.Object:
     """One already-parsed object (a request body) to the model. ``lenient`` reads it as the 2014 server
-    read what its client sent: zero values and server-set fields mean "not set", unknown fields are ignored."""
+    read what its client sent: zero values and server-set fields mean "not set", unknown fields are ignored
+    (those a schema marks unsupported are still refused). With ``policy``, what breaks it is refused too."""
     hint = normalise.kind_from_hint(kind_hint)
     if lenient and isinstance(data, dict):
         data = normalise.strip_unset(data)
     doc = Document(source_name, data)
     placed, problems = _objects_in(doc, hint, lenient=lenient, allow_list=False)
+    if policy is not None and not problems:
+        problems, _ = fleet_policy.check(placed, policy)
     if problems:
         raise ValidationFailed(problems)
     return placed[0].obj
@@ -81,7 +87,8 @@ def _source_place(obj: model.Object):
     return place
 
 
-def _load(inputs: list[tuple[str, str]], problems: list[Problem], hint: str | None) -> Loaded:
+def _load(inputs: list[tuple[str, str]], problems: list[Problem], hint: str | None,
+          policy: fleet_policy.Policy = fleet_policy.NO_INVENTORY) -> Loaded:
     order = [p.file for p in problems] + [name for name, _ in inputs]  # unreadable inputs first, then as read
     placed: list[checks.Placed] = []
     with _collector_paused():
@@ -95,7 +102,9 @@ def _load(inputs: list[tuple[str, str]], problems: list[Problem], hint: str | No
                 found += found_here
             problems += _capped(name, found)
         errors, warnings = checks.check_set(placed)
-    problems += errors
+        refused, doubtful = fleet_policy.check(placed, policy)
+    problems += errors + refused
+    warnings += doubtful
     if problems:
         raise ValidationFailed(_sorted(problems + warnings, order))
     return Loaded([p.obj for p in placed], _sorted(warnings, order), len(inputs))

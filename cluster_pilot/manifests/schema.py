@@ -185,6 +185,12 @@ def _explain(broken: _Broken, version: str, plain, done: set) -> list[Finding]:
     if in_names:  # the value is a key of the mapping at `pointer`
         pointer = f"{pointer}/{escape(str(value))}"
 
+    # A field the schema lists with ``not: {}`` (privileged, host namespaces...): refused in the lenient reading
+    # too, so that a client sending it is told, rather than believing it was applied.
+    if keyword == "not" and rule == {}:
+        name = pointer.rsplit("/", 1)[-1]
+        return [Finding(pointer, f"field {show(name)} is not supported: cluster-pilot runs no privileged, "
+                        "host-namespace or capability-changing container; remove it", at_key=True)]
     if keyword == "required":
         if (pointer, "required") in done:
             return []
@@ -192,9 +198,10 @@ def _explain(broken: _Broken, version: str, plain, done: set) -> list[Finding]:
         return [Finding(f"{pointer}/{escape(name)}", f"required field \"{name}\" is missing")
                 for name in rule if isinstance(value, dict) and name not in value]
     if keyword == "additionalProperties":
-        known = list(schema.get("properties", {}))
+        listed = schema.get("properties", {})
+        known = [k for k, v in listed.items() if "not" not in v]
         return [Finding(f"{pointer}/{escape(k)}", _unknown_field(k, known, version, pointer), at_key=True)
-                for k in value if k not in known]
+                for k in value if k not in listed]
     if keyword == "type":
         expected = [rule] if isinstance(rule, str) else list(rule)
         return [Finding(pointer, _type_message(value, expected, plain(pointer) if plain else None))]
