@@ -10,8 +10,9 @@ from typing import Any, Mapping, Sequence
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from cluster_pilot.cli.options import (MINION, emit, format_labels, inventory_option, kind_of, load_nodes,
+from cluster_pilot.cli.options import (MINION, emit, format_labels, printable, inventory_option, kind_of, load_nodes,
                                        open_state, parse_selector)
 from cluster_pilot.errors import UserError
 from cluster_pilot.home import state_dir
@@ -36,7 +37,7 @@ def _table(columns: list[str], rows: list[list[str]]) -> None:
     for c in columns:
         table.add_column(c, overflow="fold")
     for r in rows:
-        table.add_row(*r)
+        table.add_row(*(Text(printable(cell)) for cell in r))  # Text: no rich markup from a label value
     _out.print(table)
 
 

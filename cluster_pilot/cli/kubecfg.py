@@ -24,6 +24,7 @@ import click
 from cluster_pilot import __version__
 from cluster_pilot.api.kinds import CONTROLLERS, MINION, MINIONS, PODS, SERVICES
 from cluster_pilot.master.client import TLS, ApiError, MasterClient, manifest_body, resource_name, resource_of
+from cluster_pilot.cli.options import printable
 from cluster_pilot.errors import UserError
 
 PROG = "kubecfg"
@@ -206,7 +207,7 @@ _COLUMNS: dict[str, tuple[list[str], Callable[[dict], list[str]]]] = {
 
 def table(columns: list[str], rows: list[list[str]]) -> str:
     """The 2014 client's tables: Go's tabwriter (min width 20, padding 3), a row of dashes, a blank line."""
-    lines = [columns, ["----------"] * len(columns), *rows]
+    lines = [columns, ["----------"] * len(columns), *([printable(cell) for cell in row] for row in rows)]
     widths = [max(20, *(len(line[c]) + 3 for line in lines)) for c in range(len(columns) - 1)]
     text = "".join("".join(cell.ljust(widths[c]) for c, cell in enumerate(line[:-1])) + line[-1] + "\n"
                    for line in lines)

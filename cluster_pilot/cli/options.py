@@ -68,4 +68,13 @@ def emit(doc: Any, output: str) -> None:
 
 
 def format_labels(labels: Mapping[str, str]) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "<none>"
+    return ",".join(f"{printable(k)}={printable(v)}" for k, v in sorted(labels.items())) or "<none>"
+
+
+def printable(text: object) -> str:
+    """``text`` for one table cell: control characters (a newline, a terminal escape) written as escapes,
+    so a label value cannot forge a row or drive the terminal."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
