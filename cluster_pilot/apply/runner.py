@@ -93,6 +93,7 @@ def ansible_env(state_dir: Path, private: Path) -> dict[str, str]:
         "ANSIBLE_LOCAL_TEMP": str(private / "tmp"),
         "ANSIBLE_GATHERING": "explicit",
         "ANSIBLE_TIMEOUT": "10",
+        "ANSIBLE_NO_TARGET_SYSLOG": "True",  # module invocations (pod environments) stay out of minions' journals
     }
 
 

@@ -83,7 +83,8 @@ def measure(pods: int, duration: int, connections: int) -> ApiFigures:
             time.sleep(0.05)  # poll step of a deadline wait
         try:
             url = f"http://127.0.0.1:{port}/api/v1beta1/pods"
-            out = subprocess.run(["wrk", "-t", "1", "-c", str(connections), "-d", f"{duration}s", "--latency", url],
+            out = subprocess.run(["wrk", "-H", "Authorization: Bearer bench", "-t", "1", "-c", str(connections),
+                                  "-d", f"{duration}s", "--latency", url],
                                  capture_output=True, text=True, timeout=duration + 60).stdout
         finally:
             server.should_exit = True

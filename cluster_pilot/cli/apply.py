@@ -48,12 +48,14 @@ def files_option(f):
               help="With an https --server: CA bundle to check it with (default: the system's).")
 @click.option("--insecure-skip-tls-verify", "insecure", is_flag=True,
               help="With an https --server: do not check its certificate.")
+@click.option("--token", default=None, envvar="CLUSTER_PILOT_TOKEN", show_envvar=True,
+              help="With --server: the master's token (default: the state dir's, if it belongs to that URL).")
 def apply(paths, inventory, kind, prune, applyset, dry_run, allow_pending, lock_timeout, server, ca_file,
-          insecure) -> int:
+          insecure, token) -> int:
     """Validate, observe, schedule, plan, and converge the fleet through Ansible (or hand it to a master)."""
     if server is not None:  # the master judges the objects against its fleet's policy
         return send_to_master(load_objects(paths, kind), server, prune=prune, dry_run=dry_run, ca_file=ca_file,
-                              insecure=insecure)
+                              insecure=insecure, token=token)
     inventory_file, nodes = load_nodes(inventory)
     objects = load_objects(paths, kind, nodes)
     home, store = open_state()
@@ -67,14 +69,15 @@ def apply(paths, inventory, kind, prune, applyset, dry_run, allow_pending, lock_
     return code
 
 
-def send_to_master(objects, server: str, *, prune: bool, dry_run: bool, ca_file: str | None, insecure: bool) -> int:
+def send_to_master(objects, server: str, *, prune: bool, dry_run: bool, ca_file: str | None, insecure: bool,
+                   token: str | None = None) -> int:
     """``apply --server``: the master stores the objects and its loop converges the fleet; one line each."""
     from cluster_pilot.master.client import TLS, MasterClient, resource_of
 
     if prune or dry_run:
         raise click.UsageError(f"{'--prune' if prune else '--dry-run'} is not available with --server: the master "
                                "decides what runs (delete objects with kubecfg delete)")
-    client = MasterClient.from_environment(server, tls=TLS(ca_file=ca_file, insecure=insecure))
+    client = MasterClient.from_environment(server, tls=TLS(ca_file=ca_file, insecure=insecure), token=token)
     for obj in objects:
         outcome = client.put_object(obj)
         click.echo(f"{resource_of(obj.kind)}/{obj.meta.name} {outcome}")

@@ -5,28 +5,84 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import stat
+import sys
 from pathlib import Path
 
 import click
 
 from cluster_pilot.cli.options import inventory_option, inventory_path
-from cluster_pilot.master.client import TOKEN_FILE, is_loopback
+from cluster_pilot.master.client import TOKEN_FILE, TOKEN_URLS_FILE, is_loopback
 from cluster_pilot.errors import UserError
 from cluster_pilot.home import state_dir
 
 
 def master_token(home: Path, announce: bool = False) -> str:
-    """The bearer token writes need: made at first start (mode 0600), shown once, never logged."""
+    """The token every request needs: made at first start (0600, written atomically), shown once and only
+    on a terminal, never logged. An existing file that is empty, unreadable or readable by others is
+    refused: an empty token would let anyone in, a readable one anyone on the machine."""
     path = home / TOKEN_FILE
-    if path.exists():
-        return path.read_text().strip()
-    token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(token + "\n")
-    if announce:
-        click.echo(f"master token (shown once; kept in {path}, mode 0600): {token}", err=True)
+    if not path.exists():
+        token = secrets.token_urlsafe(32)
+        if write_private(path, token + "\n", replace=False):
+            if announce and sys.stderr.isatty():
+                click.echo(f"master token (shown once; kept in {path}, mode 0600): {token}", err=True)
+            elif announce:
+                click.echo(f"master token written to {path} (mode 0600); not shown: stderr is not a terminal",
+                           err=True)
+            return token
+    return read_token(path)
+
+
+def read_token(path: Path) -> str:
+    try:
+        mode = path.stat().st_mode
+        token = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"master token {path}: cannot be read ({getattr(exc, 'strerror', None) or exc}); "
+                        "fix or remove it (a new one is made at start)") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise UserError(f"master token {path}: readable by group or others (mode {stat.S_IMODE(mode):04o}); "
+                        f"chmod 600 {path}, and change the token if others may have read it")
+    if not token:
+        raise UserError(f"master token {path}: the file is empty; remove it and start again to make a new one")
     return token
+
+
+def write_private(path: Path, text: str, replace: bool = True) -> bool:
+    """``text`` into ``path`` (0600) through a temporary file, fsync and rename, so a crash leaves the old
+    file or the new one, never a part. Without ``replace``, an existing file wins: ``False``."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        if replace:
+            os.replace(temporary, path)
+        else:
+            try:
+                os.link(temporary, path)  # fails if another start made one meanwhile
+            except FileExistsError:
+                return False
+    finally:
+        temporary.unlink(missing_ok=True)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    return True
+
+
+def served_urls(scheme: str, host: str, port: int, names: tuple[str, ...]) -> list[str]:
+    """The URLs clients may reach this master by: the token goes to these only (``TOKEN_URLS_FILE``)."""
+    hosts = ["127.0.0.1", "localhost"] if host in ("0.0.0.0", "::") else [host]
+    if is_loopback(host) and "localhost" not in hosts:
+        hosts.append("localhost")
+    hosts += [n for n in names if n not in hosts]
+    return [f"{scheme}://{f'[{h}]' if ':' in h else h}:{port}" for h in hosts]
 
 
 def _split_listen(listen: str) -> tuple[str, int]:
@@ -50,14 +106,22 @@ def _split_listen(listen: str) -> tuple[str, int]:
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--insecure-loopback", is_flag=True,
-              help="Accept writes without a token from loopback over plain HTTP (as the 2014 API server's local port).")
+              help="Accept requests without a token from loopback over plain HTTP (as the 2014 API server's "
+                   "local port).")
+@click.option("--host-name", "host_names", multiple=True, metavar="NAME",
+              help="Another name clients call the master by (Host header); repeatable. Others are refused.")
+@click.option("--max-body", type=click.IntRange(1024), default=4 << 20, show_default=True,
+              help="Largest request body in bytes; larger ones get 413.")
+@click.option("--history", "history_limit", type=click.IntRange(1), default=100, show_default=True,
+              help="Versions of each object the store's history keeps.")
 def master(listen, inventory, state_url, interval, heal_interval, minion_grace, tls_cert, tls_key,
-           insecure_loopback) -> int:
+           insecure_loopback, host_names, max_body, history_limit) -> int:
     """Serve /api/v1beta1 and keep the minions matching what it stores."""
     import uvicorn
 
-    from cluster_pilot.host.inventory import load_inventory
+    from cluster_pilot.host.inventory import fleet_policy, load_inventory
     from cluster_pilot.master.api import Settings, create_app
+    from cluster_pilot.master.guard import Rules
     from cluster_pilot.master.reconcile import Reconciler
     from cluster_pilot.store import open_store
 
@@ -71,19 +135,23 @@ def master(listen, inventory, state_url, interval, heal_interval, minion_grace, 
         raise UserError("--insecure-loopback is only for a master listening on a loopback address")
     home = state_dir()
     inventory_file = inventory_path(inventory)
-    load_inventory(inventory_file)  # fail now, with the inventory's own message, not in the loop
+    policy = fleet_policy(load_inventory(inventory_file))  # fail now, with the inventory's own message
     try:
-        store = open_store(state_url or home / "master.db")
+        store = open_store(state_url or home / "master.db", history_limit=history_limit)
     except ValueError as exc:
         raise UserError(f"--state: {exc}") from None
     token = master_token(home, announce=True)
+    write_private(home / TOKEN_URLS_FILE,
+                  "".join(u + "\n" for u in served_urls("https" if tls_cert else "http", host, port, host_names)))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if insecure_loopback:
         logging.getLogger("cluster_pilot.master").warning(
-            "--insecure-loopback: writes from loopback over plain HTTP need no token")
+            "--insecure-loopback: requests from loopback over plain HTTP need no token")
     reconciler = Reconciler(store, inventory_file, home, load_inventory, grace=minion_grace, interval=interval,
                             heal_interval=heal_interval)
-    app = create_app(store, reconciler, Settings(token=token, insecure_loopback=insecure_loopback))
+    rules = Rules(listen=host, port=port, names=tuple(host_names), max_body=max_body)
+    app = create_app(store, reconciler, Settings(token=token, insecure_loopback=insecure_loopback, rules=rules,
+                                                 policy=policy))
     reconciler.start()
     try:
         uvicorn.run(app, host=host, port=port, ssl_certfile=tls_cert, ssl_keyfile=tls_key, log_level="warning",

@@ -3,7 +3,8 @@
 Bodies go through the same validation as manifest files (lenient about the zero values and read-only fields
 the 2014 client sends); every answer is v1beta1 JSON with ``kind``/``apiVersion``, errors are Status objects.
 A write is acknowledged once the store has it durably; the reconcile loop then makes the minions match.
-Reads are open; writes need the master's token (``routes/auth``). The routes live in ``routes/``, one module
+Every request but ``/healthz`` needs the master's token (``routes/auth``); ``guard`` stands in front of every
+route (Host, Origin, body type and size). The routes live in ``routes/``, one module
 per resource over ``registry``; this module puts the application together.
 """
 
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from fastapi import FastAPI, Request
 
 from cluster_pilot import __version__
+from cluster_pilot.manifests.policy import Policy
+from cluster_pilot.master import guard
 from cluster_pilot.master.reconcile import Reconciler
 from cluster_pilot.master.routes import auth, errors, objects, system
 from cluster_pilot.master.routes.context import Context
@@ -25,6 +28,8 @@ from cluster_pilot.store import Store
 class Settings:
     token: str
     insecure_loopback: bool = False
+    rules: guard.Rules = guard.Rules()
+    policy: Policy = Policy()  # the fleet's; the default allows no host path
 
 
 def create_app(store: Store, reconciler: Reconciler, settings: Settings) -> FastAPI:
@@ -42,7 +47,8 @@ def create_app(store: Store, reconciler: Reconciler, settings: Settings) -> Fast
             return errors.status(500, f"internal error: {type(exc).__name__}: {exc}", "InternalError")
 
     mount_day2(app, store, reconciler, settings.token)  # events, pod logs, /ui/: before the generic routes
-    context = Context(store, reconciler)
+    context = Context(store, reconciler, settings.policy)
     app.include_router(system.router(context))
     app.include_router(objects.router(context))
+    guard.install(app, settings.rules)
     return app

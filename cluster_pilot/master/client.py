@@ -27,6 +27,7 @@ from cluster_pilot.model import Object
 DEFAULT_URL = "http://127.0.0.1:8080"
 API_PREFIX = v1beta1.PREFIX
 TOKEN_FILE = "master-token"  # in the state dir; written by ``cluster-pilot master``
+TOKEN_URLS_FILE = "master-token.urls"  # beside it: the URLs of the master it belongs to, one a line
 
 
 class ApiError(UserError):
@@ -64,15 +65,30 @@ def master_url(given: str | None = None) -> str:
     return url.rstrip("/")
 
 
-def token_from_state() -> str | None:
-    """The master token of this machine's state dir (``$CLUSTER_PILOT_HOME``), when there is one."""
+def token_from_state(url: str) -> str | None:
+    """The master token of this machine's state dir (``$CLUSTER_PILOT_HOME``), when there is one and
+    ``url`` is the master it came from (a URL recorded beside it): never handed to another server."""
     from cluster_pilot.home import state_dir
 
-    path = state_dir() / TOKEN_FILE
+    home = state_dir()
     try:
-        return path.read_text().strip() or None
-    except OSError:
+        token = (home / TOKEN_FILE).read_text().strip()
+        recorded = (home / TOKEN_URLS_FILE).read_text().split()
+    except (OSError, UnicodeDecodeError):
         return None
+    if not token or same_server(url) not in {same_server(u) for u in recorded}:
+        return None
+    return token
+
+
+def same_server(url: str) -> tuple[str, str, int]:
+    """What makes two URLs the same server for a secret: scheme, host (lower-case) and port."""
+    parts = urllib.parse.urlsplit(url if "://" in url else "http://" + url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return parts.scheme, (parts.hostname or "").lower(), port or (443 if parts.scheme == "https" else 80)
 
 
 def is_loopback(host: str) -> bool:
@@ -129,10 +145,11 @@ class MasterClient:
 
     @classmethod
     def from_environment(cls, url: str | None = None, *, tls: TLS = TLS(), auth_file: str | None = None,
-                         timeout: float = 30.0) -> MasterClient:
-        """URL from ``url``/``$KUBERNETES_MASTER``; the state dir's token, else (https) the 2014 client's
-        ``~/.kubernetes_auth`` (``{"User": .., "Password": ..}``) for HTTP Basic."""
-        token = token_from_state()
+                         timeout: float = 30.0, token: str | None = None) -> MasterClient:
+        """URL from ``url``/``$KUBERNETES_MASTER``; ``token`` if given, else the state dir's token when it
+        belongs to that URL, else (https) the 2014 client's ``~/.kubernetes_auth`` (``{"User": .., "Password":
+        ..}``) for HTTP Basic."""
+        token = token or token_from_state(master_url(url))
         basic = None
         if token is None:
             basic = _basic_from(auth_file or str(Path.home() / ".kubernetes_auth"))
@@ -274,7 +291,8 @@ class MasterClient:
             return (message + f" (the token is not sent over plain http to {self._host}, which is not this "
                     "machine: use an https:// URL)")
         if status == 401 and not (self._token or self._basic):
-            return message + " (no token: none in $CLUSTER_PILOT_HOME/" + TOKEN_FILE + ")"
+            return message + (" (no token: none in $CLUSTER_PILOT_HOME/" + TOKEN_FILE + " for " + self.url
+                              + ", as recorded in " + TOKEN_URLS_FILE + "; or give one with --token)")
         return message
 
 

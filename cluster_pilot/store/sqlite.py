@@ -1,13 +1,15 @@
 """The record of what was asked: objects as applied, their resource versions and history.
 
 A record, never the truth of what runs (the hosts are). SQLite in WAL mode with ``synchronous=FULL``: every
-write is one transaction and is durable when the call returns. The interface is small (``Store``) so that
+write is one transaction and is durable when the call returns. Bodies hold pods' environments, so the files
+are private (0600, in a 0700 directory), and history keeps the last ``history_limit`` versions per object. The interface is small (``Store``) so that
 another backend (PostgreSQL, for several masters) can stand behind it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -52,13 +54,17 @@ CREATE TABLE IF NOT EXISTS history (
     name TEXT NOT NULL, resource_version INTEGER NOT NULL, actor TEXT NOT NULL DEFAULT '', body TEXT);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters VALUES ('resource_version', 0);
+CREATE INDEX IF NOT EXISTS history_object ON history (kind, name, id);
 """
+HISTORY_LIMIT = 100
 
 
 class SQLiteStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, history_limit: int = HISTORY_LIMIT) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.history_limit = history_limit
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _private(self.path)
         self._local = threading.local()
         self._db().executescript(_SCHEMA)
 
@@ -128,6 +134,7 @@ class SQLiteStore:
             db.execute("INSERT INTO history (at, verb, kind, name, resource_version, actor, body) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (now, "create" if row is None else "update", kind, name, rv, actor, text))
+            self._trim(db, kind, name)
         return Record(kind, name, json.loads(text), rv, applyset, now)
 
     def delete(self, kind: str, name: str, *, expect_version: int | None = None, actor: str = "") -> Record:
@@ -143,7 +150,14 @@ class SQLiteStore:
                             "RETURNING value").fetchone()[0]
             db.execute("INSERT INTO history (at, verb, kind, name, resource_version, actor, body) "
                        "VALUES (?, 'delete', ?, ?, ?, ?, NULL)", (time.time(), kind, name, rv, actor))
+            self._trim(db, kind, name)
         return self._record(row)
+
+    def _trim(self, db: sqlite3.Connection, kind: str, name: str) -> None:
+        """Only the newest ``history_limit`` entries of one object stay (the index makes this a short walk)."""
+        db.execute("DELETE FROM history WHERE kind = ? AND name = ? AND id <= (SELECT id FROM history WHERE "
+                   "kind = ? AND name = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                   (kind, name, kind, name, self.history_limit))
 
     def history(self, kind: str | None = None, name: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         where, args = [], []
@@ -166,11 +180,20 @@ class SQLiteStore:
             self._local.db = None
 
 
-def open_store(url_or_path: str | Path) -> SQLiteStore:
+def _private(path: Path) -> None:
+    """The database made 0600 before SQLite opens it (its WAL and SHM files take the database's mode), and
+    older files tightened."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists() and file.stat().st_mode & 0o077:
+            os.chmod(file, 0o600)
+
+
+def open_store(url_or_path: str | Path, history_limit: int = HISTORY_LIMIT) -> SQLiteStore:
     """``sqlite:///relative.db``, ``sqlite:////absolute.db`` (SQLAlchemy's spelling) or a plain path."""
     text = str(url_or_path)
     if text.startswith("sqlite:///"):
         text = text[len("sqlite:///"):]
     elif "://" in text:
         raise ValueError(f"unsupported store {text!r}: only sqlite:///PATH for now")
-    return SQLiteStore(Path(text))
+    return SQLiteStore(Path(text), history_limit)

@@ -1,6 +1,7 @@
 """Who may write: the master's token, as Bearer or as the password of HTTP Basic (the 2014 client's way), or
 anyone on loopback over plain HTTP when ``--insecure-loopback`` allows it, as the 2014 API server's local
-port did. Reads are open."""
+port did. Reads need it too (a pod's environment is a secret); only ``/healthz`` is open, and the dashboard
+(``/ui/``) checks its own session."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from fastapi import Request
 
 from cluster_pilot.master.client import is_loopback
 
-DENIED = ("writes need the master's token (Authorization: Bearer TOKEN, or HTTP Basic with the token as "
+DENIED = ("requests need the master's token (Authorization: Bearer TOKEN, or HTTP Basic with the token as "
           "password)")
 
 
 def needs_token(request: Request) -> bool:
-    return request.method not in ("GET", "HEAD", "OPTIONS") and request.url.path.startswith("/api/")
+    path = request.url.path
+    return path != "/healthz" and path != "/ui" and not path.startswith("/ui/")
 
 
 def authorized(request: Request, token: str, insecure_loopback: bool = False) -> bool:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from cluster_pilot.api import v1beta1 as wire
 from cluster_pilot.api.kinds import MINION
+from cluster_pilot.manifests.policy import Policy
 from cluster_pilot.master.reconcile import Reconciler, Snapshot
 from cluster_pilot.master.registry import Registry
 from cluster_pilot.master.routes.errors import ApiError
@@ -18,6 +19,7 @@ __all__ = ["MINION", "Context", "kind_of"]
 class Context:
     store: Store
     reconciler: Reconciler
+    policy: Policy = Policy()  # the fleet's, which written objects must keep
 
     def registry(self, snapshot: Snapshot | None = None, records: list[Record] | None = None) -> Registry:
         snap = snapshot or self.reconciler.snapshot()

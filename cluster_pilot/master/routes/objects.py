@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 
 from cluster_pilot.api import v1beta1 as wire
+from cluster_pilot.master import guard
 from cluster_pilot.master.routes.bodies import BODY, parse_body, resource_version
 from cluster_pilot.master.routes.context import MINION, Context, kind_of
 from cluster_pilot.master.routes.controllers import Controllers
@@ -60,9 +61,10 @@ def _reads(routes: APIRouter, ctx: Context, resources: dict[str, Resource], pods
 
 def _writes(routes: APIRouter, ctx: Context, resources: dict[str, Resource], pods: Pods) -> None:
     @routes.post("/api/v1beta1/{resource}", openapi_extra=BODY)
-    async def create_object(resource: str, request: Request) -> JSONResponse:
+    @guard.one_writer
+    def create_object(resource: str, raw: bytes = Depends(guard.raw_body)) -> JSONResponse:
         kind = _writable(kind_of(resource))
-        obj = parse_body(await request.body(), kind, ctx.store.list())
+        obj = parse_body(raw, kind, ctx.store.list(), policy=ctx.policy)
         try:
             record = ctx.store.put(kind, obj.meta.name, to_json(obj), create_only=True, applyset="master",
                                    actor="api")
@@ -72,10 +74,10 @@ def _writes(routes: APIRouter, ctx: Context, resources: dict[str, Resource], pod
         return JSONResponse(resources[kind].encode(record))
 
     @routes.put("/api/v1beta1/{resource}/{name}", openapi_extra=BODY)
-    async def update_object(resource: str, name: str, request: Request) -> JSONResponse:
+    @guard.one_writer
+    def update_object(resource: str, name: str, raw: bytes = Depends(guard.raw_body)) -> JSONResponse:
         kind = _writable(kind_of(resource))
-        raw = await request.body()
-        obj = parse_body(raw, kind, ctx.store.list(), name)
+        obj = parse_body(raw, kind, ctx.store.list(), name, ctx.policy)
         expect = resource_version(raw)
         before = ctx.stored(kind, name)
         if before is None:
@@ -89,6 +91,7 @@ def _writes(routes: APIRouter, ctx: Context, resources: dict[str, Resource], pod
         return JSONResponse(resources[kind].encode(record))
 
     @routes.delete("/api/v1beta1/{resource}/{name}")
+    @guard.one_writer
     def delete_object(resource: str, name: str) -> JSONResponse:
         kind = _writable(kind_of(resource))
         try:

@@ -15,7 +15,7 @@ def router(ctx: Context) -> APIRouter:
     routes = APIRouter()
 
     @routes.get("/healthz", response_class=PlainTextResponse)
-    def healthz() -> str:
+    async def healthz() -> str:  # on the event loop: it answers while every worker thread waits on a write
         return "ok"
 
     @routes.get("/version")

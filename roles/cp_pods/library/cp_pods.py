@@ -205,8 +205,8 @@ def remove_pod(docker, action):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            create=dict(type="str", default="[]"),
-            remove=dict(type="str", default="[]"),
+            create=dict(type="str", default="[]", no_log=True),  # pod environments: never logged
+            remove=dict(type="str", default="[]", no_log=True),
             socket=dict(type="str", default="/var/run/docker.sock"),
         ),
         supports_check_mode=False,

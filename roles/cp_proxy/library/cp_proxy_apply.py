@@ -191,8 +191,8 @@ def supervise(module, run_script, systemd_unit):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            config=dict(type="str", required=True),
-            document=dict(type="str", required=True),
+            config=dict(type="str", required=True, no_log=True),
+            document=dict(type="str", required=True, no_log=True),
             ports=dict(type="list", elements="int", default=[]),
             run_script=dict(type="str", required=True),
             systemd_unit=dict(type="str", required=True),
