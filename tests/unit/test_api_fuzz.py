@@ -1,5 +1,7 @@
 """Property-based fuzzing of the master's API from its own OpenAPI document (schemathesis): whatever the
-input, the answer is never a 5xx, and errors are v1beta1 Status objects the 2014 client can print."""
+input, the answer is never a 5xx, and errors are v1beta1 Status objects the 2014 client can print; the same
+inputs from a browser page (form body, foreign Host or Origin, no token) or too large are refused with their
+own codes (415, 421, 403, 401, 413)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from hypothesis import HealthCheck, settings
 
 from cluster_pilot.host.inventory import load_inventory
 from cluster_pilot.master.api import Settings, create_app
+from cluster_pilot.master.guard import Rules
 from cluster_pilot.master.reconcile import Reconciler
 from cluster_pilot.store import SQLiteStore
 
@@ -21,11 +24,12 @@ def _app(tmp: Path):
     inventory.write_text("minions:\n  hosts:\n    m1: {ansible_host: cp-fuzz-unreachable.invalid}\n")
     store = SQLiteStore(tmp / "store.db")
     reconciler = Reconciler(store, inventory, tmp, load_inventory)  # never started: no SSH, no Ansible
-    return create_app(store, reconciler, Settings(token=TOKEN))
+    rules = Rules(names=("testserver",), max_body=64 << 10)  # the ASGI test client's Host
+    return create_app(store, reconciler, Settings(token=TOKEN, rules=rules))
 
 
 _tmp = Path(__import__("tempfile").mkdtemp(prefix="cp-fuzz-"))
-schema = schemathesis.openapi.from_asgi("/openapi.json", _app(_tmp))
+schema = schemathesis.openapi.from_asgi("/openapi.json", _app(_tmp), headers={"Authorization": f"Bearer {TOKEN}"})
 
 
 @schema.parametrize()
@@ -37,3 +41,29 @@ def test_no_input_makes_the_api_fail(case):
     if response.status_code >= 400 and case.path.startswith("/api/"):
         body = response.json()
         assert body["kind"] == "Status" and body["apiVersion"] == "v1beta1" and body["status"] == "Failure"
+
+
+HOSTILE = [
+    ({"Host": "evil.example"}, 421),
+    ({"Origin": "http://evil.example"}, 403),
+    ({"Authorization": "Bearer wrong"}, 401),
+]
+FORMS = ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]
+
+
+@schema.parametrize()
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+def test_hostile_requests_get_their_own_codes(case):
+    """Whatever the route and input: a foreign Host or Origin, a wrong token, a form body on a write, a body
+    over the limit; each refused before the route, with a Status."""
+    auth = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    expected = [(headers, code) for headers, code in HOSTILE if code != 401 or case.path != "/healthz"]
+    if case.method.upper() in ("POST", "PUT", "DELETE", "PATCH"):
+        expected += [({"Content-Type": form}, 415) for form in FORMS]
+        expected.append(({"Content-Type": "application/json"}, 413, b"[" + b" " * (64 << 10) + b"]"))
+    for headers, code, *body in expected:
+        sent = {**(case.headers or {}), **auth, **headers}
+        response = case.call(headers=sent, **({"data": body[0]} if body else {}))
+        assert response.status_code == code, (headers, response.status_code, response.text)
+        answer = response.json()
+        assert answer["kind"] == "Status" and answer["code"] == code and answer["status"] == "Failure"

@@ -139,11 +139,15 @@ def tls_master(tmp_path_factory):
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    """A state dir holding the master's token, as on the master's own machine."""
+def home(tmp_path, monkeypatch, request):
+    """A state dir holding the master's token and the URLs of the masters it is for, as on the master's own
+    machine."""
     d = tmp_path / "home"
     d.mkdir()
     (d / "master-token").write_text(TOKEN + "\n")
+    urls = [request.getfixturevalue(n).url for n in ("master", "loopback_master", "tls_master")
+            if n in request.fixturenames]
+    (d / "master-token.urls").write_text("".join(u + "\n" for u in urls))
     monkeypatch.setenv("CLUSTER_PILOT_HOME", str(d))
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("KUBERNETES_MASTER", raising=False)
@@ -207,7 +211,7 @@ def raw(master: Master, method: str, path: str, body: object = None, headers: di
     """One request exactly as given (no client library in between)."""
     conn = http.client.HTTPConnection("127.0.0.1", int(master.url.rsplit(":", 1)[1]), timeout=10)
     payload = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
-    conn.request(method, path, body=payload, headers=headers or {})
+    conn.request(method, path, body=payload, headers=AUTH if headers is None else headers)
     response = conn.getresponse()
     data = response.read()
     conn.close()
@@ -350,9 +354,9 @@ def test_a_file_is_validated_before_anything_is_sent(kc, tmp_path, master):
 def test_writes_need_the_token(kc, tmp_path, home):
     (home / "master-token").unlink()
     refused = kc("-c", pod_file(tmp_path, "kc-notoken"), "create", "/pods")
-    assert refused.code == 1 and "writes need the master's token" in refused.err
+    assert refused.code == 1 and "requests need the master's token" in refused.err
     assert len(refused.err.splitlines()) == 1
-    assert kc("list", "/pods").code == 0  # reads are open
+    assert kc("list", "/pods").code == 1  # reads need it too
 
 
 # --- our kubecfg: the controller verbs --------------------------------------------------------------------
@@ -484,7 +488,7 @@ def test_https_is_verified(kc, tls_master, tmp_path, home):
     assert kc("-insecure_skip_tls_verify", "delete", "/pods/kc-tls", url=url).code == 0
     (home / "master-token").unlink()
     refused = kc(*ca, "-c", pod_file(tmp_path, "kc-tls"), "create", "/pods", url=url)
-    assert refused.code == 1 and "writes need the master's token" in refused.err
+    assert refused.code == 1 and "requests need the master's token" in refused.err
 
 
 # --- apply --server ---------------------------------------------------------------------------------------
@@ -684,8 +688,8 @@ def test_2014_client_controller_verbs_and_version(kubecfg_2014, loopback_master)
 
 def test_2014_client_without_credentials_cannot_write(kubecfg_2014, master):
     _request_error(kubecfg_2014("-c", str(REDIS_MASTER), "create", "/pods", url=master.url),
-                   "writes need the master's token")
-    assert kubecfg_2014("list", "/pods", url=master.url).returncode == 0
+                   "requests need the master's token")
+    assert kubecfg_2014("list", "/pods", url=master.url).returncode == 255  # reads need the token too
 
 
 def test_2014_client_over_https_with_basic_auth(kubecfg_2014, tls_master, tmp_path):
@@ -703,4 +707,4 @@ def test_2014_client_over_https_with_basic_auth(kubecfg_2014, tls_master, tmp_pa
     assert kubecfg_2014("delete", "/pods/redis-master-pod", url=url, **trust).returncode == 0
     (tmp_path / ".kubernetes_auth").write_text(json.dumps({"User": "admin", "Password": "wrong"}))
     _request_error(kubecfg_2014("-c", str(REDIS_MASTER), "create", "/pods", url=url, **trust),
-                   "writes need the master's token")
+                   "requests need the master's token")

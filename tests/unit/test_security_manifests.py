@@ -1,0 +1,181 @@
+"""A manifest's reach: host paths only where the fleet allows them, never the root or dockerd's socket;
+ports the minions use themselves; fields we do not run refused, never dropped; ids that are paths; label
+values that would forge table rows."""
+
+from __future__ import annotations
+
+import ast
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cluster_pilot.cli import cli, run
+from cluster_pilot.cli.kubecfg import table
+from cluster_pilot.cli.options import format_labels
+from cluster_pilot.errors import UserError, ValidationFailed
+from cluster_pilot.host.inventory import fleet_policy, load_inventory
+from cluster_pilot.manifests import load, normalise_object
+from cluster_pilot.manifests.policy import NO_INVENTORY, fleet
+from cluster_pilot.model import Node, Resources
+
+ROOT = Path(__file__).resolve().parents[2]
+ALLOWED = fleet(["/srv/data"])
+
+
+def pod_with(tmp_path: Path, paths: list[str], name: str = "p.yaml") -> Path:
+    volumes = "".join(f"\n  - {{name: v{i}, hostPath: {{path: {json.dumps(p)}}}}}" for i, p in enumerate(paths))
+    mounts = ", ".join(f"{{name: v{i}, mountPath: /m{i}}}" for i in range(len(paths)))
+    f = tmp_path / name
+    f.write_text(f"apiVersion: v1\nkind: Pod\nmetadata: {{name: web}}\nspec:\n  containers:\n"
+                 f"  - {{name: c, image: busybox, volumeMounts: [{mounts}]}}\n  volumes:{volumes}\n")
+    return f
+
+
+def failures(path: Path, policy) -> list:
+    with pytest.raises(ValidationFailed) as failed:
+        load([str(path)], policy=policy)
+    return failed.value.problems
+
+
+def test_a_host_path_the_fleet_does_not_allow_is_refused_at_its_line(tmp_path):
+    f = pod_with(tmp_path, ["/srv/data/app", "/etc"])
+    [problem] = failures(f, ALLOWED)
+    assert str(problem) == (f"{f}:9:33: /spec/volumes/1/hostPath/path: host path /etc is not allowed on this fleet "
+                            "(cp_allowed_host_paths)")
+
+
+@pytest.mark.parametrize("path", ["/", "//", "/var/run/docker.sock", "/run/docker.sock", "/var/run", "/run", "/var",
+                                  "/srv/data/../../etc", "srv/data", "/srv/data/.."])
+def test_root_socket_and_parent_steps_are_refused_even_when_allowed(tmp_path, path):
+    everything = fleet(["/", "/var", "/run", "/srv/data"])
+    [problem] = failures(pod_with(tmp_path, [path]), everything)
+    assert problem.pointer == "/spec/volumes/0/hostPath/path" and problem.severity == "error"
+    assert "never allowed" in problem.message or "must not contain" in problem.message
+
+
+@pytest.mark.parametrize("path,ok", [("/srv/data", True), ("/srv//data/./x", True), ("/srv/data/x/", True),
+                                     ("/srv/database", False), ("/srv", False)])
+def test_allowed_paths_are_prefixes_after_normalisation(tmp_path, path, ok):
+    f = pod_with(tmp_path, [path])
+    if ok:
+        assert load([str(f)], policy=ALLOWED).warnings == []
+    else:
+        assert "not allowed on this fleet" in failures(f, ALLOWED)[0].message
+
+
+def test_validate_without_an_inventory_warns_and_with_one_refuses(tmp_path):
+    f = pod_with(tmp_path, ["/etc"])
+    [warning] = load([str(f)], policy=NO_INVENTORY).warnings
+    assert warning.severity == "warning" and "cp_allowed_host_paths" in warning.message
+    result = CliRunner().invoke(cli, ["validate", str(f)])
+    assert result.exit_code == 0 and "warning: host path /etc" in result.output
+    inventory = tmp_path / "inv.yml"
+    inventory.write_text("all:\n  vars: {cp_allowed_host_paths: [/srv/data]}\n  children:\n    minions:\n"
+                         "      hosts: {m1: {ansible_host: 10.9.9.9}}\n")
+    result = CliRunner().invoke(cli, ["validate", "-i", str(inventory), str(f)])
+    assert result.exit_code == 1 and "host path /etc is not allowed on this fleet" in result.output
+
+
+def test_plan_refuses_before_contacting_any_host(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CLUSTER_PILOT_HOME", str(tmp_path / "home"))
+    inventory = tmp_path / "inv.yml"
+    inventory.write_text("minions:\n  hosts: {m1: {ansible_host: 10.9.9.9}}\n")
+    f = pod_with(tmp_path, ["/etc"])
+    assert run(cli, "cluster-pilot", ["plan", "--assume-empty", "-i", str(inventory), "-f", str(f)]) == 1
+    assert capsys.readouterr().err.endswith(f"{f}:8:33: /spec/volumes/0/hostPath/path: host path /etc is not "
+                                            "allowed on this fleet (cp_allowed_host_paths)\n")
+
+
+def test_the_inventory_is_the_policy(tmp_path):
+    inventory = tmp_path / "inv.yml"
+    inventory.write_text(textwrap.dedent("""
+        all:
+          vars: {cp_allowed_host_paths: [/srv/data, /srv/logs/], cp_reserved_ports: [9100]}
+          children:
+            minions:
+              hosts:
+                m1: {ansible_port: 2222}
+                m2: {cp_allowed_host_paths: [/srv/data]}
+        """))
+    policy = fleet_policy(load_inventory(inventory))
+    assert policy.allowed_host_paths == ("/srv/data",)  # what every minion allows
+    assert {22, 2222, 2375, 2376, 5000, 9100} <= policy.reserved_ports
+    bad = Node("m", "m", Resources(1, 1, 1), vars={"cp_allowed_host_paths": "/srv"})
+    with pytest.raises(UserError, match="must be a list"):
+        fleet_policy([bad])
+
+
+@pytest.mark.parametrize("port", [22, 2375, 2376, 5000, 9100])
+def test_reserved_ports_are_refused_for_services_and_host_ports(tmp_path, port):
+    f = tmp_path / "s.yaml"
+    f.write_text(f"apiVersion: v1\nkind: Service\nmetadata: {{name: s}}\nspec:\n  selector: {{a: b}}\n"
+                 f"  ports: [{{port: {port}}}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p, labels: {{a: b}}}}\n"
+                 f"spec:\n  containers: [{{name: c, image: busybox, ports: [{{containerPort: 1, hostPort: {port}}}]}}]\n")
+    found = failures(f, fleet(reserved_ports=[9100]))
+    reserved = sorted(p.pointer for p in found if f"port {port} is reserved" in p.message)
+    assert reserved == ["/spec/containers/0/ports/0/hostPort", "/spec/ports/0/port"]
+
+
+UNSUPPORTED = [("container", "privileged", True), ("container", "securityContext", {"runAsUser": 0}),
+               ("container", "capabilities", {"add": ["SYS_ADMIN"]}), ("spec", "hostNetwork", True),
+               ("spec", "hostPID", True), ("spec", "hostIPC", True)]
+
+
+@pytest.mark.parametrize("where,field,value", UNSUPPORTED)
+@pytest.mark.parametrize("lenient", [False, True])
+def test_unsupported_fields_are_refused_never_dropped(where, field, value, lenient):
+    container = {"name": "c", "image": "busybox"}
+    spec = {"containers": [container]}
+    (container if where == "container" else spec)[field] = value
+    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": spec}
+    with pytest.raises(ValidationFailed) as failed:
+        normalise_object(body, "request body", lenient=lenient)
+    assert any(f'field "{field}" is not supported' in str(p) for p in failed.value.problems)
+
+
+def test_a_2014_body_with_privileged_true_is_refused_and_its_zero_value_is_not():
+    container = {"name": "c", "image": "busybox", "privileged": False}
+    body = {"id": "p", "desiredState": {"manifest": {"version": "v1beta1", "containers": [container]}}}
+    assert normalise_object(body, "request body", "Pod", lenient=True).meta.name == "p"
+    container["privileged"] = True
+    with pytest.raises(ValidationFailed, match="privileged"):
+        normalise_object(body, "request body", "Pod", lenient=True)
+
+
+@pytest.mark.parametrize("name", [".", ".."])
+@pytest.mark.parametrize("kind", ["Pod", "ReplicationController", "Service"])
+def test_ids_that_are_paths_are_refused(name, kind):
+    bodies = {
+        "Pod": {"desiredState": {"manifest": {"version": "v1beta1", "containers": [{"name": "c", "image": "b"}]}}},
+        "ReplicationController": {"desiredState": {"replicas": 1, "replicaSelector": {"a": "b"}, "podTemplate": {
+            "desiredState": {"manifest": {"version": "v1beta1", "containers": [{"name": "c", "image": "b"}]}},
+            "labels": {"a": "b"}}}},
+        "Service": {"port": 80, "selector": {"a": "b"}},
+    }
+    for lenient in (False, True):
+        with pytest.raises(ValidationFailed, match='is not "." or ".."'):
+            normalise_object({"id": name, "kind": kind, **bodies[kind]}, "request body", kind, lenient=lenient)
+
+
+def test_label_values_cannot_forge_table_rows():
+    labels = {"app": "web\nforged-pod   busybox   m1/10.0.0.1", "x": "\x1b[2J"}
+    shown = format_labels(labels)
+    assert "\n" not in shown and "\x1b" not in shown and "\\n" in shown and "\\x1b" in shown
+    text = table(["ID", "Labels"], [["p", labels["app"]]])
+    assert text.count("\n") == 4 and "forged-pod" in text.splitlines()[2]
+
+
+def test_module_arguments_and_target_syslog_stay_quiet():
+    from cluster_pilot.apply.runner import ansible_env
+
+    assert ansible_env(Path("/tmp"), Path("/tmp"))["ANSIBLE_NO_TARGET_SYSLOG"] == "True"
+    for module, secret in (("roles/cp_pods/library/cp_pods.py", ("create", "remove")),
+                           ("roles/cp_proxy/library/cp_proxy_apply.py", ("config", "document"))):
+        tree = ast.parse((ROOT / module).read_text())
+        spec = next(k.value for n in ast.walk(tree) if isinstance(n, ast.Call)
+                    for k in n.keywords if k.arg == "argument_spec")
+        options = {k.arg: {o.arg: ast.literal_eval(o.value) for o in k.value.keywords} for k in spec.keywords}
+        assert all(options[name].get("no_log") is True for name in secret), module
