@@ -15,11 +15,12 @@ def load_objects(paths: tuple[str, ...], kind: str | None, nodes=None):
     happens; any problem and nothing is touched."""
     from cluster_pilot.host.inventory import fleet_policy
     from cluster_pilot.manifests import load_paths
-    from cluster_pilot.manifests.policy import NO_INVENTORY
 
     if not paths:
         raise click.UsageError("no input: give -f PATH (a file, a directory or - for stdin)")
-    return load_paths(list(paths), kind_hint=kind, policy=NO_INVENTORY if nodes is None else fleet_policy(nodes))
+    if nodes is None:
+        return load_paths(list(paths), kind_hint=kind)
+    return load_paths(list(paths), kind_hint=kind, policy=fleet_policy(nodes))
 
 
 def recorded_services(store) -> list[Service]:

@@ -15,7 +15,7 @@ from typing import Iterable
 
 from cluster_pilot import model
 from cluster_pilot.manifests.checks import Placed, pod_spec_of
-from cluster_pilot.manifests.problem import ERROR, WARNING, Problem
+from cluster_pilot.manifests.problem import ERROR, WARNING, Problem, show
 
 HOST_PATHS_VAR = "cp_allowed_host_paths"
 RESERVED_PORTS_VAR = "cp_reserved_ports"
@@ -48,8 +48,9 @@ def fleet(allowed_host_paths: Iterable[str] = (), reserved_ports: Iterable[int] 
 
 def normal_path(path: str) -> str | None:
     """``path`` with ``//`` and ``.`` folded; ``None`` when it is not absolute or goes up (``..``), since
-    no prefix can vouch for where that lands."""
-    if not path.startswith("/") or ".." in path.split("/") or "\0" in path:
+    no prefix can vouch for where that lands, or holds ``:`` (which would end the bind's source). Symbolic
+    links are judged on the minion, where they are (``cp_pods`` refuses a bind that passes through one)."""
+    if not path.startswith("/") or ".." in path.split("/") or "\0" in path or ":" in path:
         return None
     return "/" + posixpath.normpath(path).lstrip("/")
 
@@ -58,7 +59,7 @@ def host_path_refusal(path: str, policy: Policy) -> tuple[str, str] | None:
     """Why ``path`` may not be bound on this fleet, and how grave: ``(severity, message)``, or ``None``."""
     normal = normal_path(path)
     if normal is None:
-        return ERROR, f"host path {path} is not allowed: it must be absolute and must not contain \"..\""
+        return ERROR, f"host path {show(path)} is not allowed: it must be absolute, without \"..\" or \":\""
     if normal == "/" or any(_under(socket, normal) for socket in DOCKER_SOCKETS):
         return ERROR, f"host path {normal} is never allowed: it would hand the pod the minion (the root or dockerd)"
     if policy.allowed_host_paths is None:

@@ -201,7 +201,7 @@ class MasterClient:
 
     # --- HTTP ------------------------------------------------------------------------------------------------
     def _path(self, resource: str, name: str) -> str:
-        if not name or "/" in name:
+        if not name or "/" in name or name in (".", ".."):  # a path step would name another resource
             raise UserError(f"bad id {name!r}")
         return f"{API_PREFIX}/{resource_name(resource)}/{urllib.parse.quote(name, safe='')}"
 

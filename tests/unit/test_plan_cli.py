@@ -36,7 +36,7 @@ def manifests(monkeypatch):
     """Stands in for cluster_pilot.manifests: ``objects[:]`` is what the next plan loads; ``paths`` what it got."""
     fake = types.SimpleNamespace(objects=[], paths=[])
 
-    def load_paths(paths, kind_hint=None):
+    def load_paths(paths, kind_hint=None, policy=None):
         fake.paths.append(list(paths))
         return list(fake.objects)
 

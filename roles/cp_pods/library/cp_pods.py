@@ -180,7 +180,18 @@ def _safe_dir(path):
     return real.startswith(POD_DIR + "/")
 
 
+def check_binds(body):
+    """A host path the fleet allows must not lead elsewhere through a symbolic link made on the minion
+    (say by a pod that may write under an allowed prefix): Docker would follow it."""
+    for bind in (body.get("HostConfig") or {}).get("Binds") or []:
+        source = bind.split(":", 1)[0]
+        if not source.startswith(POD_DIR + "/") and os.path.realpath(source) != os.path.normpath(source):
+            raise ValueError("host path %s passes through a symbolic link on this minion: refused" % source)
+
+
 def create_pod(docker, action):
+    for c in action["containers"]:
+        check_binds(c["body"])
     for d in action.get("dirs", []):
         os.makedirs(d, exist_ok=True)
     created = False
