@@ -36,7 +36,7 @@ _FLAGS: dict[str, tuple[str, bool]] = {
     "h": ("host", True), "c": ("config", True), "l": ("selector", True), "p": ("ports", True),
     "s": ("service_port", True), "u": ("period", True), "image": ("image", True),
     "certificate_authority": ("ca_file", True), "client_certificate": ("cert_file", True),
-    "client_key": ("key_file", True), "auth": ("auth", True), "api_version": ("api_version", True),
+    "client_key": ("key_file", True), "auth": ("auth", True), "token": ("token", True), "api_version": ("api_version", True),
     "json": ("json", False), "yaml": ("yaml", False), "insecure_skip_tls_verify": ("insecure", False),
     "server_version": ("server_version", False), "version": ("version", False), "verbose": ("verbose", False),
     "help": ("help", False),
@@ -63,10 +63,12 @@ Options:
   -insecure_skip_tls_verify  https: do not check the master's certificate
   -client_certificate F, -client_key F   https: client certificate
   -auth FILE                 https without a local token: {"User","Password"} file (default ~/.kubernetes_auth)
+  -token TOKEN               the master's token (default: the state dir's, if it is for this master)
   -server_version            print the master's version
   -version                   print this client's version
 
-Writes send the token of $CLUSTER_PILOT_HOME/master-token (Bearer) when there is one.
+Requests send the token of $CLUSTER_PILOT_HOME/master-token (Bearer) when it is for this master (its URL is in
+master-token.urls beside it).
 """
 
 
@@ -83,6 +85,7 @@ class Flags:
     cert_file: str | None = None
     key_file: str | None = None
     auth: str | None = None
+    token: str | None = None
     api_version: str | None = None
     json: bool = False
     yaml: bool = False
@@ -405,7 +408,7 @@ def execute(argv: list[str], out: Callable[[str], None] | None = None) -> int:
     if flags.json and flags.yaml:
         raise UserError("-json and -yaml: choose one")
     tls = TLS(ca_file=flags.ca_file, insecure=flags.insecure, cert_file=flags.cert_file, key_file=flags.key_file)
-    client = MasterClient.from_environment(flags.host, tls=tls, auth_file=flags.auth)
+    client = MasterClient.from_environment(flags.host, tls=tls, auth_file=flags.auth, token=flags.token)
     if flags.server_version:
         info = client.version()
         write(f"Server: Kubernetes {info.get('gitVersion', '')}\n")

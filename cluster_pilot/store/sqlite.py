@@ -2,8 +2,8 @@
 
 A record, never the truth of what runs (the hosts are). SQLite in WAL mode with ``synchronous=FULL``: every
 write is one transaction and is durable when the call returns. Bodies hold pods' environments, so the files
-are private (0600, in a 0700 directory), and history keeps the last ``history_limit`` versions per object. The interface is small (``Store``) so that
-another backend (PostgreSQL, for several masters) can stand behind it.
+are private (0600, in a 0700 directory), and history keeps the last ``history_limit`` versions per object.
+The interface is small (``Store``) so that another backend (PostgreSQL, for several masters) can stand behind it.
 """
 
 from __future__ import annotations

@@ -351,6 +351,13 @@ def test_a_file_is_validated_before_anything_is_sent(kc, tmp_path, master):
     assert wrong_kind.code == 1 and "cannot be written to pods" in wrong_kind.err
 
 
+def test_the_token_goes_only_to_its_own_master_unless_given(kc, home):
+    (home / "master-token.urls").write_text("http://127.0.0.1:1\n")  # the state dir's token is for another
+    refused = kc("list", "/pods")
+    assert refused.code == 1 and "requests need the master's token" in refused.err
+    assert kc("-token", TOKEN, "list", "/pods").code == 0
+
+
 def test_writes_need_the_token(kc, tmp_path, home):
     (home / "master-token").unlink()
     refused = kc("-c", pod_file(tmp_path, "kc-notoken"), "create", "/pods")

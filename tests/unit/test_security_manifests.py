@@ -113,8 +113,9 @@ def test_the_inventory_is_the_policy(tmp_path):
 def test_reserved_ports_are_refused_for_services_and_host_ports(tmp_path, port):
     f = tmp_path / "s.yaml"
     f.write_text(f"apiVersion: v1\nkind: Service\nmetadata: {{name: s}}\nspec:\n  selector: {{a: b}}\n"
-                 f"  ports: [{{port: {port}}}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p, labels: {{a: b}}}}\n"
-                 f"spec:\n  containers: [{{name: c, image: busybox, ports: [{{containerPort: 1, hostPort: {port}}}]}}]\n")
+                 f"  ports: [{{port: {port}}}]\n---\napiVersion: v1\nkind: Pod\n"
+                 f"metadata: {{name: p, labels: {{a: b}}}}\nspec:\n  containers: [{{name: c, image: busybox, "
+                 f"ports: [{{containerPort: 1, hostPort: {port}}}]}}]\n")
     found = failures(f, fleet(reserved_ports=[9100]))
     reserved = sorted(p.pointer for p in found if f"port {port} is reserved" in p.message)
     assert reserved == ["/spec/containers/0/ports/0/hostPort", "/spec/ports/0/port"]

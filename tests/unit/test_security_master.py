@@ -18,7 +18,7 @@ from cluster_pilot.errors import UserError
 from cluster_pilot.master.client import MasterClient, token_from_state
 from cluster_pilot.master.guard import Rules, refusal
 from cluster_pilot.store import SQLiteStore
-from tests.unit.test_kubecfg import TOKEN, serve
+from tests.unit.test_kubecfg import TOKEN, loopback_master, serve  # noqa: F401 - a fixture
 from tests.waits import wait_for
 
 POD = {"id": "sec-pod", "desiredState": {"manifest": {"version": "v1beta1", "containers": [
@@ -34,13 +34,6 @@ def request(url: str, method: str, path: str, body: bytes | None = None, headers
         return response.status, response.read()
     finally:
         conn.close()
-
-
-@pytest.fixture(scope="module")
-def loopback(tmp_path_factory):
-    m = serve(tmp_path_factory.mktemp("sec-loopback"), insecure_loopback=True)
-    yield m
-    m.stop()
 
 
 # --- the token file --------------------------------------------------------------------------------------
@@ -99,18 +92,18 @@ def test_a_wildcard_listener_takes_addresses_but_not_foreign_names():
     assert refusal(rules, "GET", {"host": "rebound.example:8443"})[0] == 421
 
 
-def test_a_page_cannot_write_even_to_an_insecure_loopback_master(loopback):
+def test_a_page_cannot_write_even_to_an_insecure_loopback_master(loopback_master):
     body = json.dumps({**POD, "id": "from-a-page"}).encode()
-    code, answer = request(loopback.url, "POST", "/api/v1beta1/pods", body, {"Content-Type": "text/plain"})
+    code, answer = request(loopback_master.url, "POST", "/api/v1beta1/pods", body, {"Content-Type": "text/plain"})
     assert code == 415 and json.loads(answer)["kind"] == "Status"
-    code, _ = request(loopback.url, "POST", "/api/v1beta1/pods", body,
+    code, _ = request(loopback_master.url, "POST", "/api/v1beta1/pods", body,
                       {"Content-Type": "application/json", "Origin": "http://evil.example"})
     assert code == 403
-    code, _ = request(loopback.url, "POST", "/api/v1beta1/pods", body, {"Host": "rebound.example"})
+    code, _ = request(loopback_master.url, "POST", "/api/v1beta1/pods", body, {"Host": "rebound.example"})
     assert code == 421
-    assert all(r.name != "from-a-page" for r in loopback.store.list())
-    code, _ = request(loopback.url, "POST", "/api/v1beta1/pods", body)  # the 2014 client: no Content-Type
-    assert code == 200 and any(r.name == "from-a-page" for r in loopback.store.list())
+    assert all(r.name != "from-a-page" for r in loopback_master.store.list())
+    code, _ = request(loopback_master.url, "POST", "/api/v1beta1/pods", body)  # the 2014 client: no Content-Type
+    assert code == 200 and any(r.name == "from-a-page" for r in loopback_master.store.list())
 
 
 def test_reads_need_the_token_but_healthz_does_not(tmp_path):
@@ -124,8 +117,8 @@ def test_reads_need_the_token_but_healthz_does_not(tmp_path):
         m.stop()
 
 
-def test_a_body_over_the_limit_is_refused_before_it_is_read_whole(loopback):
-    port = int(loopback.url.rsplit(":", 1)[1])
+def test_a_body_over_the_limit_is_refused_before_it_is_read_whole(loopback_master):
+    port = int(loopback_master.url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:  # announces 5 MiB, sends none
         sock.sendall(b"POST /api/v1beta1/pods HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5242880\r\n\r\n")
         assert sock.recv(4096).startswith(b"HTTP/1.1 413 ")
@@ -134,7 +127,7 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read_whole(loopback):
         for _ in range(6):
             yield b" " * (1 << 20)
 
-    conn = http.client.HTTPConnection("127.0.0.1", int(loopback.url.rsplit(":", 1)[1]), timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", int(loopback_master.url.rsplit(":", 1)[1]), timeout=10)
     try:
         conn.request("POST", "/api/v1beta1/pods", body=chunks(), encode_chunked=True,
                      headers={"Transfer-Encoding": "chunked"})
@@ -145,39 +138,39 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read_whole(loopback):
         conn.close()
 
 
-def test_policy_is_applied_to_api_writes(loopback):
+def test_policy_is_applied_to_api_writes(loopback_master):
     body = {**POD, "id": "sec-root", "desiredState": {"manifest": {
         "version": "v1beta1", "containers": [{"name": "a", "image": "busybox",
                                               "volumeMounts": [{"name": "r", "mountPath": "/r"}]}],
         "volumes": [{"name": "r", "source": {"hostDir": {"path": "/etc"}}}]}}}
-    code, answer = request(loopback.url, "POST", "/api/v1beta1/pods", json.dumps(body).encode())
+    code, answer = request(loopback_master.url, "POST", "/api/v1beta1/pods", json.dumps(body).encode())
     assert code == 400 and "host path /etc is not allowed on this fleet" in json.loads(answer)["message"]
     privileged = {**POD, "id": "sec-priv", "desiredState": {"manifest": {"version": "v1beta1", "containers": [
         {"name": "a", "image": "busybox", "privileged": True}]}}}
-    code, answer = request(loopback.url, "POST", "/api/v1beta1/pods", json.dumps(privileged).encode())
+    code, answer = request(loopback_master.url, "POST", "/api/v1beta1/pods", json.dumps(privileged).encode())
     assert code == 400 and "not supported" in json.loads(answer)["message"]
 
 
-def test_healthz_answers_while_a_write_is_in_the_store(loopback, monkeypatch):
+def test_healthz_answers_while_a_write_is_in_the_store(loopback_master, monkeypatch):
     entered, release = threading.Event(), threading.Event()
-    put = loopback.store.put
+    put = loopback_master.store.put
 
     def slow_put(*args, **kwargs):
         entered.set()
         release.wait(20)
         return put(*args, **kwargs)
 
-    monkeypatch.setattr(loopback.store, "put", slow_put)
+    monkeypatch.setattr(loopback_master.store, "put", slow_put)
     body = json.dumps({**POD, "id": "sec-slow"}).encode()
-    writer = threading.Thread(target=request, args=(loopback.url, "POST", "/api/v1beta1/pods", body))
+    writer = threading.Thread(target=request, args=(loopback_master.url, "POST", "/api/v1beta1/pods", body))
     writer.start()
     try:
         wait_for(entered.is_set, 10, "the write to reach the store")
-        assert request(loopback.url, "GET", "/healthz")[0] == 200  # the event loop is not held by the write
+        assert request(loopback_master.url, "GET", "/healthz")[0] == 200  # the event loop is not held by the write
     finally:
         release.set()
         writer.join(20)
-    assert any(r.name == "sec-slow" for r in loopback.store.list())
+    assert any(r.name == "sec-slow" for r in loopback_master.store.list())
 
 
 # --- the store -----------------------------------------------------------------------------------------------
