@@ -184,11 +184,9 @@ def test_module_arguments_and_target_syslog_stay_quiet():
 
 
 def test_a_minion_refuses_a_bind_through_a_symbolic_link(tmp_path):
-    import importlib.util
+    from tests.unit.ansible_modules import load_module
 
-    spec = importlib.util.spec_from_file_location("cp_pods_module", ROOT / "roles/cp_pods/library/cp_pods.py")
-    cp_pods = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cp_pods)
+    cp_pods = load_module("cp_pods", "cp_pods")
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "link").symlink_to("/")
     cp_pods.check_binds({"HostConfig": {"Binds": [f"{tmp_path}/data/sub:/d:rw", f"{tmp_path}//data/./x:/x:ro"]}})
