@@ -33,16 +33,17 @@ class Loaded:
 
 
 def load(paths: list[str], kind_hint: str | None = None, stdin: TextIO | None = None,
-         policy: fleet_policy.Policy = fleet_policy.NO_INVENTORY) -> Loaded:
+         policy: fleet_policy.Policy | None = None) -> Loaded:
     """Every object in ``paths`` (files, directories, ``-``); ``ValidationFailed`` with every problem.
-    ``policy`` is the fleet's (see ``manifests.policy``); without one, host paths are only warned about."""
+    With ``policy`` (the fleet's, see ``manifests.policy``) what breaks it is a problem too; whatever touches
+    a host passes one."""
     hint = normalise.kind_from_hint(kind_hint)
     inputs, problems = read_inputs(paths, stdin)
     return _load(inputs, problems, hint, policy)
 
 
 def load_paths(paths: list[str], kind_hint: str | None = None, stdin: TextIO | None = None,
-               policy: fleet_policy.Policy = fleet_policy.NO_INVENTORY) -> list[model.Object]:
+               policy: fleet_policy.Policy | None = None) -> list[model.Object]:
     return load(paths, kind_hint, stdin, policy).objects
 
 
@@ -88,7 +89,7 @@ def _source_place(obj: model.Object):
 
 
 def _load(inputs: list[tuple[str, str]], problems: list[Problem], hint: str | None,
-          policy: fleet_policy.Policy = fleet_policy.NO_INVENTORY) -> Loaded:
+          policy: fleet_policy.Policy | None = None) -> Loaded:
     order = [p.file for p in problems] + [name for name, _ in inputs]  # unreadable inputs first, then as read
     placed: list[checks.Placed] = []
     with _collector_paused():
@@ -102,7 +103,7 @@ def _load(inputs: list[tuple[str, str]], problems: list[Problem], hint: str | No
                 found += found_here
             problems += _capped(name, found)
         errors, warnings = checks.check_set(placed)
-        refused, doubtful = fleet_policy.check(placed, policy)
+        refused, doubtful = fleet_policy.check(placed, policy) if policy is not None else ([], [])
     problems += errors + refused
     warnings += doubtful
     if problems:
