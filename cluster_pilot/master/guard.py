@@ -4,8 +4,8 @@ A browser lets any page send a "simple" request (a form, or ``fetch`` with ``no-
 loopback one included, and DNS rebinding lets a page's own name resolve to the master. So, before a route
 runs: the ``Host`` must be the master's (421 otherwise), a browser ``Origin`` must be the master's own (403),
 a write may not carry a body type a form or a no-cors fetch can send (415; none at all is fine, as the 2014
-kubecfg sends none; the dashboard's own forms under ``/ui/`` may, with the master's own ``Origin``, which
-browsers send on every form POST), and a body over the limit is refused (413) before it is read whole. The token itself is
+kubecfg sends none; the dashboard's own forms under ``/ui/`` may: a browser posting one from another site
+sends that site's ``Origin``, refused above), and a body over the limit is refused (413) before it is read whole. The token itself is
 checked by the API; this layer never needs it.
 """
 
@@ -74,7 +74,7 @@ def refusal(rules: Rules, method: str, headers: dict[str, str], path: str = "/")
         return 403, "Origin 'null' (a sandboxed or file page): cross-site requests are refused"
     if method not in READS:
         media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        own_form = media in FORM_TYPES and origin is not None and path.startswith("/ui/")
+        own_form = media in FORM_TYPES and path.startswith("/ui/")
         if media and not own_form and (media in FORM_TYPES or not (media in BODY_TYPES or media.endswith("+json"))):
             return 415, f"Content-Type {media!r} is refused for writes: send application/json (or none)"
     length = headers.get("content-length", "")

@@ -216,6 +216,10 @@ class Ui:
         parts = urllib.parse.urlsplit(self.master.url)
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
         headers = {"Cookie": self.cookie} if self.cookie else {}
+        if path.startswith("/api/"):  # the API's reads need the token too; the dashboard has its cookie
+            from tests.unit.test_kubecfg import TOKEN
+
+            headers["Authorization"] = f"Bearer {TOKEN}"
         if body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         conn.request(method, path, body=body, headers=headers)

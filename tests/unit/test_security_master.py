@@ -86,6 +86,15 @@ def test_refusals(headers, code):
     assert (found[0] if found else None) == code
 
 
+def test_only_the_dashboard_takes_forms_and_never_from_another_site():
+    rules = Rules(listen="127.0.0.1", port=8080)
+    form = {"host": "127.0.0.1:8080", "content-type": "application/x-www-form-urlencoded"}
+    assert refusal(rules, "POST", form, "/ui/login") is None
+    assert refusal(rules, "POST", {**form, "origin": "http://127.0.0.1:8080"}, "/ui/login") is None
+    assert refusal(rules, "POST", {**form, "origin": "http://evil.example"}, "/ui/login")[0] == 403
+    assert refusal(rules, "POST", form, "/api/v1beta1/pods")[0] == 415
+
+
 def test_a_wildcard_listener_takes_addresses_but_not_foreign_names():
     rules = Rules(listen="0.0.0.0", port=8443)
     assert refusal(rules, "GET", {"host": "10.0.0.5:8443"}) is None
