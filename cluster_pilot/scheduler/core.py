@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
-from cluster_pilot.model import Node, Object, Pod, PodSpec, ReplicationController, Service, selector_matches
+from cluster_pilot.model import Node, Object, Pod, ReplicationController, Service, selector_matches
 from cluster_pilot.scheduler import explain
-from cluster_pilot.scheduler.fleet import Fleet, Shape, SpreadKey, labels_match
+from cluster_pilot.scheduler.fleet import Fleet, Shape, SpreadKey
 from cluster_pilot.scheduler.placement import place
+from cluster_pilot.scheduler.predicates import STAY_FILTERS, hold
 from cluster_pilot.scheduler.replicas import owner, replica, replica_names, surplus
 from cluster_pilot.scheduler.types import Placement, RunningPod, Schedule, Unschedulable
 
@@ -61,87 +62,140 @@ def _cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _schedule(objects: Sequence[Object], nodes: Sequence[Node], running: Sequence[RunningPod], retired: Iterable[str] = ()) -> Schedule:
-    bare = {p.meta.name: p for p in sorted((o for o in objects if isinstance(o, Pod)), key=lambda o: o.meta.name)}
-    controllers = {
-        rc.meta.name: rc
-        for rc in sorted((o for o in objects if isinstance(o, ReplicationController)), key=lambda o: o.meta.name)
-    }
-    services = sorted((o for o in objects if isinstance(o, Service)), key=lambda o: o.meta.name)
-    specs = [p.spec for p in bare.values()] + [rc.template.spec for rc in controllers.values()]
-    fleet = Fleet(nodes, {tuple(sorted(spec.node_selector.items())) for spec in specs})
-    service_keys = _ServiceKeys(services)
+@dataclass(frozen=True)
+class _Wanted:
+    """The wanted objects of one run, in name order, with their shapes and spread keys worked out once."""
 
-    def keys_of(who: str | None, labels: Mapping[str, str]) -> tuple[SpreadKey, ...]:
+    bare: dict[str, Pod]
+    controllers: dict[str, ReplicationController]
+    shapes: dict[str, Shape]  # a bare pod's by its name, a controller's by its name (as ("rc", name))
+    service_keys: _ServiceKeys
+
+    @classmethod
+    def of(cls, objects: Sequence[Object]) -> _Wanted:
+        pods = sorted((o for o in objects if isinstance(o, Pod)), key=lambda o: o.meta.name)
+        rcs = sorted((o for o in objects if isinstance(o, ReplicationController)), key=lambda o: o.meta.name)
+        services = sorted((o for o in objects if isinstance(o, Service)), key=lambda o: o.meta.name)
+        bare = {p.meta.name: p for p in pods}
+        controllers = {rc.meta.name: rc for rc in rcs}
+        shapes = {name: Shape.of(p.spec) for name, p in bare.items()}
+        shapes.update({f"rc/{name}": Shape.of(rc.template.spec) for name, rc in controllers.items()})
+        return cls(bare, controllers, shapes, _ServiceKeys(services))
+
+    def keys_of(self, who: str | None, labels: Mapping[str, str]) -> tuple[SpreadKey, ...]:
         own: tuple[SpreadKey, ...] = (("rc", who),) if who else ()
-        return own + service_keys(labels)
+        return own + self.service_keys(labels)
 
-    removals: list[RunningPod] = []
-    kept_bare: dict[str, RunningPod] = {}
-    kept: dict[str, list[RunningPod]] = {name: [] for name in controllers}
-    staying: list[tuple[RunningPod, int, tuple[SpreadKey, ...]]] = []
+    def shape_of(self, who: str, pod: str) -> Shape:
+        """The wanted shape of ``pod`` (``who`` from ``owner``)."""
+        return self.shapes[pod] if who == "pod" else self.shapes[f"rc/{who}"]
+
+    def keys_of_owner(self, who: str, pod: str) -> tuple[SpreadKey, ...]:
+        if who == "pod":
+            return self.keys_of(None, self.bare[pod].meta.labels)
+        return self.keys_of(who, self.controllers[who].template.labels)
+
+
+@dataclass
+class _Kept:
+    """What becomes of the running pods: kept (bare by name, replicas by controller) or removed."""
+
+    bare: dict[str, RunningPod]
+    replicas: dict[str, list[RunningPod]]
+    removals: list[RunningPod]
+    # every running pod on a ready node that holds its room, with its node and spread keys
+    staying: list[tuple[RunningPod, int, tuple[SpreadKey, ...]]]
+
+
+def _schedule(objects: Sequence[Object], nodes: Sequence[Node], running: Sequence[RunningPod], retired: Iterable[str] = ()) -> Schedule:
+    wanted = _Wanted.of(objects)
+    fleet = Fleet(nodes, {shape.selector for shape in wanted.shapes.values()})
+    kept = _keep_or_remove(running, wanted, fleet)
+    _hold_what_stays(kept, wanted, fleet)
+    fleet.build_indexes()
+
+    placements = [Placement(wanted.bare[name], pod.node, existing=True) for name, pod in kept.bare.items()]
+    placements += [
+        Placement(replica(wanted.controllers[name], p.name), p.node, controller=name, existing=True)
+        for name, pods in kept.replicas.items()
+        for p in pods
+    ]
+    taken = {p.name for p in running} | set(wanted.bare) | set(retired)
+    new, unschedulable = _place_batches(fleet, _batches(wanted, kept, taken))
+    return Schedule(
+        placements=tuple(sorted(placements + new, key=lambda p: (p.pod.meta.name, p.node))),
+        removals=tuple(sorted(kept.removals, key=lambda p: (p.node, p.name))),
+        unschedulable=tuple(sorted(unschedulable, key=lambda u: u.pod)),
+    )
+
+
+def _keep_or_remove(running: Sequence[RunningPod], wanted: _Wanted, fleet: Fleet) -> _Kept:
+    kept = _Kept({}, {name: [] for name in wanted.controllers}, [], [])
     seen: set[str] = set()
     for pod in sorted(running, key=lambda p: (p.name, not p.ready, p.node)):
         i = fleet.index.get(pod.node)
         if i is not None and not fleet.ready[i]:
             i = None  # a node that is not ready counts as gone: it holds nothing and keeps nothing
-        who = owner(pod, bare, controllers)
+        who = owner(pod, wanted.bare, wanted.controllers)
         if who is None:
             if i is not None:
-                staying.append((pod, i, service_keys(pod.labels)))
+                kept.staying.append((pod, i, wanted.service_keys(pod.labels)))
             continue
-        spec, labels = (
-            (bare[pod.name].spec, bare[pod.name].meta.labels)
-            if who == "pod"
-            else (controllers[who].template.spec, controllers[who].template.labels)
-        )
+        shape = wanted.shape_of(who, pod.name)
         if (who == "pod" and i is None and pod.node in fleet.index and pod.name not in seen
-                and _allowed(spec, fleet, fleet.index[pod.node])):
+                and _allowed(shape, fleet, fleet.index[pod.node])):
             seen.add(pod.name)  # seed era: a bare pod is bound to its minion, lost with it, never moved
-            kept_bare[pod.name] = pod
+            kept.bare[pod.name] = pod
             continue
-        if i is None or pod.name in seen or not _allowed(spec, fleet, i):
-            removals.append(pod)
+        if i is None or pod.name in seen or not _allowed(shape, fleet, i):
+            kept.removals.append(pod)
             continue
         seen.add(pod.name)
         if who == "pod":
-            kept_bare[pod.name] = pod
-            staying.append((pod, i, keys_of(None, labels)))
+            kept.bare[pod.name] = pod
         else:
-            kept[who].append(pod)
-            staying.append((pod, i, keys_of(who, labels)))
+            kept.replicas[who].append(pod)
+        kept.staying.append((pod, i, wanted.keys_of_owner(who, pod.name)))
+    return kept
 
-    for pod, i, _ in staying:
-        fleet.hold(i, pod.cpu_millis, pod.memory_bytes)
+
+def _hold_what_stays(kept: _Kept, wanted: _Wanted, fleet: Fleet) -> None:
+    """Count the room the staying pods hold, less each controller's surplus, and their spread."""
+    for pod, i, _ in kept.staying:
+        hold(fleet, i, Shape.held_by(pod))
     gone: set[int] = set()
-    for name, rc in controllers.items():
-        victims = surplus(kept[name], len(kept[name]) - max(rc.replicas, 0), fleet)
-        removals.extend(victims)
+    for name, rc in wanted.controllers.items():
+        pods = kept.replicas[name]
+        victims = surplus(pods, len(pods) - max(rc.replicas, 0), fleet)
+        kept.removals.extend(victims)
         gone.update(id(v) for v in victims)
-        kept[name] = [p for p in kept[name] if id(p) not in gone]
-    for pod, i, keys in staying:
+        kept.replicas[name] = [p for p in pods if id(p) not in gone]
+    for pod, i, keys in kept.staying:
         if id(pod) not in gone:
-            fleet.ports[i].update((port, protocol.upper()) for port, protocol in pod.host_ports)
+            fleet.ports[i].update(Shape.held_by(pod).ports)
             fleet.count(i, keys)
-    fleet.build_indexes()
 
-    placements = [Placement(bare[name], pod.node, existing=True) for name, pod in kept_bare.items()]
-    placements += [
-        Placement(replica(controllers[name], p.name), p.node, controller=name, existing=True)
-        for name, pods in kept.items()
-        for p in pods
-    ]
 
-    batches = _bare_batches([p for name, p in bare.items() if name not in kept_bare], keys_of)
-    taken = {p.name for p in running} | set(bare) | set(retired)
-    for name, rc in controllers.items():
-        missing = max(rc.replicas, 0) - len(kept[name])
+def _batches(wanted: _Wanted, kept: _Kept, taken: set[str]) -> list[_Batch]:
+    """The pods to create: bare pods alike in shape and spread keys share a batch, a controller's are one."""
+    groups: dict[tuple[Shape, tuple[SpreadKey, ...]], dict[str, Pod]] = {}
+    for name, pod in wanted.bare.items():
+        if name not in kept.bare:
+            group = (wanted.shapes[name], wanted.keys_of(None, pod.meta.labels))
+            groups.setdefault(group, {})[name] = pod
+    batches = [_Batch(shape, keys, None, list(pods), pods.__getitem__) for (shape, keys), pods in groups.items()]
+    for name, rc in wanted.controllers.items():
+        missing = max(rc.replicas, 0) - len(kept.replicas[name])
         if missing > 0:
             names = replica_names(name, missing, taken)
-            batches.append(
-                _Batch(Shape.of(rc.template.spec), keys_of(name, rc.template.labels), name, names, partial(replica, rc))
-            )
+            keys = wanted.keys_of(name, rc.template.labels)
+            batches.append(_Batch(wanted.shapes[f"rc/{name}"], keys, name, names, partial(replica, rc)))
+    return batches
 
+
+def _place_batches(fleet: Fleet, batches: list[_Batch]) -> tuple[list[Placement], list[Unschedulable]]:
+    """Most constrained batch first; what fits nowhere is explained once per shape while the fleet stands."""
+    placements: list[Placement] = []
     unschedulable: list[Unschedulable] = []
     # shape -> (fleet version, reasons): while no pod lands anywhere, a shape that fitted nowhere still does not
     fits_nowhere: dict[Shape, tuple[int, tuple[str, ...]]] = {}
@@ -160,33 +214,12 @@ def _schedule(objects: Sequence[Object], nodes: Sequence[Node], running: Sequenc
         unschedulable += [
             Unschedulable(name, batch.controller, why, explain.message(fleet, batch.shape, name, why)) for name in rest
         ]
-
-    return Schedule(
-        placements=tuple(sorted(placements, key=lambda p: (p.pod.meta.name, p.node))),
-        removals=tuple(sorted(removals, key=lambda p: (p.node, p.name))),
-        unschedulable=tuple(sorted(unschedulable, key=lambda u: u.pod)),
-    )
+    return placements, unschedulable
 
 
-def _allowed(spec: PodSpec, fleet: Fleet, i: int) -> bool:
-    """Whether a running pod may stay where it is under the pin and nodeSelector wanted now."""
-    return (spec.host is None or spec.host == fleet.names[i]) and labels_match(
-        spec.node_selector.items(), fleet.nodes[i].labels
-    )
-
-
-def _bare_batches(
-    pods: list[Pod], keys_of: Callable[[str | None, Mapping[str, str]], tuple[SpreadKey, ...]]
-) -> list[_Batch]:
-    """Bare pods to place, those alike in shape and spread keys sharing a batch (in name order)."""
-    groups: dict[tuple[Shape, tuple[SpreadKey, ...]], list[Pod]] = {}
-    for pod in pods:
-        groups.setdefault((Shape.of(pod.spec), keys_of(None, pod.meta.labels)), []).append(pod)
-    batches = []
-    for (shape, keys), group in groups.items():
-        by_name = {p.meta.name: p for p in group}
-        batches.append(_Batch(shape, keys, None, list(by_name), by_name.__getitem__))
-    return batches
+def _allowed(shape: Shape, fleet: Fleet, i: int) -> bool:
+    """Whether a running pod may stay on node ``i`` under the pin and nodeSelector wanted now."""
+    return all(predicate(fleet, i, shape) is None for predicate in STAY_FILTERS)
 
 
 class _ServiceKeys:

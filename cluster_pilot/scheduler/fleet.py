@@ -16,9 +16,11 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Sequence
 
 from cluster_pilot.model import Node, PodSpec
+from cluster_pilot.scheduler.priorities import LeastRequested, least_requested
+from cluster_pilot.scheduler.types import RunningPod
 
 ZONE_LABEL = "zone"
 
@@ -51,14 +53,23 @@ class Shape:
             duplicate_ports=duplicates,
         )
 
+    @classmethod
+    def held_by(cls, pod: RunningPod) -> Shape:
+        """What a running pod holds on its node (where it may go no longer matters)."""
+        ports = frozenset((port, protocol.upper()) for port, protocol in pod.host_ports)
+        return cls(cpu=pod.cpu_millis, memory=pod.memory_bytes, ports=ports, selector=(), host=None)
+
+
+NO_POD = Shape(cpu=0, memory=0, ports=frozenset(), selector=(), host=None)
+
 
 @dataclass
 class Cell:
     zone: str
-    entries: list[tuple[float, int, int]]  # (load, pods, node), ascending
-    # the most cpu, memory and pod slots any node of the cell has free, learnt when a shape fitted none of
-    # them; free room only shrinks while pods are placed, so it stays an upper bound and spares later scans
-    room: tuple[int, int, int] | None = None
+    entries: list[LeastRequested]  # ascending, the node last
+    # the most of each resource any node of the cell has free, learnt when a shape fitted none of them;
+    # free room only shrinks while pods are placed, so it stays an upper bound and spares later scans
+    room: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -92,16 +103,11 @@ class Fleet:
         self.used_pods = [0] * len(ordered)
         self.ports: list[set[tuple[int, str]]] = [set() for _ in ordered]
         self.indexes = {tuple(k for k, _ in s): Index(tuple(k for k, _ in s)) for s in {*selectors, ()}}
-        self._key: list[tuple[float, int, int]] = [(0.0, 0, i) for i in range(len(ordered))]
+        self._order = least_requested(self, NO_POD)  # cells list their nodes in the ranking's order
+        self._key = [self._order(i) for i in range(len(ordered))]
         self.key_nodes: dict[SpreadKey, dict[int, int]] = {}
         self.key_zones: dict[SpreadKey, dict[str, int]] = {}
         self.version = 0  # bumped by every placement: cached verdicts about the fleet are only good for one
-
-    def hold(self, i: int, cpu: int, memory: int, delta: int = 1) -> None:
-        """Count (``delta=1``) or release (``-1``) a pod's cpu, memory and slot on node ``i``, before indexing."""
-        self.used_cpu[i] += delta * cpu
-        self.used_mem[i] += delta * memory
-        self.used_pods[i] += delta
 
     def count(self, i: int, keys: Iterable[SpreadKey]) -> None:
         zone = self.zone[i]
@@ -112,12 +118,13 @@ class Fleet:
             zones[zone] = zones.get(zone, 0) + 1
 
     def load(self, i: int) -> float:
-        return self.used_cpu[i] * self.inv_cpu[i] + self.used_mem[i] * self.inv_mem[i]
+        """The node's cpu + memory fraction (``least_requested`` before a pod)."""
+        return self._order(i)[1]
 
     def build_indexes(self) -> None:
         for i, node in enumerate(self.nodes):
             if node.ready:
-                self._key[i] = (self.load(i), self.used_pods[i], i)
+                self._key[i] = self._order(i)
         for index in self.indexes.values():
             cell_ids: dict[tuple, int] = {}
             for i, node in enumerate(self.nodes):
@@ -138,7 +145,7 @@ class Fleet:
     def rekey(self, i: int) -> None:
         """Move node ``i`` to its place in its cells after pods landed on it."""
         old = self._key[i]
-        self._key[i] = new = (self.load(i), self.used_pods[i], i)
+        self._key[i] = new = self._order(i)
         for index in self.indexes.values():
             entries = index.cells[index.cell_of[i]].entries
             del entries[bisect_left(entries, old)]
@@ -149,29 +156,8 @@ class Fleet:
         index = self.indexes[tuple(k for k, _ in selector)]
         return index, index.by_values.get(tuple(v for _, v in selector), [])
 
-    def room(self, entries: list[tuple[float, int, int]]) -> tuple[int, int, int]:
-        nodes = [i for _, _, i in entries]
-        return (
-            max((self.cap_cpu[i] - self.used_cpu[i] for i in nodes), default=0),
-            max((self.cap_mem[i] - self.used_mem[i] for i in nodes), default=0),
-            max((self.cap_pods[i] - self.used_pods[i] for i in nodes), default=0),
-        )
-
-    def fits(self, i: int, shape: Shape) -> bool:
-        return (
-            self.used_cpu[i] + shape.cpu <= self.cap_cpu[i]
-            and self.used_mem[i] + shape.memory <= self.cap_mem[i]
-            and self.used_pods[i] < self.cap_pods[i]
-            and self.ports[i].isdisjoint(shape.ports)
-        )
-
 
 def _coarse(amount: int) -> int:
     """``amount`` kept to its four leading bits, at least 1: the capacity ranking divides by."""
     shift = max(amount.bit_length() - 4, 0)
     return max(amount >> shift << shift, 1)
-
-
-def labels_match(selector: Iterable[tuple[str, str]], labels: Mapping[str, str | None]) -> bool:
-    """A nodeSelector: every pair present on the node (an empty one matches every node)."""
-    return all(labels.get(k) == v for k, v in selector)

@@ -1,17 +1,10 @@
-"""Choosing nodes: feasibility filters feeding a ranking, answered from the fleet's index.
+"""Choosing nodes fast: the predicates and the ranking key answered from the fleet's index.
 
-The ranking, best first:
-
-1. fewest pods sharing a spread key (same controller, same service) on the node;
-2. fewest such pods in the node's ``zone``;
-3. least requested: the lowest cpu + memory fraction once the pod is there, then before it (so that
-   nodes of one capacity keep the order of the fleet's index whatever the float rounding), then the
-   fewest pods for the node's size;
-4. the node's name.
-
-Spread comes before load because replicas exist to survive the loss of a node: with load first, spread
-would only break exact ties, which a fleet with mixed load almost never has, and a controller's replicas
-could pile onto one roomy node. Among nodes equally good for spread, the least requested wins.
+``reference.place_by_scanning`` says what to choose, by asking every predicate and the ranking key of
+every node for every pod; this module chooses exactly the same (the property tests hold it to that), and
+only the way differs. The cells answer the node filters (only ready nodes have cells, a nodeSelector maps
+to its cells, and a ranked pod is pinned to no host); each ``Resource`` is checked from its declaration and
+prunes whole cells; every other predicate is called as it is.
 
 A batch is a run of pods with one shape and one set of spread keys (the replicas a controller is missing).
 Each pod of a batch gets exactly the node it would get alone; batching only saves rebuilding the
@@ -24,17 +17,22 @@ are placed, so a node that does not fit a batch's shape is passed over for good.
 from __future__ import annotations
 
 from heapq import heapify, heappop, heappush
+from typing import Callable
 
-from cluster_pilot.scheduler.fleet import Fleet, Shape, SpreadKey, labels_match
+from cluster_pilot.scheduler import predicates
+from cluster_pilot.scheduler.fleet import Cell, Fleet, Shape, SpreadKey
+from cluster_pilot.scheduler.predicates import Resource, feasible, node_ready, node_selector, pinned_host, take, unstartable
+from cluster_pilot.scheduler.priorities import LeastRequested, least_requested
 
-Rank = tuple[float, float, float, int]  # load after, load before, pods for the node's size, node
+ANSWERED_BY_CELLS = (node_ready, pinned_host, node_selector)
+Dimension = tuple[list[int], list[int], int]  # a Resource for one shape: used, capacity, need
 
 
 def place(fleet: Fleet, shape: Shape, keys: tuple[SpreadKey, ...], count: int) -> list[int]:
     """Nodes (indices) for up to ``count`` pods, in order; fewer when the rest fit nowhere."""
-    if count <= 0 or shape.duplicate_ports:
+    if count <= 0 or unstartable(shape):
         return []
-    placed = _place_pinned(fleet, shape, count) if shape.host is not None else _place_ranked(fleet, shape, keys, count)
+    placed = _place_pinned(fleet, shape, count) if shape.host is not None else _Search(fleet, shape, keys).run(count)
     for i in set(placed):
         fleet.rekey(i)
     for i in placed:
@@ -46,110 +44,128 @@ def place(fleet: Fleet, shape: Shape, keys: tuple[SpreadKey, ...], count: int) -
 
 def _place_pinned(fleet: Fleet, shape: Shape, count: int) -> list[int]:
     i = fleet.index.get(shape.host)  # type: ignore[arg-type]
-    if i is None or not fleet.ready[i] or not labels_match(shape.selector, fleet.nodes[i].labels):
-        return []
     placed: list[int] = []
-    while len(placed) < count and fleet.fits(i, shape):
-        fleet.used_cpu[i] += shape.cpu
-        fleet.used_mem[i] += shape.memory
-        fleet.used_pods[i] += 1
-        fleet.ports[i].update(shape.ports)
+    while i is not None and len(placed) < count and feasible(fleet, i, shape):
+        take(fleet, i, shape)
         placed.append(i)
     return placed
 
 
-def _place_ranked(fleet: Fleet, shape: Shape, keys: tuple[SpreadKey, ...], count: int) -> list[int]:
-    cpu, mem, ports = shape.cpu, shape.memory, shape.ports
-    used_cpu, used_mem, used_pods, node_ports = fleet.used_cpu, fleet.used_mem, fleet.used_pods, fleet.ports
-    cap_cpu, cap_mem, cap_pods = fleet.cap_cpu, fleet.cap_mem, fleet.cap_pods
-    inv_cpu, inv_mem, inv_pods = fleet.inv_cpu, fleet.inv_mem, fleet.inv_pods
-    zone_of = fleet.zone
-    index, eligible = fleet.cells_for(shape.selector)
-    cells, cell_of = index.cells, index.cell_of
-    weight = len(keys)
+def dimensions(fleet: Fleet, shape: Shape) -> list[Dimension]:
+    return [(r.used(fleet), r.capacity(fleet), r.need(shape)) for r in predicates.RESOURCES]
+
+
+def fit_check(fleet: Fleet, shape: Shape) -> Callable[[int], bool]:
+    """Whether a node of the cells fits ``shape``: the predicates the cells do not answer, as one fast check."""
+    dims = dimensions(fleet, shape)
+    others = [p for p in predicates.PREDICATES if p not in ANSWERED_BY_CELLS and not isinstance(p, Resource)]
 
     def fits(i: int) -> bool:
-        return (
-            used_cpu[i] + cpu <= cap_cpu[i]
-            and used_mem[i] + mem <= cap_mem[i]
-            and used_pods[i] < cap_pods[i]
-            and (not ports or node_ports[i].isdisjoint(ports))
-        )
+        for used, capacity, need in dims:  # Resource.__call__, unrolled
+            if need > capacity[i] - used[i]:
+                return False
+        for predicate in others:
+            if predicate(fleet, i, shape) is not None:
+                return False
+        return True
 
-    def rank(i: int) -> Rank:
-        load = used_cpu[i] * inv_cpu[i] + used_mem[i] * inv_mem[i]
-        return (load + cpu * inv_cpu[i] + mem * inv_mem[i], load, used_pods[i] * inv_pods[i], i)
+    return fits
 
-    spread: dict[int, int] = {}
-    zone_spread: dict[str, int] = {}
-    for key in keys:
-        for i, n in fleet.key_nodes.get(key, {}).items():
-            spread[i] = spread.get(i, 0) + n
-        for z, n in fleet.key_zones.get(key, {}).items():
-            zone_spread[z] = zone_spread.get(z, 0) + n
 
-    # touched: nodes holding pods of the group, ranked by (spread, rank) in a heap per zone
-    touched: dict[str, list[tuple[int, Rank]]] = {}
-    eligible_set = set(eligible)
-    for i, n in spread.items():
-        if cell_of.get(i) in eligible_set:
-            touched.setdefault(zone_of[i], []).append((n, rank(i)))
-    for heap in touched.values():
-        heapify(heap)
+def room(cell: Cell, dims: list[Dimension]) -> tuple[int, ...]:
+    """The most of each resource any node of the cell has free."""
+    nodes = [entry[-1] for entry in cell.entries]
+    return tuple(max((capacity[i] - used[i] for i in nodes), default=0) for used, capacity, _ in dims)
 
-    # fresh: per zone, a heap of each cell's first untouched node that fits, as (rank, cell, position)
-    fresh: dict[str, list[tuple[Rank, int, int]]] = {}
 
-    def advance(c: int, pos: int) -> None:
-        entries = cells[c].entries
-        end = len(entries)
-        start = pos
+class _Search:
+    """One batch's walk over the cells: fresh nodes by cursor, touched nodes by heap, both per zone."""
+
+    def __init__(self, fleet: Fleet, shape: Shape, keys: tuple[SpreadKey, ...]) -> None:
+        self.fleet, self.shape, self.weight = fleet, shape, len(keys)
+        self.dims = dimensions(fleet, shape)
+        self.fits = fit_check(fleet, shape)
+        self.rank = least_requested(fleet, shape)
+        index, eligible = fleet.cells_for(shape.selector)
+        self.cells, zone_of = index.cells, fleet.zone
+        self.spread: dict[int, int] = {}
+        self.zone_spread: dict[str, int] = {}
+        for key in keys:
+            for i, n in fleet.key_nodes.get(key, {}).items():
+                self.spread[i] = self.spread.get(i, 0) + n
+            for z, n in fleet.key_zones.get(key, {}).items():
+                self.zone_spread[z] = self.zone_spread.get(z, 0) + n
+        # touched: nodes holding pods of the group, by (spread, rank) in a heap per zone
+        self.touched: dict[str, list[tuple[int, LeastRequested]]] = {}
+        eligible_set = set(eligible)
+        for i, n in self.spread.items():
+            if index.cell_of.get(i) in eligible_set:
+                self.touched.setdefault(zone_of[i], []).append((n, self.rank(i)))
+        for heap in self.touched.values():
+            heapify(heap)
+        # fresh: per zone, a heap of each cell's first untouched node that fits, as (rank, cell, position)
+        self.fresh: dict[str, list[tuple[LeastRequested, int, int]]] = {}
+        needs = [need for _, _, need in self.dims]
+        for c in eligible:
+            known = self.cells[c].room
+            if known is None or all(need <= free for need, free in zip(needs, known)):
+                self.advance(c, 0)
+
+    def advance(self, c: int, pos: int) -> None:
+        """Put cell ``c``'s first untouched node that fits, from ``pos`` on, among the fresh candidates."""
+        entries, spread, fits = self.cells[c].entries, self.spread, self.fits
+        end, start = len(entries), pos
         while pos < end:
-            i = entries[pos][2]
+            i = entries[pos][-1]
             if i not in spread and fits(i):
-                heappush(fresh.setdefault(zone_of[i], []), (rank(i), c, pos))
+                heappush(self.fresh.setdefault(self.fleet.zone[i], []), (self.rank(i), c, pos))
                 return
             pos += 1
         if start == 0:
-            cells[c].room = fleet.room(entries)
+            self.cells[c].room = room(self.cells[c], self.dims)
 
-    for c in eligible:
-        room = cells[c].room
-        if room is None or (cpu <= room[0] and mem <= room[1] and room[2] > 0):
-            advance(c, 0)
+    def run(self, count: int) -> list[int]:
+        fresh, touched, zone_spread, fits = self.fresh, self.touched, self.zone_spread, self.fits
+        verified: dict[str, int] = {}  # zone -> the node atop its touched heap known to fit (until it is popped)
+        placed: list[int] = []
+        while len(placed) < count:
+            best: tuple[int, int, LeastRequested] | None = None  # (spread, zone spread, rank)
+            best_zone, from_fresh = "", False
+            for z, candidates in fresh.items():
+                if candidates:
+                    candidate = (0, zone_spread.get(z, 0), candidates[0][0])
+                    if best is None or candidate < best:
+                        best, best_zone, from_fresh = candidate, z, True
+            for z, crowd in touched.items():
+                while crowd and verified.get(z) != crowd[0][1][-1]:
+                    if fits(crowd[0][1][-1]):
+                        verified[z] = crowd[0][1][-1]
+                    else:
+                        heappop(crowd)
+                if crowd:
+                    candidate = (crowd[0][0], zone_spread.get(z, 0), crowd[0][1])
+                    if best is None or candidate < best:
+                        best, best_zone, from_fresh = candidate, z, False
+            if best is None:
+                break
+            i = best[2][-1]
+            if from_fresh:
+                _, cell, position = heappop(fresh[best_zone])
+            else:
+                heappop(touched[best_zone])
+                del verified[best_zone]
+            self.book(i, best_zone)
+            if from_fresh:
+                self.advance(cell, position + 1)
+            placed.append(i)
+        return placed
 
-    placed: list[int] = []
-    while len(placed) < count:
-        best: tuple[int, int, Rank] | None = None  # (spread, zone spread, rank)
-        best_zone, from_fresh = "", False
-        for z, candidates in fresh.items():
-            if candidates:
-                candidate = (0, zone_spread.get(z, 0), candidates[0][0])
-                if best is None or candidate < best:
-                    best, best_zone, from_fresh = candidate, z, True
-        for z, crowd in touched.items():
-            while crowd and not fits(crowd[0][1][-1]):
-                heappop(crowd)
-            if crowd:
-                candidate = (crowd[0][0], zone_spread.get(z, 0), crowd[0][1])
-                if best is None or candidate < best:
-                    best, best_zone, from_fresh = candidate, z, False
-        if best is None:
-            break
-        i = best[2][-1]
-        if from_fresh:
-            _, cell, position = heappop(fresh[best_zone])
-        else:
-            heappop(touched[best_zone])
-        used_cpu[i] += cpu
-        used_mem[i] += mem
-        used_pods[i] += 1
-        if ports:
-            node_ports[i].update(ports)
-        spread[i] = spread.get(i, 0) + weight
-        zone_spread[best_zone] = zone_spread.get(best_zone, 0) + weight
-        heappush(touched.setdefault(best_zone, []), (spread[i], rank(i)))
-        if from_fresh:
-            advance(cell, position + 1)
-        placed.append(i)
-    return placed
+    def book(self, i: int, zone: str) -> None:
+        """Land a pod on node ``i``: ``predicates.take`` with the needs worked out once, and its spread."""
+        for used, _, need in self.dims:
+            used[i] += need
+        if self.shape.ports:
+            self.fleet.ports[i].update(self.shape.ports)
+        self.spread[i] = self.spread.get(i, 0) + self.weight
+        self.zone_spread[zone] = self.zone_spread.get(zone, 0) + self.weight
+        heappush(self.touched.setdefault(zone, []), (self.spread[i], self.rank(i)))

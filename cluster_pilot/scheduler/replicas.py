@@ -7,7 +7,8 @@ from heapq import heapify, heappop, heappush
 from typing import Mapping, Sequence
 
 from cluster_pilot.model import Meta, Pod, ReplicationController, selector_matches
-from cluster_pilot.scheduler.fleet import Fleet
+from cluster_pilot.scheduler.fleet import Fleet, Shape
+from cluster_pilot.scheduler.predicates import hold
 from cluster_pilot.scheduler.types import RunningPod
 
 
@@ -54,12 +55,12 @@ def surplus(pods: Sequence[RunningPod], excess: int, fleet: Fleet) -> list[Runni
         i = -heappop(heap)[2]
         victim = by_node[i].pop()
         victims.append(victim)
-        fleet.hold(i, victim.cpu_millis, victim.memory_bytes, delta=-1)
+        hold(fleet, i, Shape.held_by(victim), delta=-1)
         if by_node[i]:
             heappush(heap, (-fleet.load(i), -len(by_node[i]), -i))
     for p in victims:
         if not p.ready:
-            fleet.hold(fleet.index[p.node], p.cpu_millis, p.memory_bytes, delta=-1)
+            hold(fleet, fleet.index[p.node], Shape.held_by(p), delta=-1)
     return victims
 
 

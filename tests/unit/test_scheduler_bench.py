@@ -11,7 +11,7 @@ from cluster_pilot.model import Pod, ReplicationController
 from cluster_pilot.scheduler import core as scheduler_core
 from cluster_pilot.scheduler import schedule
 from cluster_pilot.scheduler.synthetic import fleet, workload
-from tests.unit.scheduler_builders import place_by_scanning
+from cluster_pilot.scheduler.reference import place_by_scanning
 
 
 def test_bench_prints_the_rate_last(capsys):

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from cluster_pilot.model import Meta, Node, Pod, PodTemplate, ReplicationController, Resources
 from cluster_pilot.scheduler import RunningPod, Schedule, schedule
 from cluster_pilot.scheduler import core as scheduler_core
-from cluster_pilot.scheduler.fleet import labels_match
-from tests.unit.scheduler_builders import place_by_scanning, rc, service, spec
+from cluster_pilot.scheduler.reference import place_by_scanning
+from tests.unit.scheduler_builders import rc, service, spec
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -130,7 +130,7 @@ def test_every_placement_honours_readiness_selector_and_pin(situation):
         node = by_name[p.node]
         # a bare pod stays bound to its minion when it stops answering (lost, never moved)
         assert node.ready or (p.existing and p.controller is None)
-        assert labels_match(p.pod.spec.node_selector.items(), node.labels)
+        assert _matches(p.pod.spec.node_selector, node.labels)
         assert p.pod.spec.host in (None, p.node)
 
 
@@ -200,7 +200,7 @@ def _failures(node: Node, pod_spec, held) -> set[str]:
         return {"not ready"}
     if pod_spec.host is not None and pod_spec.host != node.name:
         return {f"not the pinned host {pod_spec.host}"}
-    if not labels_match(pod_spec.node_selector.items(), node.labels):
+    if not _matches(pod_spec.node_selector, node.labels):
         return {"not matching nodeSelector " + ",".join(f"{k}={v}" for k, v in sorted(pod_spec.node_selector.items()))}
     cpu, memory, pods, used_ports = held
     fails = set()
@@ -238,3 +238,6 @@ def test_the_index_chooses_exactly_what_a_full_scan_chooses(situation):
         scanned = schedule(wanted, nodes, running)
     assert indexed == scanned
 
+
+def _matches(selector, labels) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
