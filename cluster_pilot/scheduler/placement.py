@@ -55,9 +55,8 @@ def dimensions(fleet: Fleet, shape: Shape) -> list[Dimension]:
     return [(r.used(fleet), r.capacity(fleet), r.need(shape)) for r in predicates.RESOURCES]
 
 
-def fit_check(fleet: Fleet, shape: Shape) -> Callable[[int], bool]:
+def fit_check(fleet: Fleet, shape: Shape, dims: list[Dimension]) -> Callable[[int], bool]:
     """Whether a node of the cells fits ``shape``: the predicates the cells do not answer, as one fast check."""
-    dims = dimensions(fleet, shape)
     others = [p for p in predicates.PREDICATES if p not in ANSWERED_BY_CELLS and not isinstance(p, Resource)]
 
     def fits(i: int) -> bool:
@@ -78,16 +77,25 @@ def room(cell: Cell, dims: list[Dimension]) -> tuple[int, ...]:
     return tuple(max((capacity[i] - used[i] for i in nodes), default=0) for used, capacity, _ in dims)
 
 
+def may_fit(dims: list[Dimension], known: tuple[int, ...] | None) -> bool:
+    """Whether some node of a cell with this ``room`` (None: not learnt yet) may have enough of each resource."""
+    if known is not None:
+        for (_, _, need), free in zip(dims, known):
+            if need > free:
+                return False
+    return True
+
+
 class _Search:
     """One batch's walk over the cells: fresh nodes by cursor, touched nodes by heap, both per zone."""
 
     def __init__(self, fleet: Fleet, shape: Shape, keys: tuple[SpreadKey, ...]) -> None:
         self.fleet, self.shape, self.weight = fleet, shape, len(keys)
         self.dims = dimensions(fleet, shape)
-        self.fits = fit_check(fleet, shape)
-        self.rank = least_requested(fleet, shape)
+        self.fits = fit_check(fleet, shape, self.dims)
+        self.rank = rank = least_requested(fleet, shape)
         index, eligible = fleet.cells_for(shape.selector)
-        self.cells, zone_of = index.cells, fleet.zone
+        self.cells = index.cells
         self.spread: dict[int, int] = {}
         self.zone_spread: dict[str, int] = {}
         for key in keys:
@@ -100,32 +108,33 @@ class _Search:
         eligible_set = set(eligible)
         for i, n in self.spread.items():
             if index.cell_of.get(i) in eligible_set:
-                self.touched.setdefault(zone_of[i], []).append((n, self.rank(i)))
+                self.touched.setdefault(fleet.zone[i], []).append((n, rank(i)))
         for heap in self.touched.values():
             heapify(heap)
         # fresh: per zone, a heap of each cell's first untouched node that fits, as (rank, cell, position)
         self.fresh: dict[str, list[tuple[LeastRequested, int, int]]] = {}
-        needs = [need for _, _, need in self.dims]
         for c in eligible:
-            known = self.cells[c].room
-            if known is None or all(need <= free for need, free in zip(needs, known)):
+            if may_fit(self.dims, self.cells[c].room):
                 self.advance(c, 0)
 
     def advance(self, c: int, pos: int) -> None:
         """Put cell ``c``'s first untouched node that fits, from ``pos`` on, among the fresh candidates."""
-        entries, spread, fits = self.cells[c].entries, self.spread, self.fits
+        cell, spread, fits = self.cells[c], self.spread, self.fits
+        entries = cell.entries
         end, start = len(entries), pos
         while pos < end:
             i = entries[pos][-1]
             if i not in spread and fits(i):
-                heappush(self.fresh.setdefault(self.fleet.zone[i], []), (self.rank(i), c, pos))
+                heappush(self.fresh.setdefault(cell.zone, []), (self.rank(i), c, pos))
                 return
             pos += 1
         if start == 0:
-            self.cells[c].room = room(self.cells[c], self.dims)
+            cell.room = room(cell, self.dims)
 
     def run(self, count: int) -> list[int]:
-        fresh, touched, zone_spread, fits = self.fresh, self.touched, self.zone_spread, self.fits
+        fresh, touched, spread, zone_spread, fits, rank = (
+            self.fresh, self.touched, self.spread, self.zone_spread, self.fits, self.rank)
+        dims, ports, node_ports, weight = self.dims, self.shape.ports, self.fleet.ports, self.weight
         verified: dict[str, int] = {}  # zone -> the node atop its touched heap known to fit (until it is popped)
         placed: list[int] = []
         while len(placed) < count:
@@ -154,18 +163,14 @@ class _Search:
             else:
                 heappop(touched[best_zone])
                 del verified[best_zone]
-            self.book(i, best_zone)
+            for used, _, need in dims:  # predicates.take, with the needs worked out once
+                used[i] += need
+            if ports:
+                node_ports[i].update(ports)
+            spread[i] = spread.get(i, 0) + weight
+            zone_spread[best_zone] = zone_spread.get(best_zone, 0) + weight
+            heappush(touched.setdefault(best_zone, []), (spread[i], rank(i)))
             if from_fresh:
                 self.advance(cell, position + 1)
             placed.append(i)
         return placed
-
-    def book(self, i: int, zone: str) -> None:
-        """Land a pod on node ``i``: ``predicates.take`` with the needs worked out once, and its spread."""
-        for used, _, need in self.dims:
-            used[i] += need
-        if self.shape.ports:
-            self.fleet.ports[i].update(self.shape.ports)
-        self.spread[i] = self.spread.get(i, 0) + self.weight
-        self.zone_spread[zone] = self.zone_spread.get(zone, 0) + self.weight
-        heappush(self.touched.setdefault(zone, []), (self.spread[i], self.rank(i)))

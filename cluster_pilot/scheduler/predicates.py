@@ -18,7 +18,7 @@ from cluster_pilot.model import UDP
 from cluster_pilot.scheduler.fleet import Fleet, Shape
 
 Reasons = tuple[str, ...]  # several only where one rule finds several faults (each hostPort in use)
-Predicate = Callable[[Fleet, int, Shape], "Reasons | None"]
+Predicate = Callable[[Fleet, int, Shape], Reasons | None]
 
 
 def node_ready(fleet: Fleet, i: int, shape: Shape) -> Reasons | None:
