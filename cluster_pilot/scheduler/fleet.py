@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 from cluster_pilot.model import Node, PodSpec
-from cluster_pilot.scheduler.priorities import LeastRequested, least_requested
+from cluster_pilot.scheduler.priorities import load_order
 from cluster_pilot.scheduler.types import RunningPod
 
 ZONE_LABEL = "zone"
@@ -60,13 +60,11 @@ class Shape:
         return cls(cpu=pod.cpu_millis, memory=pod.memory_bytes, ports=ports, selector=(), host=None)
 
 
-NO_POD = Shape(cpu=0, memory=0, ports=frozenset(), selector=(), host=None)
-
 
 @dataclass
 class Cell:
     zone: str
-    entries: list[LeastRequested]  # ascending, the node last
+    entries: list[tuple[float, int, int]]  # (load, pods, node) ascending: priorities.load_order
     # the most of each resource any node of the cell has free, learnt when a shape fitted none of them;
     # free room only shrinks while pods are placed, so it stays an upper bound and spares later scans
     room: tuple[int, ...] | None = None
@@ -103,7 +101,7 @@ class Fleet:
         self.used_pods = [0] * len(ordered)
         self.ports: list[set[tuple[int, str]]] = [set() for _ in ordered]
         self.indexes = {tuple(k for k, _ in s): Index(tuple(k for k, _ in s)) for s in {*selectors, ()}}
-        self._order = least_requested(self, NO_POD)  # cells list their nodes in the ranking's order
+        self._order = load_order(self)
         self._key = [self._order(i) for i in range(len(ordered))]
         self.key_nodes: dict[SpreadKey, dict[int, int]] = {}
         self.key_zones: dict[SpreadKey, dict[str, int]] = {}
@@ -119,7 +117,7 @@ class Fleet:
 
     def load(self, i: int) -> float:
         """The node's cpu + memory fraction (``least_requested`` before a pod)."""
-        return self._order(i)[1]
+        return self._order(i)[0]
 
     def build_indexes(self) -> None:
         for i, node in enumerate(self.nodes):

@@ -57,10 +57,13 @@ def dimensions(fleet: Fleet, shape: Shape) -> list[Dimension]:
 
 def fit_check(fleet: Fleet, shape: Shape, dims: list[Dimension]) -> Callable[[int], bool]:
     """Whether a node of the cells fits ``shape``: the predicates the cells do not answer, as one fast check."""
-    others = [p for p in predicates.PREDICATES if p not in ANSWERED_BY_CELLS and not isinstance(p, Resource)]
+    others = [
+        p for p in predicates.PREDICATES
+        if p not in ANSWERED_BY_CELLS and not isinstance(p, Resource) and predicates.can_reject(p, shape)
+    ]
 
     def fits(i: int) -> bool:
-        for used, capacity, need in dims:  # Resource.__call__, unrolled
+        for used, capacity, need in dims:  # each Resource.__call__, from its declaration
             if need > capacity[i] - used[i]:
                 return False
         for predicate in others:

@@ -66,22 +66,8 @@ enough_memory = Resource("insufficient memory", attrgetter("memory"), attrgetter
 free_pod_slot = Resource("too many pods", lambda shape: 1, attrgetter("used_pods"), attrgetter("cap_pods"))
 
 
-def hold(fleet: Fleet, i: int, shape: Shape, delta: int = 1) -> None:
-    """Count (``delta=1``) or release (``-1``) what a pod of this shape needs of every resource on node ``i``."""
-    for resource in RESOURCES:
-        resource.used(fleet)[i] += delta * resource.need(shape)
-
-
-def take(fleet: Fleet, i: int, shape: Shape) -> None:
-    """Book a new pod on node ``i``: its resources and its hostPorts."""
-    hold(fleet, i, shape)
-    fleet.ports[i].update(shape.ports)
-
-
 def free_host_ports(fleet: Fleet, i: int, shape: Shape) -> Reasons | None:
     """PodFitsHostPorts: no pod on the node holds one of the pod's hostPorts (TCP and UDP apart)."""
-    if not shape.ports:
-        return None
     taken = shape.ports & fleet.ports[i]
     return tuple(f"hostPort {port_text(p)} in use" for p in sorted(taken)) if taken else None
 
@@ -94,6 +80,13 @@ PREDICATES: tuple[Predicate, ...] = NODE_FILTERS + FITS
 STAY_FILTERS: tuple[Predicate, ...] = (pinned_host, node_selector)
 """What a running pod must still pass to stay on its node (the room it holds already counts as its own)."""
 RESOURCES: tuple[Resource, ...] = tuple(p for p in FITS if isinstance(p, Resource))
+PRE_FILTERS: dict[Predicate, Callable[[Shape], bool]] = {free_host_ports: lambda shape: bool(shape.ports)}
+"""Kubernetes' PreFilter: whether a predicate can reject a pod of this shape at all; the index skips it if not."""
+
+
+def can_reject(predicate: Predicate, shape: Shape) -> bool:
+    pre_filter = PRE_FILTERS.get(predicate)
+    return pre_filter is None or pre_filter(shape)
 
 
 def feasible(fleet: Fleet, i: int, shape: Shape) -> bool:
@@ -115,6 +108,18 @@ def unstartable(shape: Shape) -> Reasons | None:
     if not shape.duplicate_ports:
         return None
     return tuple(f"the pod asks twice for hostPort {port_text(p)}" for p in shape.duplicate_ports)
+
+
+def hold(fleet: Fleet, i: int, shape: Shape, delta: int = 1) -> None:
+    """Count (``delta=1``) or release (``-1``) what a pod of this shape needs of every resource on node ``i``."""
+    for resource in RESOURCES:
+        resource.used(fleet)[i] += delta * resource.need(shape)
+
+
+def take(fleet: Fleet, i: int, shape: Shape) -> None:
+    """Book a new pod on node ``i``: its resources and its hostPorts."""
+    hold(fleet, i, shape)
+    fleet.ports[i].update(shape.ports)
 
 
 def port_text(port: tuple[int, str]) -> str:

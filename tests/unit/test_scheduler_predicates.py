@@ -102,6 +102,16 @@ def test_a_rule_added_to_the_list_is_obeyed_by_the_index_the_reference_and_expla
     assert reasons == {("2 cordoned", "1 insufficient cpu")}
 
 
+def test_a_pre_filter_skips_only_predicates_that_could_not_reject():
+    fleet = lone_node(held=Shape.of(spec(ports=(8080, (53, "UDP")))))
+    for predicate, pre_filter in predicates.PRE_FILTERS.items():
+        for shape in (PLAIN, Shape.of(spec(cpu="1")), Shape.of(spec(ports=((53, "UDP"),)))):
+            if not pre_filter(shape):
+                assert predicate(fleet, 0, shape) is None
+    assert not predicates.can_reject(predicates.free_host_ports, Shape.of(spec(cpu="1")))
+    assert predicates.can_reject(predicates.free_host_ports, PLAIN)
+
+
 def _name(predicate) -> str:
     return getattr(predicate, "__name__", None) or next(
         name for name, value in vars(predicates).items() if value is predicate)
