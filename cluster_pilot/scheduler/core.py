@@ -107,7 +107,9 @@ class _Kept:
     staying: list[tuple[RunningPod, int, tuple[SpreadKey, ...]]]
 
 
-def _schedule(objects: Sequence[Object], nodes: Sequence[Node], running: Sequence[RunningPod], retired: Iterable[str] = ()) -> Schedule:
+def _schedule(
+    objects: Sequence[Object], nodes: Sequence[Node], running: Sequence[RunningPod], retired: Iterable[str] = ()
+) -> Schedule:
     wanted = _Wanted.of(objects)
     fleet = Fleet(nodes, {shape.selector for shape in wanted.shapes.values()})
     kept = _keep_or_remove(running, wanted, fleet)

@@ -21,7 +21,15 @@ from typing import Callable
 
 from cluster_pilot.scheduler import predicates
 from cluster_pilot.scheduler.fleet import Cell, Fleet, Shape, SpreadKey
-from cluster_pilot.scheduler.predicates import Resource, feasible, node_ready, node_selector, pinned_host, take, unstartable
+from cluster_pilot.scheduler.predicates import (
+    Resource,
+    feasible,
+    node_ready,
+    node_selector,
+    pinned_host,
+    take,
+    unstartable,
+)
 from cluster_pilot.scheduler.priorities import LeastRequested, least_requested
 
 ANSWERED_BY_CELLS = (node_ready, pinned_host, node_selector)
@@ -106,12 +114,13 @@ class _Search:
                 self.spread[i] = self.spread.get(i, 0) + n
             for z, n in fleet.key_zones.get(key, {}).items():
                 self.zone_spread[z] = self.zone_spread.get(z, 0) + n
-        # touched: nodes holding pods of the group, by (spread, rank) in a heap per zone
-        self.touched: dict[str, list[tuple[int, LeastRequested]]] = {}
+        # touched: nodes holding pods of the group, by (spread, rank) in a heap per zone; the flag says the node
+        # is known to fit (it stays true until the node is popped: only the popped node takes pods)
+        self.touched: dict[str, list[tuple[int, LeastRequested, bool]]] = {}
         eligible_set = set(eligible)
         for i, n in self.spread.items():
             if index.cell_of.get(i) in eligible_set:
-                self.touched.setdefault(fleet.zone[i], []).append((n, rank(i)))
+                self.touched.setdefault(fleet.zone[i], []).append((n, rank(i), False))
         for heap in self.touched.values():
             heapify(heap)
         # fresh: per zone, a heap of each cell's first untouched node that fits, as (rank, cell, position)
@@ -138,7 +147,6 @@ class _Search:
         fresh, touched, spread, zone_spread, fits, rank = (
             self.fresh, self.touched, self.spread, self.zone_spread, self.fits, self.rank)
         dims, ports, node_ports, weight = self.dims, self.shape.ports, self.fleet.ports, self.weight
-        verified: dict[str, int] = {}  # zone -> the node atop its touched heap known to fit (until it is popped)
         placed: list[int] = []
         while len(placed) < count:
             best: tuple[int, int, LeastRequested] | None = None  # (spread, zone spread, rank)
@@ -149,9 +157,10 @@ class _Search:
                     if best is None or candidate < best:
                         best, best_zone, from_fresh = candidate, z, True
             for z, crowd in touched.items():
-                while crowd and verified.get(z) != crowd[0][1][-1]:
-                    if fits(crowd[0][1][-1]):
-                        verified[z] = crowd[0][1][-1]
+                while crowd and not crowd[0][2]:
+                    top = crowd[0]
+                    if fits(top[1][-1]):
+                        crowd[0] = (top[0], top[1], True)  # same key: the heap stays a heap
                     else:
                         heappop(crowd)
                 if crowd:
@@ -165,14 +174,13 @@ class _Search:
                 _, cell, position = heappop(fresh[best_zone])
             else:
                 heappop(touched[best_zone])
-                del verified[best_zone]
             for used, _, need in dims:  # predicates.take, with the needs worked out once
                 used[i] += need
             if ports:
                 node_ports[i].update(ports)
             spread[i] = spread.get(i, 0) + weight
             zone_spread[best_zone] = zone_spread.get(best_zone, 0) + weight
-            heappush(touched.setdefault(best_zone, []), (spread[i], rank(i)))
+            heappush(touched.setdefault(best_zone, []), (spread[i], rank(i), False))
             if from_fresh:
                 self.advance(cell, position + 1)
             placed.append(i)

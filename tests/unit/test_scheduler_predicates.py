@@ -73,7 +73,8 @@ def test_explain_lists_every_failing_fit_but_only_the_first_failing_filter():
         "2 hostPort 8080 in use", "2 insufficient cpu", "2 insufficient memory", "1 not ready")
     # a node filter hides the fits: a is counted for the pin alone, c for readiness, b for every fit
     assert explain.reasons(fleet, pinned_elsewhere) == (
-        "1 hostPort 8080 in use", "1 insufficient cpu", "1 insufficient memory", "1 not ready", "1 not the pinned host b")
+        "1 hostPort 8080 in use", "1 insufficient cpu", "1 insufficient memory", "1 not ready",
+        "1 not the pinned host b")
 
 
 def test_hold_releases_what_it_counted():
