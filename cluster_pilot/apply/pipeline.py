@@ -6,12 +6,15 @@ them has a copy of a stage. A plan with nothing to do costs one observation and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from cluster_pilot.errors import UserError
 from cluster_pilot.host.lock import FleetLock, Holder, lock_host
-from cluster_pilot.model import Node, Object, Service
+from cluster_pilot.host.records import Owner, Records, decode, merge, update
+from cluster_pilot.model import SERVICE, Node, Object, Service
 from cluster_pilot.host.observe import HostView, Observation, observe
 from cluster_pilot.plan.planner import Plan, plan, running_pods
 from cluster_pilot.apply.render import Settings, render
@@ -33,6 +36,13 @@ class Options:
     skip_observe: frozenset[str] = frozenset()  # minions known to be down: not asked (a driver probes them)
     verify: bool = True  # look once more after the run (a loop that looks again anyway can skip it)
     roll: bool = True  # replace controller pods whose template changed (see planner.plan)
+    master: str = ""  # the master's URL when the master drives: it owns what it applies
+    force_adopt: bool = False  # take over inputs another owner manages
+    skip_foreign: bool = False  # inputs another owner manages are left out (the master) instead of refused
+
+    @property
+    def owner(self) -> Owner:
+        return Owner(self.applyset, self.master)
 
 
 @dataclass
@@ -54,6 +64,9 @@ class Outcome:
     remaining: Plan | None = None  # what a fresh look still finds to do after the run
     blocked: bool = False  # unschedulable pods and no --allow-pending: nothing was applied
     unreachable: dict[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()  # what observation could not read (damaged labels or records), named
+    refused: tuple[str, ...] = ()  # inputs left out because another owner manages them (skip_foreign)
+    services: tuple[Service, ...] = ()  # what the proxies serve, as planned
 
     @property
     def ok(self) -> bool:
@@ -78,69 +91,114 @@ def empty_fleet(nodes: Sequence[Node]) -> Observation:
     return Observation({n.name: HostView(n.name, True) for n in nodes})
 
 
-def look(objects: Sequence[Object], services: Sequence[Service], nodes: Sequence[Node], state_dir: Path,
-         options: Options = Options(), deleting: Iterable[tuple[str, str]] = (),
-         seen: Observation | None = None, evict: Iterable[str] = (),
-         watch: Watch = lambda seen: (seen, ())) -> tuple[Observation, Schedule, Plan]:
-    """Observe (unless given an observation), schedule and plan: everything but acting.
+@dataclass(frozen=True)
+class Look:
+    seen: Observation
+    schedule: Schedule
+    plan: Plan
+    records: Records
+    services: tuple[Service, ...]
+    warnings: tuple[str, ...] = ()
+    refused: tuple[str, ...] = ()
 
-    ``evict``: pod names to remove and replace (see ``planner.plan``); ``watch``: a driver's own view laid
-    over each observation (the master keeps minions that stopped answering ready for a grace period), with
-    more pods to evict (stale pods of a minion that came back).
+
+def fleet_records(seen: Observation, known: Records | None = None) -> tuple[Records, list[str]]:
+    """The newest record of every object across the minions' copies. ``known``: what a driver's own store
+    remembers, used only on a fleet where no minion has a copy yet (its applies predate the records)."""
+    copies, problems = [], []
+    for name, view in sorted(seen.hosts.items()):
+        if view.records is not None:
+            records, bad = decode(view.records)
+            copies.append(records)
+            problems += [f"{name}: {p}" for p in bad]
+    if not copies and known is not None:
+        return known, problems
+    return merge(copies), problems
+
+
+def look_all(objects: Sequence[Object], services: Sequence[Service] | None, nodes: Sequence[Node], state_dir: Path,
+             options: Options = Options(), deleting: Iterable[tuple[str, str]] = (),
+             seen: Observation | None = None, evict: Iterable[str] = (),
+             watch: Watch = lambda seen: (seen, ()), known: Records | None = None) -> Look:
+    """Observe (unless given an observation), record, schedule and plan: everything but acting.
+
+    ``services``: every service the proxies serve; by default those the fleet's records hold once this run's
+    inputs are recorded. ``evict``: pod names to remove and replace (see ``planner.plan``); ``watch``: a
+    driver's own view laid over each observation (the master keeps minions that stopped answering ready for
+    a grace period), with more pods to evict (stale pods of a minion that came back).
+    An input another owner manages is refused (``UserError``, nothing touched) or, with ``skip_foreign``,
+    left out and named in ``refused``.
     """
+    deleting = tuple(deleting)
     if seen is None:
         asked = [n for n in nodes if n.name not in options.skip_observe]
         seen = observe(asked, state_dir, options.observe_timeout)
         seen = Observation({**{n.name: HostView(n.name, False, error="down (not asked)") for n in nodes},
                             **seen.hosts})
     seen, more = watch(seen)
+    fleet, problems = fleet_records(seen, known)
+    change = update(fleet, objects, deleting, options.owner, prune=options.prune, adopt=options.force_adopt,
+                    version=int(time.time() * 1000))
+    if change.refused and not options.skip_foreign:
+        raise UserError("; ".join(change.refused) + "; nothing was changed")
+    objects = [o for o in objects if (o.kind, o.meta.name) not in change.refused_keys]
+    if services is None:
+        services = change.records.objects(SERVICE)
     evict = set(evict) | set(more)
     running = [p for p in running_pods(seen) if p.name not in evict]
     sched = schedule(objects, seen.with_nodes(nodes), running, retired=evict)
     addresses = {n.name: n.address for n in nodes}
-    return seen, sched, plan(sched, seen, services, addresses, options.applyset if options.prune else None, deleting,
-                             evict, options.roll)
+    todo = plan(sched, seen, services, addresses, options.applyset if options.prune else None, deleting,
+                evict, options.roll)
+    document = change.records.encode()
+    stale = tuple(sorted(n for n, v in seen.hosts.items() if v.reachable and decode(v.records)[0].encode() != document))
+    todo = replace(todo, records=document, records_nodes=stale)
+    return Look(seen, sched, todo, change.records, tuple(services), seen.warnings + tuple(problems), change.refused)
+
+
+def look(objects: Sequence[Object], services: Sequence[Service] | None, nodes: Sequence[Node], state_dir: Path,
+         options: Options = Options(), deleting: Iterable[tuple[str, str]] = (),
+         seen: Observation | None = None, evict: Iterable[str] = (),
+         watch: Watch = lambda seen: (seen, ()), known: Records | None = None) -> tuple[Observation, Schedule, Plan]:
+    """``look_all`` for drivers that need only the observation, the schedule and the plan."""
+    found = look_all(objects, services, nodes, state_dir, options, deleting, seen, evict, watch, known)
+    return found.seen, found.schedule, found.plan
 
 
 def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, state_dir: Path,
              options: Options = Options(), deleting: Iterable[tuple[str, str]] = (),
              hooks: Hooks = Hooks(), services: Sequence[Service] | None = None, evict: Iterable[str] = (),
-             watch: Watch = lambda seen: (seen, ())) -> Outcome:
-    """``services``: every service that should exist on the fleet; by default those among ``objects``."""
+             watch: Watch = lambda seen: (seen, ()), known: Records | None = None) -> Outcome:
+    """``services``: every service the proxies serve; by default the fleet's records with the inputs'.
+    ``known``: see ``fleet_records``."""
     deleting, evict = tuple(deleting), tuple(evict)
-    if services is None:
-        services = [o for o in objects if isinstance(o, Service)]
 
-    def look_now() -> tuple[Observation, Schedule, Plan]:
-        return look(objects, services, nodes, state_dir, options, deleting, evict=evict, watch=watch)
+    def look_now() -> Outcome:
+        found = look_all(objects, services, nodes, state_dir, options, deleting, evict=evict, watch=watch,
+                         known=known)
+        return Outcome(found.seen, found.schedule, found.plan, unreachable=found.seen.unreachable,
+                       warnings=found.warnings, refused=found.refused, services=found.services,
+                       blocked=bool(found.schedule.unschedulable) and not options.allow_pending)
 
     hooks.phase("observing")
-    seen, sched, todo = look_now()
-    outcome = Outcome(seen, sched, todo, unreachable=seen.unreachable)
-    if sched.unschedulable and not options.allow_pending:
-        outcome.blocked = True
-        return outcome
-    if todo.empty or options.dry_run:
+    outcome = look_now()
+    if outcome.blocked or outcome.plan.empty or options.dry_run:
         return outcome
 
-    reachable = {n for n, v in seen.hosts.items() if v.reachable}
     hooks.phase("locking")
-    with FleetLock(lock_host(nodes, reachable), state_dir) as lock:
+    with FleetLock(lock_host(nodes), state_dir) as lock:
         lock.acquire(options.lock_timeout, hooks.lock_wait)
         hooks.phase("observing")
-        seen, sched, todo = look_now()  # the truth may have moved while we waited
-        outcome = Outcome(seen, sched, todo, unreachable=seen.unreachable)
-        if sched.unschedulable and not options.allow_pending:
-            outcome.blocked = True
+        outcome = look_now()  # the truth may have moved while we waited
+        if outcome.blocked or outcome.plan.empty:
             return outcome
-        if todo.empty:
-            return outcome
-        hooks.run_started(todo)
+        hooks.run_started(outcome.plan)
         addresses = {n.name: n.address for n in nodes}
-        rendered = render(todo, services, addresses, Settings(applyset=options.applyset))
+        rendered = render(outcome.plan, outcome.services, addresses, Settings(applyset=options.applyset))
         outcome.run = converge_hosts(rendered, inventory, state_dir, hooks.host_progress)
         if options.verify:
             hooks.phase("verifying")
-            after, _, outcome.remaining = look_now()
+            after = look_now()
+            outcome.remaining = after.plan
             outcome.unreachable = after.unreachable
     return outcome

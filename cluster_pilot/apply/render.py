@@ -136,6 +136,8 @@ class Rendered:
     proxy_hosts: tuple[str, ...]
     proxy_document: str
     drain_document: str = ""  # switched to on every proxy host before the remove-first phase
+    records_hosts: tuple[str, ...] = ()
+    records_document: str = ""  # the object records every minion keeps (see host.records)
 
 
 def render(plan: Plan, services: Sequence[Service] = (), addresses: Mapping[str, str] | None = None,
@@ -155,7 +157,8 @@ def render(plan: Plan, services: Sequence[Service] = (), addresses: Mapping[str,
     drain_hosts = tuple(sorted(set(plan.proxy_nodes) | {r.node for r in plan.removes})) if plan.drain else ()
     for node in drain_hosts:
         out.setdefault(node, {"remove_first": [], "create": [], "remove": []})
-    return Rendered(out, tuple(sorted(set(plan.proxy_nodes) | set(drain_hosts))), plan.proxy, plan.drain)
+    return Rendered(out, tuple(sorted(set(plan.proxy_nodes) | set(drain_hosts))), plan.proxy, plan.drain,
+                    tuple(plan.records_nodes), plan.records)
 
 
 def action_count(rendered: Rendered, host: str) -> int:
@@ -203,7 +206,8 @@ def playbook_vars(rendered: Rendered) -> dict[str, Any]:
     for host in hosts:
         hosts[host]["proxy"] = host in rendered.proxy_hosts
         hosts[host]["drain"] = bool(rendered.drain_document) and host in rendered.proxy_hosts
+        hosts[host]["records"] = host in rendered.records_hosts
     drain = rendered.drain_document or rendered.proxy_document
     return {"cp_hosts": hosts, "cp_proxy": json.loads(rendered.proxy_document or '{"services": []}'),
-            "cp_proxy_json": rendered.proxy_document,
+            "cp_proxy_json": rendered.proxy_document, "cp_records_json": rendered.records_document,
             "cp_drain": json.loads(drain or '{"services": []}'), "cp_drain_json": drain}

@@ -6,8 +6,9 @@ import click
 
 from cluster_pilot.cli import progress
 from cluster_pilot.cli.options import inventory_option, load_nodes, open_state
+from cluster_pilot.host.records import Records, seed
 from cluster_pilot.model import SERVICE, Service, from_json, to_json
-from cluster_pilot.apply.pipeline import Options, services_wanted
+from cluster_pilot.apply.pipeline import Options
 
 
 def load_objects(paths: tuple[str, ...], kind: str | None, nodes=None):
@@ -27,6 +28,16 @@ def recorded_services(store) -> list[Service]:
     return [from_json(r.body) for r in store.list(SERVICE)]
 
 
+def known_records(store) -> Records:
+    """What this runner's store remembers, for a fleet whose minions keep no records yet (older applies)."""
+    return seed((from_json(r.body), r.applyset) for r in store.list())
+
+
+def adopt_option(f):
+    return click.option("--force-adopt", is_flag=True,
+                        help="Take over objects another apply set or the master manages (on purpose).")(f)
+
+
 def files_option(f):
     return click.option("-f", "--filename", "paths", multiple=True, metavar="PATH",
                         help="Manifest file, directory (recursive) or - for stdin; repeatable.")(f)
@@ -42,6 +53,7 @@ def files_option(f):
 @click.option("--allow-pending", is_flag=True, help="Apply what fits even when some pods cannot be scheduled.")
 @click.option("--lock-timeout", type=click.FloatRange(0), default=60.0, show_default=True,
               help="Seconds to wait for another run's fleet lock.")
+@adopt_option
 @click.option("--server", metavar="URL", default=None,
               help="Send the objects to a cluster-pilot master instead (create, or update at the current "
                    "resourceVersion); nothing is applied here. Token: $CLUSTER_PILOT_HOME/master-token.")
@@ -51,8 +63,8 @@ def files_option(f):
               help="With an https --server: do not check its certificate.")
 @click.option("--token", default=None, envvar="CLUSTER_PILOT_TOKEN", show_envvar=True,
               help="With --server: the master's token (default: the state dir's, if it belongs to that URL).")
-def apply(paths, inventory, kind, prune, applyset, dry_run, allow_pending, lock_timeout, server, ca_file,
-          insecure, token) -> int:
+def apply(paths, inventory, kind, prune, applyset, dry_run, allow_pending, lock_timeout, force_adopt, server,
+          ca_file, insecure, token) -> int:
     """Validate, observe, schedule, plan, and converge the fleet through Ansible (or hand it to a master)."""
     if server is not None:  # the master judges the objects against its fleet's policy
         return send_to_master(load_objects(paths, kind), server, prune=prune, dry_run=dry_run, ca_file=ca_file,
@@ -61,9 +73,8 @@ def apply(paths, inventory, kind, prune, applyset, dry_run, allow_pending, lock_
     objects = load_objects(paths, kind, nodes)
     home, store = open_state()
     options = Options(prune=prune, dry_run=dry_run, allow_pending=allow_pending, applyset=applyset,
-                      lock_timeout=lock_timeout)
-    services = services_wanted(objects, recorded_services(store))
-    code, outcome = progress.run(objects, nodes, inventory_file, home, options, services=services)
+                      lock_timeout=lock_timeout, force_adopt=force_adopt)
+    code, outcome = progress.run(objects, nodes, inventory_file, home, options, known=known_records(store))
     if not dry_run and not outcome.blocked:
         for obj in objects:
             store.put(obj.kind, obj.meta.name, to_json(obj), applyset=applyset, actor="apply")

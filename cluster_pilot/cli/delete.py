@@ -7,11 +7,13 @@ from dataclasses import replace
 import click
 
 from cluster_pilot.cli import progress
-from cluster_pilot.cli.apply import files_option, load_objects, recorded_services
+from cluster_pilot.cli.apply import adopt_option, files_option, known_records, load_objects
 from cluster_pilot.cli.options import MINION, inventory_option, kind_of, load_nodes, open_state
 from cluster_pilot.errors import UserError
-from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, from_json, to_json
-from cluster_pilot.apply.pipeline import Options, services_wanted
+from cluster_pilot.home import state_dir
+from cluster_pilot.host.observe import observe
+from cluster_pilot.model import REPLICATION_CONTROLLER, from_json, to_json
+from cluster_pilot.apply.pipeline import Options, fleet_records
 from cluster_pilot.store import NotFound
 
 
@@ -20,8 +22,10 @@ from cluster_pilot.store import NotFound
 @files_option
 @inventory_option
 @click.option("--kind", default=None, help="Kind of objects whose files do not say (2014 files).")
+@click.option("--applyset", default="default", show_default=True, help="The apply set the objects belong to.")
 @click.option("--lock-timeout", type=click.FloatRange(0), default=60.0, show_default=True)
-def delete(target, paths, inventory, kind, lock_timeout) -> int:
+@adopt_option
+def delete(target, paths, inventory, kind, applyset, lock_timeout, force_adopt) -> int:
     """Delete KIND/NAME (or the objects of -f PATH) and remove their pods from the minions."""
     if bool(target) == bool(paths):
         raise click.UsageError("give either KIND/NAME or -f PATH")
@@ -36,15 +40,16 @@ def delete(target, paths, inventory, kind, lock_timeout) -> int:
         raise UserError("minions come from the inventory: remove the host there")
     inventory_file, nodes = load_nodes(inventory)
     home, store = open_state()
-    for k, name in targets:
-        try:
-            store.delete(k, name, actor="delete")
-        except NotFound:
-            pass  # the hosts may still run its pods: removing them is what was asked
-    deleting = [(k, n) for k, n in targets if k in (POD, REPLICATION_CONTROLLER)]
-    services = services_wanted([], recorded_services(store), [n for k, n in targets if k == SERVICE])
-    code, _ = progress.run([], nodes, inventory_file, home, Options(lock_timeout=lock_timeout), deleting, "delete",
-                           services)
+    options = Options(lock_timeout=lock_timeout, applyset=applyset, force_adopt=force_adopt)
+    # the hosts may still run its pods, and the records name it: removing both is what was asked
+    code, outcome = progress.run([], nodes, inventory_file, home, options, targets, "delete",
+                                 known=known_records(store))
+    if outcome.run is None or outcome.run.ok:
+        for k, name in targets:
+            try:
+                store.delete(k, name, actor="delete")
+            except NotFound:
+                pass
     return code
 
 
@@ -60,12 +65,13 @@ def scale(kind, name, replicas, inventory, lock_timeout) -> int:
         raise UserError("only replicationControllers (rc) can be scaled")
     inventory_file, nodes = load_nodes(inventory)
     home, store = open_state()
-    try:
-        record = store.get(REPLICATION_CONTROLLER, name)
-    except NotFound:
-        raise UserError(f"replicationController {name!r} not found: apply it first") from None
-    rc = replace(from_json(record.body), replicas=replicas)
-    store.put(REPLICATION_CONTROLLER, name, to_json(rc), applyset=record.applyset, actor="scale")
-    code, _ = progress.run([rc], nodes, inventory_file, home, Options(lock_timeout=lock_timeout), verb="scale",
-                           services=services_wanted([rc], recorded_services(store)))
+    known = known_records(store)
+    entry = fleet_records(observe(nodes, state_dir()), known)[0].get(REPLICATION_CONTROLLER, name)
+    if entry is None:
+        raise UserError(f"replicationController {name!r} not found: apply it first")
+    rc = replace(from_json(entry.body), replicas=replicas)
+    options = Options(lock_timeout=lock_timeout, applyset=entry.owner.applyset)  # the master's is refused
+    code, outcome = progress.run([rc], nodes, inventory_file, home, options, verb="scale", known=known)
+    if not outcome.blocked:
+        store.put(REPLICATION_CONTROLLER, name, to_json(rc), applyset=entry.owner.applyset, actor="scale")
     return code

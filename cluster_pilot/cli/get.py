@@ -26,6 +26,7 @@ from cluster_pilot.cli.logs import client_for, server_option
 from cluster_pilot.master.client import resource_of
 from cluster_pilot.master.registry import PodEntry, Registry
 from cluster_pilot.store import SQLiteStore
+from cluster_pilot.store.fleet import fleet_store
 from cluster_pilot.quantity import format_bytes, format_cpu
 
 # a pipe or a file gets whole rows, never rows wrapped to 80 columns
@@ -61,7 +62,8 @@ def inspected(view: View, pods: Sequence[ObservedPod] | None = None) -> View:
 def look(inventory) -> View:
     _, store = open_state()
     _, nodes = load_nodes(inventory)
-    return View(store, nodes, observe(nodes, state_dir()))
+    seen = observe(nodes, state_dir())
+    return View(fleet_store(store, seen), nodes, seen)
 
 
 def collect(kind: str, view: View) -> list[dict[str, Any]]:

@@ -7,13 +7,11 @@ import click
 from cluster_pilot.cli.options import inventory_option, load_nodes
 from cluster_pilot.home import state_dir
 from cluster_pilot.host.lock import force_release, lock_host, show
-from cluster_pilot.host.observe import observe
 
 
 def _host(inventory):
     _, nodes = load_nodes(inventory)
-    seen = observe(nodes, state_dir())
-    return lock_host(nodes, {n for n, v in seen.hosts.items() if v.reachable})
+    return lock_host(nodes)
 
 
 @click.group()

@@ -148,7 +148,7 @@ def master(listen, inventory, state_url, interval, heal_interval, minion_grace, 
         logging.getLogger("cluster_pilot.master").warning(
             "--insecure-loopback: requests from loopback over plain HTTP need no token")
     reconciler = Reconciler(store, inventory_file, home, load_inventory, grace=minion_grace, interval=interval,
-                            heal_interval=heal_interval)
+                            heal_interval=heal_interval, url=f"{'https' if tls_cert else 'http'}://{listen}")
     rules = Rules(listen=host, port=port, names=tuple(host_names), max_body=max_body)
     app = create_app(store, reconciler, Settings(token=token, insecure_loopback=insecure_loopback, rules=rules,
                                                  policy=policy))

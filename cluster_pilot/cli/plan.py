@@ -12,10 +12,10 @@ from typing import Any
 
 import click
 
-from cluster_pilot.cli.apply import files_option, load_objects, recorded_services
+from cluster_pilot.cli.apply import files_option, known_records, load_objects
 from cluster_pilot.cli.options import inventory_option, load_nodes, open_state
 from cluster_pilot.cli.progress import counts, describe_plan
-from cluster_pilot.apply.pipeline import Options, empty_fleet, look, services_wanted
+from cluster_pilot.apply.pipeline import Options, empty_fleet, look_all
 from cluster_pilot.plan.planner import Change, Plan
 
 NOTHING_TO_DO, ERROR, CHANGES = 0, 1, 2
@@ -35,10 +35,12 @@ def plan(paths, inventory, kind, assume_empty, prune, applyset, output, allow_pe
     _, nodes = load_nodes(inventory)
     objects = load_objects(paths, kind, nodes)
     home, store = open_state()
-    recorded = [] if assume_empty else recorded_services(store)
-    services = services_wanted(objects, recorded)
     options = Options(prune=prune, applyset=applyset)
-    seen, sched, todo = look(objects, services, nodes, home, options, seen=empty_fleet(nodes) if assume_empty else None)
+    found = look_all(objects, None, nodes, home, options, seen=empty_fleet(nodes) if assume_empty else None,
+                     known=None if assume_empty else known_records(store))
+    seen, sched, todo = found.seen, found.schedule, found.plan
+    for warning in found.warnings:
+        click.echo(f"cluster-pilot: warning: {warning}", err=True)
     click.echo(as_json(todo, sched) if output == "json" else as_text(todo, sched))
     unreachable = sorted(seen.unreachable)
     if unreachable:

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cluster_pilot.host.lock import Holder
+from cluster_pilot.host.records import Records
 from cluster_pilot.model import Node, Object, Service
 from cluster_pilot.apply.pipeline import Hooks, Options, Outcome, converge
 from cluster_pilot.plan.planner import ACTIONS, Change, Plan
@@ -24,6 +25,8 @@ def describe_plan(changes: Sequence[Change]) -> list[str]:
     for c in changes:
         if c.action == "proxy":
             lines.append(f"  ~ service proxy on {c.node}")
+        elif c.action == "record":
+            lines.append(f"  ~ object records on {c.node}")
         elif c.action == "remove":
             lines.append(f"  - {c.pod} on {c.node} ({c.reason})")
         else:
@@ -84,18 +87,20 @@ class _Live:
 
 def run(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, home: Path, options: Options,
         deleting: Iterable[tuple[str, str]] = (), verb: str = "apply",
-        services: Sequence[Service] | None = None) -> tuple[int, Outcome]:
+        services: Sequence[Service] | None = None, known: Records | None = None) -> tuple[int, Outcome]:
     t0 = time.monotonic()
     live = _Live()
     hooks = Hooks(phase=live.phase, host_progress=live.host, lock_wait=live.lock_wait, run_started=live.run_started)
     try:
-        outcome = converge(objects, nodes, inventory, home, options, deleting, hooks, services)
+        outcome = converge(objects, nodes, inventory, home, options, deleting, hooks, services, known=known)
     finally:
         live.close()
     return report(outcome, options, time.monotonic() - t0, verb), outcome
 
 
 def report(outcome: Outcome, options: Options, seconds: float, verb: str) -> int:
+    for warning in outcome.warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     for host, why in sorted(outcome.unreachable.items()):
         err.print(f"[red]{host}: unreachable[/red] ({why})", highlight=False)
     for u in outcome.schedule.unschedulable:

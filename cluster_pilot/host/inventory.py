@@ -78,7 +78,8 @@ def load_inventory(path: str | os.PathLike[str]) -> list[Node]:
                 capacity=_capacity(value(CAPACITY_VAR), where),
                 labels=_labels(value(LABELS_VAR), where),
                 vars={k: value(k) for k in hostvars
-                      if (k.startswith("ansible_") and k not in _MAGIC) or k in _POLICY_VARS},
+                      if (k.startswith("ansible_") and k not in _MAGIC) or k in _POLICY_VARS
+                      or k == "cp_lock_host"},
             )
         )
     return nodes

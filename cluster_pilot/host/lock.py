@@ -1,8 +1,16 @@
 """A lock on the fleet itself, so two applies never act at once, even from two CI runners.
 
-As Kamal does, the lock lives on a host of the fleet (the first by name that answers): an
-atomic ``mkdir`` holding a note of who took it and when. A holder on this very machine whose process is gone
-is stale and broken at once; any other holder is waited for, up to a deadline, then named in the error.
+As Kamal does, the lock lives on a host of the fleet: always the same one, which every runner computes the
+same way (``cp_lock_host``, else the first minion in inventory order). When it does not answer, an apply
+waits and then fails; it never locks elsewhere, where a second runner could lock too.
+
+On the lock host the lock is a directory (atomic ``mkdir``) holding its owner's note; every operation runs
+under an ``flock`` of a guard file there, so reading the holder and replacing it (taking over an expired
+lock, compare-and-delete) is one step no other runner can split. Times are the lock host's own clock, so
+runners' clocks never matter. A holder renews its expiry while it works (a thread); a lock whose expiry
+passed, or a directory with no owner older than the expiry, is taken over. A holder whose process is gone
+on this very runner (same runner id, kept in the state dir, and a dead PID) is broken at once; its token
+is checked when it is, so a new holder is never broken by mistake.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import os
 import shlex
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -24,38 +33,75 @@ from cluster_pilot.model import Node
 from cluster_pilot.host.ssh import control_dir, ssh_command
 
 LOCK_DIR = "/var/lib/cluster-pilot/apply.lock"
+LOCK_HOST_VAR = "cp_lock_host"
+TTL = 30.0  # seconds a holder's lock lasts unless renewed; renewed every third of it
 
-# Runs on the lock host; reads {"op", "owner"} on stdin, answers one JSON line.
-_REMOTE = r"""
-import json, os, shutil, sys
-req = json.load(sys.stdin)
-path = %r
-os.makedirs(os.path.dirname(path), exist_ok=True)
-def holder():
+# Runs on the lock host: ``op`` is pure but for the files under ``path`` (the unit tests run it locally
+# with a clock of their own); reads {"op", "owner", "ttl", "break"} on stdin, answers one JSON line.
+REMOTE = r"""
+import fcntl, json, os, shutil, sys, time
+OLD_TTL = 600.0  # a note without an expiry (an older runner's): its start plus this
+
+def holder(path):
     try:
         with open(os.path.join(path, "owner")) as f:
-            return json.load(f)
+            h = json.load(f)
+        return h if isinstance(h, dict) and h.get("token") else {}
     except (OSError, ValueError):
         return {}
-if req["op"] == "acquire":
-    try:
-        os.mkdir(path)
-    except FileExistsError:
-        print(json.dumps({"held": False, "holder": holder()}))
-    else:
-        with open(os.path.join(path, "owner"), "w") as f:
-            json.dump(req["owner"], f)
-        print(json.dumps({"held": True}))
-elif req["op"] == "release":
-    h = holder()
-    if req.get("force") or h.get("token") == req["owner"].get("token") or not h:
-        shutil.rmtree(path, ignore_errors=True)
-        print(json.dumps({"released": True, "holder": h}))
-    else:
-        print(json.dumps({"released": False, "holder": h}))
-else:
-    print(json.dumps({"holder": holder() if os.path.isdir(path) else None}))
-""" % LOCK_DIR
+
+def write(path, owner):
+    tmp = os.path.join(path, ".owner.tmp")
+    with open(tmp, "w") as f:
+        json.dump(owner, f)
+    os.replace(tmp, os.path.join(path, "owner"))
+
+def expired(path, h, now, ttl):
+    if not h:
+        return os.stat(path).st_mtime + ttl <= now  # made, but its owner never noted: stale after the expiry
+    return float(h.get("expires", float(h.get("since", 0)) + OLD_TTL)) <= now
+
+def op(req, path, now):
+    ttl = float(req.get("ttl", 30))
+    owner = dict(req.get("owner") or {})
+    kind = req["op"]
+    present = os.path.isdir(path)
+    h = holder(path) if present else None
+    if kind == "acquire":
+        owner["expires"] = now + ttl
+        if not present:
+            os.mkdir(path)
+            write(path, owner)
+            return {"held": True, "now": now}
+        if expired(path, h, now, ttl) or (h and req.get("break") and h.get("token") == req["break"]):
+            write(path, owner)
+            return {"held": True, "took_over": h, "now": now}
+        return {"held": False, "holder": h, "now": now}
+    if kind == "renew":
+        if h and h.get("token") == owner.get("token"):
+            h["expires"] = now + ttl
+            write(path, h)
+            return {"renewed": True, "now": now}
+        return {"renewed": False, "holder": h, "now": now}
+    if kind == "release":
+        if present and (req.get("force") or (h and h.get("token") == owner.get("token"))):
+            shutil.rmtree(path, ignore_errors=True)
+            return {"released": True, "holder": h, "now": now}
+        return {"released": False, "holder": h, "now": now}
+    return {"holder": h, "now": now}
+
+def main(path):
+    req = json.load(sys.stdin)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".guard", "a") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        print(json.dumps(op(req, path, time.time())))
+
+if __name__ == "__main__":
+    main(LOCK_DIR)
+"""
+
+Call = Callable[[Node, Path, dict], dict]
 
 
 @dataclass(frozen=True)
@@ -66,15 +112,19 @@ class Holder:
     since: float
     token: str
     command: str = ""
+    runner: str = ""  # the holder's runner id (random, kept in its state dir)
+    expires_in: float | None = None  # seconds, by the lock host's clock
 
     def describe(self) -> str:
         age = time.time() - self.since
-        return f"{self.who} on {self.host} (pid {self.pid}, {self.command or 'apply'}) for {age:.0f} s"
+        left = "" if self.expires_in is None else f", expires in {max(0.0, self.expires_in):.0f} s unless renewed"
+        return f"{self.who} on {self.host} (pid {self.pid}, {self.command or 'apply'}) for {age:.0f} s{left}"
 
 
 def _call(node: Node, state_dir: Path, request: dict) -> dict:
     python = str(node.vars.get("ansible_python_interpreter") or "python3")
-    cmd = ssh_command(node, control_dir(state_dir), f"{shlex.quote(python)} -c {shlex.quote(_REMOTE)}")
+    script = f"LOCK_DIR = {LOCK_DIR!r}\n" + REMOTE
+    cmd = ssh_command(node, control_dir(state_dir), f"{shlex.quote(python)} -c {shlex.quote(script)}")
     try:
         proc = subprocess.run(cmd, input=json.dumps(request), capture_output=True, text=True, timeout=30)
     except subprocess.TimeoutExpired:
@@ -82,21 +132,40 @@ def _call(node: Node, state_dir: Path, request: dict) -> dict:
     if proc.returncode != 0:
         detail = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
         raise UserError(f"cannot reach lock host {node.name}: {detail}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise UserError(f"lock host {node.name}: unreadable answer") from None
 
 
-def _holder(doc: dict | None) -> Holder | None:
+def _holder(doc: dict | None, now: float | None = None) -> Holder | None:
     if not doc:
         return None
     try:
+        expires = doc.get("expires")
         return Holder(str(doc["who"]), str(doc["host"]), int(doc["pid"]), float(doc["since"]), str(doc["token"]),
-                      str(doc.get("command", "")))
+                      str(doc.get("command", "")), str(doc.get("runner", "")),
+                      None if expires is None or now is None else float(expires) - now)
     except (KeyError, TypeError, ValueError):
         return None
 
 
-def _stale(h: Holder | None) -> bool:
-    if h is None or h.host != socket.gethostname():
+def runner_id(state_dir: Path) -> str:
+    """This runner's random id, made once per state dir: two CI containers sharing a hostname and a PID
+    still differ."""
+    path = state_dir / "runner-id"
+    try:
+        return path.read_text().strip()
+    except OSError:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        rid = uuid.uuid4().hex
+        path.write_text(rid + "\n")
+        return rid
+
+
+def _dead_here(h: Holder | None, me: str) -> bool:
+    """A holder of this very runner whose process is gone; any other holder waits for its expiry."""
+    if h is None or not h.runner or h.runner != me:
         return False
     try:
         os.kill(h.pid, 0)
@@ -108,37 +177,87 @@ def _stale(h: Holder | None) -> bool:
 
 
 class FleetLock:
-    def __init__(self, node: Node, state_dir: Path, command: str = "apply") -> None:
+    def __init__(self, node: Node, state_dir: Path, command: str = "apply", ttl: float = TTL,
+                 call: Call = _call, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, renew_in_thread: bool = True) -> None:
         self.node = node
         self.state_dir = state_dir
+        self.ttl = ttl
+        self.call = call
+        self.clock = clock
+        self.sleep = sleep
+        self.runner = runner_id(state_dir)
         self.owner = {"who": getpass.getuser(), "host": socket.gethostname(), "pid": os.getpid(),
-                      "since": time.time(), "token": uuid.uuid4().hex, "command": command}
+                      "since": time.time(), "token": uuid.uuid4().hex, "runner": self.runner, "command": command}
         self.held = False
+        self.lost = False  # a renewal found another holder: this run's lock expired under it
+        self._renew_thread = renew_in_thread
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _ask(self, request: dict) -> dict:
+        return self.call(self.node, self.state_dir, {"ttl": self.ttl, "owner": self.owner, **request})
 
     def acquire(self, timeout: float, on_wait: Callable[[Holder | None], None] = lambda h: None) -> None:
-        deadline = time.monotonic() + timeout
+        deadline = self.clock() + timeout
         told = False
+        breaking = ""
         while True:
-            answer = _call(self.node, self.state_dir, {"op": "acquire", "owner": self.owner})
+            try:
+                answer = self._ask({"op": "acquire", "break": breaking})
+            except UserError as exc:
+                if self.clock() >= deadline:
+                    raise UserError(f"{exc}; waited {timeout:.0f} s; nothing was changed (the fleet lock lives "
+                                    f"only on {self.node.name}: bring it back, or set {LOCK_HOST_VAR})") from None
+                self.sleep(1.0)
+                continue
             if answer.get("held"):
                 self.held = True
+                self._start_renewing()
                 return
-            holder = _holder(answer.get("holder"))
-            if _stale(holder):
-                _call(self.node, self.state_dir, {"op": "release", "owner": self.owner, "force": True})
+            holder = _holder(answer.get("holder"), answer.get("now"))
+            if _dead_here(holder, self.runner) and holder is not None and holder.token != breaking:
+                breaking = holder.token  # compare-and-delete: only that holder is replaced
                 continue
-            if time.monotonic() >= deadline:
+            if self.clock() >= deadline:
                 who = holder.describe() if holder else "an unknown holder"
                 raise UserError(f"the fleet is locked by {who}; waited {timeout:.0f} s (if that run is gone, "
                                 f"'cluster-pilot lock release' breaks the lock)")
             if not told:
                 on_wait(holder)
                 told = True
-            time.sleep(0.5)
+            self.sleep(0.5)
+
+    def renew(self) -> bool:
+        """Push the expiry on; False once another holder has taken the lock over."""
+        answer = self._ask({"op": "renew"})
+        if not answer.get("renewed"):
+            self.lost = True
+        return not self.lost
+
+    def _start_renewing(self) -> None:
+        if not self._renew_thread:
+            return
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.wait(self.ttl / 3):
+                try:
+                    if not self.renew():
+                        return
+                except UserError:
+                    continue  # the next try may reach the host; the expiry leaves room for two misses
+
+        self._thread = threading.Thread(target=loop, name="fleet-lock-renew", daemon=True)
+        self._thread.start()
 
     def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=35)
+            self._thread = None
         if self.held:
-            _call(self.node, self.state_dir, {"op": "release", "owner": self.owner})
+            self._ask({"op": "release"})
             self.held = False
 
     def __enter__(self) -> "FleetLock":
@@ -148,17 +267,29 @@ class FleetLock:
         self.release()
 
 
-def lock_host(nodes: Sequence[Node], reachable: set[str] | None = None) -> Node:
-    """The first host by name that answers: every runner picks the same one."""
-    for n in sorted(nodes, key=lambda n: n.name):
-        if reachable is None or n.name in reachable:
-            return n
-    raise UserError("no host of the inventory answers: nothing can be locked or changed")
+def lock_host(nodes: Sequence[Node]) -> Node:
+    """``cp_lock_host`` when the inventory sets it, else the first minion in inventory order: every runner
+    of one inventory picks the same host, whether or not it answers."""
+    if not nodes:
+        raise UserError("the inventory has no minions: nothing can be locked or changed")
+    named = {str(n.vars.get(LOCK_HOST_VAR)) for n in nodes if n.vars.get(LOCK_HOST_VAR)}
+    if len(named) > 1:
+        raise UserError(f"{LOCK_HOST_VAR} differs between minions ({', '.join(sorted(named))}): set it once, "
+                        "for the group")
+    if named:
+        name = named.pop()
+        found = [n for n in nodes if n.name == name]
+        if not found:
+            raise UserError(f"{LOCK_HOST_VAR} {name!r} is not a minion of the inventory")
+        return found[0]
+    return nodes[0]
 
 
 def show(node: Node, state_dir: Path) -> Holder | None:
-    return _holder(_call(node, state_dir, {"op": "show", "owner": {}}).get("holder"))
+    answer = _call(node, state_dir, {"op": "show", "owner": {}})
+    return _holder(answer.get("holder"), answer.get("now"))
 
 
 def force_release(node: Node, state_dir: Path) -> Holder | None:
-    return _holder(_call(node, state_dir, {"op": "release", "owner": {}, "force": True}).get("holder"))
+    answer = _call(node, state_dir, {"op": "release", "owner": {}, "force": True})
+    return _holder(answer.get("holder"), answer.get("now"))

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from cluster_pilot.model import Node
-from cluster_pilot.host.podformat import INFRA, LABEL_POD, Published, read_member, read_record
+from cluster_pilot.host.podformat import (INFRA, LABEL_CONTAINERS, LABEL_POD, LABEL_POD_LABELS, LABEL_PORTS,
+                                          LABEL_PREFIX, Published, read_member, read_record)
+from cluster_pilot.host.records import RECORDS_DOCUMENT
 from cluster_pilot.host.ssh import control_dir, ssh_command
 
 PROXY_DOCUMENT = "/etc/cluster-pilot/proxy.json"
@@ -27,6 +29,7 @@ PROXY_DOCUMENT = "/etc/cluster-pilot/proxy.json"
 PROBE = r"""
 import hashlib, http.client, json, socket, sys, urllib.parse
 PROXY_DOCUMENT = "@PROXY_DOCUMENT@"
+RECORDS_DOCUMENT = "@RECORDS_DOCUMENT@"
 class C(http.client.HTTPConnection):
     def connect(self):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -46,10 +49,16 @@ try:
                 proxy = hashlib.sha256(f.read()).hexdigest()
         except OSError:
             proxy = None
-        print(json.dumps({"containers": json.loads(body), "proxy": proxy}))
+        try:
+            with open(RECORDS_DOCUMENT, encoding="utf-8", errors="replace") as f:
+                records = f.read()
+        except OSError:
+            records = None
+        print(json.dumps({"containers": json.loads(body), "proxy": proxy, "records": records}))
 except Exception as e:
     print(json.dumps({"error": "dockerd does not answer: %s" % e}))
-""".replace("@PROXY_DOCUMENT@", PROXY_DOCUMENT).replace("@LABEL_POD@", LABEL_POD)
+""".replace("@PROXY_DOCUMENT@", PROXY_DOCUMENT).replace("@LABEL_POD@", LABEL_POD).replace(
+    "@RECORDS_DOCUMENT@", RECORDS_DOCUMENT)
 
 
 @dataclass(frozen=True)
@@ -122,6 +131,8 @@ class HostView:
     error: str = ""
     proxy: str | None = None  # hash of the proxy document the host serves, None when it has none
     stale: bool = False  # not answering now, but within its grace period: pods as last seen, still ready
+    records: str | None = None  # the object records document the host keeps (see host.records)
+    warnings: tuple[str, ...] = ()  # containers whose labels could not be read, named
 
 
 @dataclass(frozen=True)
@@ -145,6 +156,10 @@ class Observation:
                 out[p.name] = p
         return out
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(w for h in self.hosts.values() for w in h.warnings)
+
     def with_nodes(self, nodes: Sequence[Node]) -> list[Node]:
         """Nodes with readiness as observed: a host that did not answer (and is not in grace) is not ready."""
         return [replace(n, ready=self.hosts[n.name].reachable or self.hosts[n.name].stale) if n.name in self.hosts
@@ -153,27 +168,50 @@ class Observation:
 
 def group_pods(node: str, containers: Sequence[Mapping]) -> tuple[ObservedPod, ...]:
     """Docker's container list -> pods, keyed by pod name and spec hash; the infra container first."""
+    return read_pods(node, containers)[0]
+
+
+def read_pods(node: str, containers: Sequence[Mapping]) -> tuple[tuple[ObservedPod, ...], tuple[str, ...]]:
+    """``group_pods``, and a warning per container whose ``io.cluster-pilot.*`` labels cannot be read
+    (damaged, or another tool's): such a pod is skipped, never a reason to fail a plan or a master pass."""
     groups: dict[tuple[str, str], list[ObservedContainer]] = {}
+    warnings: list[str] = []
     for c in containers:
         labels = c.get("Labels") or {}
         member = read_member(labels)
         if member is None:
             continue
         oc = ObservedContainer(
-            id=c["Id"], name=(c.get("Names") or ["/?"])[0].lstrip("/"), pod=member.pod,
+            id=str(c.get("Id", "")), name=(c.get("Names") or ["/?"])[0].lstrip("/"), pod=member.pod,
             container=member.container, spec_hash=member.spec_hash, state=c.get("State", ""),
             image=c.get("Image", ""), labels=labels, exit_code=_exit_code(c.get("Status", "")))
         groups.setdefault((oc.pod, oc.spec_hash), []).append(oc)
     pods = []
     for (name, spec_hash), members in sorted(groups.items()):
         members.sort(key=lambda m: (m.container != INFRA, m.container))
-        record = read_record(members[0].labels)  # the infra container's, or what is left when it is gone
-        pods.append(ObservedPod(
-            name=name, node=node, spec_hash=spec_hash, controller=record.controller, kind=record.kind,
-            labels=record.labels, containers=tuple(members), expected=record.containers,
-            cpu_millis=record.cpu_millis, memory_bytes=record.memory_bytes, ports=record.ports,
-            applyset=record.applyset, restart_policy=record.restart_policy))
-    return tuple(pods)
+        try:
+            pods.append(_pod(node, name, spec_hash, members))
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            warnings.append(f"{node}: container {members[0].name}: unreadable {LABEL_PREFIX}* labels ({exc}); "
+                            f"pod {name!r} ignored")
+    return tuple(pods), tuple(warnings)
+
+
+def _pod(node: str, name: str, spec_hash: str, members: list[ObservedContainer]) -> ObservedPod:
+    labels = members[0].labels  # the infra container's, or what is left when it is gone
+    for key in (LABEL_POD_LABELS, LABEL_CONTAINERS, LABEL_PORTS):
+        if labels.get(key):
+            json.loads(labels[key])  # read_record is lenient; a label that is not JSON at all is damage
+    record = read_record(labels)
+    if not isinstance(record.labels, dict) or not all(isinstance(v, str) for v in record.labels.values()):
+        raise ValueError(f"{LABEL_POD_LABELS} is not an object of strings")
+    if not all(isinstance(v, str) for v in record.containers):
+        raise ValueError(f"{LABEL_CONTAINERS} is not a list of names")
+    return ObservedPod(
+        name=name, node=node, spec_hash=spec_hash, controller=record.controller, kind=record.kind,
+        labels=record.labels, containers=tuple(members), expected=record.containers,
+        cpu_millis=record.cpu_millis, memory_bytes=record.memory_bytes, ports=record.ports,
+        applyset=record.applyset, restart_policy=record.restart_policy)
 
 
 def _exit_code(status: str) -> int | None:
@@ -198,7 +236,8 @@ def observe_host(node: Node, cm_dir: Path, timeout: float = 20.0) -> HostView:
         return HostView(node.name, False, error="unreadable answer from the host")
     if "error" in doc:
         return HostView(node.name, False, error=doc["error"])
-    return HostView(node.name, True, group_pods(node.name, doc["containers"]), proxy=doc.get("proxy"))
+    pods, warnings = read_pods(node.name, doc["containers"])
+    return HostView(node.name, True, pods, proxy=doc.get("proxy"), records=doc.get("records"), warnings=warnings)
 
 
 def observe(nodes: Sequence[Node], state_dir: Path, timeout: float = 20.0) -> Observation:

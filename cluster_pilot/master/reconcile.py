@@ -20,10 +20,11 @@ from prometheus_client import (CollectorRegistry, Counter, Gauge, Summary, disab
                                generate_latest)
 
 from cluster_pilot.errors import UserError
-from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, Node, from_json
+from cluster_pilot.model import Node, from_json
 from cluster_pilot.host.observe import HostView, Observation, observe_host
+from cluster_pilot.host.records import Owner, refusal
 from cluster_pilot.host.ssh import control_dir
-from cluster_pilot.apply.pipeline import Options, Outcome, converge
+from cluster_pilot.apply.pipeline import Options, Outcome, converge, fleet_records
 from cluster_pilot.master.events import pass_events
 from cluster_pilot.plan.planner import ACTIONS
 from cluster_pilot.store import Store
@@ -121,8 +122,9 @@ class Metrics:
 class Reconciler:
     def __init__(self, store: Store, inventory: Path, state_dir: Path, load_nodes: Callable[[Path], list[Node]],
                  grace: float = 10.0, interval: float = 5.0, heal_interval: float = 1.0,
-                 observe_timeout: float = 2.0, events: EventLog | None = None) -> None:
+                 observe_timeout: float = 2.0, events: EventLog | None = None, url: str = "") -> None:
         self.store = store
+        self.url = url or "this master"  # who owns what it applies, as the records and refusals name it
         self.events = events
         self._failing: dict[str, str] = {}  # pod -> the scheduling failure last recorded
         self.inventory = inventory
@@ -145,6 +147,7 @@ class Reconciler:
         self.last: Observation | None = None
         self.last_outcome: Outcome | None = None
         self.generation = 0  # passes completed; a client may wait for the pass after its write
+        self.refused: tuple[str, ...] = ()  # stored objects left alone: the CLI manages them
 
     # --- what the API reads -----------------------------------------------------------------------------
     def nodes(self) -> list[Node]:
@@ -159,6 +162,14 @@ class Reconciler:
         with self._lock:
             leaving = frozenset(self.evicting)
         return Snapshot(self.last, leaving, self.generation)
+
+    def foreign(self, kind: str, name: str) -> str | None:
+        """Why the master must not take ``name`` (a CLI apply set manages it), or None: from the last look."""
+        if self.last is None:
+            return None
+        entry = fleet_records(self.last)[0].get(kind, name)
+        me = Owner(APPLYSET, self.url)
+        return None if entry is None or entry.owner.same(me) else refusal(kind, name, entry.owner, me)
 
     def evict(self, pod: str) -> None:
         with self._lock:
@@ -218,9 +229,7 @@ class Reconciler:
         return outcome
 
     def _pass(self) -> Outcome:
-        records = self.store.list()
-        objects = [from_json(r.body) for r in records if r.kind in (POD, REPLICATION_CONTROLLER)]
-        services = [from_json(r.body) for r in records if r.kind == SERVICE]
+        objects = [from_json(r.body) for r in self.store.list()]
         nodes = self.nodes()
         with self._lock:
             evicting = set(self.evicting)
@@ -241,8 +250,14 @@ class Reconciler:
         outcome = converge(objects, nodes, self.inventory, self.state_dir,
                            Options(prune=True, applyset=APPLYSET, lock_timeout=30, allow_pending=True,
                                    observe_timeout=self.observe_timeout, skip_observe=down,
-                                   roll=False), services=services,
+                                   roll=False, master=self.url, skip_foreign=True),
                            evict=evicting, watch=watch)
+        if outcome.refused != self.refused:
+            for why in outcome.refused:
+                log.warning("reconcile: left alone: %s", why)
+        self.refused = outcome.refused
+        for warning in outcome.warnings:
+            log.warning("reconcile: %s", warning)
         with self._lock:
             self._answering &= set(self.memory.lost)
         self.last_outcome = outcome

@@ -50,13 +50,14 @@ class Remove:
     first: bool = False  # before the creations on its host (it holds host ports a new version needs)
 
 
-ACTIONS = ("create", "replace", "remove", "proxy")
+ACTIONS = ("create", "replace", "remove", "proxy", "record")
 
 
 @dataclass(frozen=True)
 class Change:
     """One line of what a plan does, as a person reads it: a create and a remove of the same pod on the same
-    host is one ``replace``; ``proxy`` is a minion whose service proxy is switched (``pod`` is "")."""
+    host is one ``replace``; ``proxy`` is a minion whose service proxy is switched, ``record`` one whose object
+    records are rewritten (``pod`` is "")."""
 
     action: str  # one of ACTIONS
     pod: str
@@ -75,14 +76,17 @@ class Plan:
     proxy: str = ""  # the proxy document every minion must serve (see ``proxy``)
     proxy_nodes: tuple[str, ...] = ()  # minions whose proxy differs from it
     drain: str = ""  # proxy document to switch to before pods that must stop first do (see ``_proxies``)
+    records: str = ""  # the object records document every minion must keep (see ``host.records``)
+    records_nodes: tuple[str, ...] = ()  # minions whose copy differs from it
 
     @property
     def empty(self) -> bool:
-        return not self.creates and not self.removes and not self.proxy_nodes
+        return not self.creates and not self.removes and not self.proxy_nodes and not self.records_nodes
 
     @property
     def nodes(self) -> tuple[str, ...]:
-        return tuple(sorted({a.node for a in (*self.creates, *self.removes)} | set(self.proxy_nodes)))
+        return tuple(sorted({a.node for a in (*self.creates, *self.removes)} | set(self.proxy_nodes)
+                            | set(self.records_nodes)))
 
     def changes(self) -> tuple[Change, ...]:
         """For ``plan``, progress and metrics; worked out once per plan."""
@@ -96,7 +100,8 @@ class Plan:
         out += [Change("remove", r.pod, r.node, reason=r.reason)
                 for r in self.removes if (r.node, r.pod) not in replaced]
         out += [Change("proxy", "", n) for n in self.proxy_nodes]
-        return tuple(sorted(out, key=lambda c: (c.action == "proxy", c.pod, c.node, c.action)))
+        out += [Change("record", "", n) for n in self.records_nodes]
+        return tuple(sorted(out, key=lambda c: (c.action in ("proxy", "record"), c.pod, c.node, c.action)))
 
 
 def running_pods(observation: Observation) -> list[RunningPod]:

@@ -65,6 +65,8 @@ def _writes(routes: APIRouter, ctx: Context, resources: dict[str, Resource], pod
     def create_object(resource: str, raw: bytes = Depends(guard.raw_body)) -> JSONResponse:
         kind = _writable(kind_of(resource))
         obj = parse_body(raw, kind, ctx.store.list(), policy=ctx.policy)
+        if (why := ctx.reconciler.foreign(kind, obj.meta.name)) is not None:
+            raise ApiError(409, why, "Conflict")
         try:
             record = ctx.store.put(kind, obj.meta.name, to_json(obj), create_only=True, applyset="master",
                                    actor="api")

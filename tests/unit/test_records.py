@@ -1,0 +1,131 @@
+"""The object records the minions keep: merging copies, ownership, tombstones, and what a plan makes of them."""
+
+from __future__ import annotations
+
+import json
+
+from cluster_pilot.apply.pipeline import Options, fleet_records, look_all
+from cluster_pilot.errors import UserError
+from cluster_pilot.host.observe import HostView, Observation, read_pods
+from cluster_pilot.host.records import Owner, Records, decode, merge, update
+from cluster_pilot.model import (Container, Meta, Node, Pod, PodSpec, PodTemplate, Port, ReplicationController,
+                                 Resources, Service, ServicePort)
+from tests.unit.test_pipeline_core import running
+
+NODES = [Node(f"m{i}", f"10.0.0.{i}", Resources(2000, 4 << 30, 40), {"zone": "a"}) for i in (1, 2)]
+CLI = Owner("default")
+MASTER = Owner("master", "http://127.0.0.1:8080")
+
+
+def web(replicas=2):
+    spec = PodSpec((Container("web", "busybox", ("httpd", "-f"), ports=(Port(80),), cpu_millis=100),))
+    return ReplicationController(Meta("web", {"app": "web"}), replicas, {"app": "web"},
+                                 PodTemplate({"app": "web"}, spec))
+
+
+def svc(name="frontend", port=8000):
+    return Service(Meta(name, {}), (ServicePort(port, 80),), {"app": "web"})
+
+
+def lonely():
+    return Pod(Meta("lonely", {"app": "lonely"}), PodSpec((Container("c", "busybox", ("sleep", "9")),)))
+
+
+def hosts(text: str | None, seen: Observation | None = None) -> Observation:
+    base = seen.hosts if seen else {n.name: HostView(n.name, True) for n in NODES}
+    return Observation({n: HostView(v.node, True, v.pods, proxy=v.proxy, records=text) for n, v in base.items()})
+
+
+def test_newest_version_wins_across_copies_and_a_tombstone_outlives_an_old_copy():
+    first = update(Records(), [svc(), web()], (), CLI, version=10).records
+    later = update(first, [], [("Service", "frontend")], CLI, version=20).records
+    merged = merge([decode(first.encode())[0], decode(later.encode())[0]])  # a minion that was down: older copy
+    assert merged.get("Service", "frontend") is None
+    assert merged.entries[("Service", "frontend")].version == 20
+    assert [e.name for e in merged.live()] == ["web"]
+
+
+def test_two_runners_applying_the_same_object_write_one_copy():
+    a = update(Records(), [svc()], (), CLI, version=5).records
+    b = update(decode(a.encode())[0], [svc()], (), CLI, version=99).records
+    assert b.encode() == a.encode()
+
+
+def test_an_apply_keeps_what_others_applied_and_prune_stays_in_its_own_set():
+    theirs = update(Records(), [svc("other")], (), Owner("team-b"), version=1).records
+    mine = update(theirs, [svc(), web()], (), CLI, version=2).records
+    pruned = update(mine, [web()], (), CLI, prune=True, version=3).records
+    assert sorted(e.name for e in pruned.live()) == ["other", "web"]
+
+
+def test_another_owners_object_is_refused_unless_adopted():
+    held = update(Records(), [svc()], (), MASTER, version=1).records
+    refused = update(held, [svc(port=9000)], (), CLI, version=2)
+    assert refused.refused == ("service 'frontend' is managed by the master at http://127.0.0.1:8080; "
+                               "use --server (or --force-adopt)",)
+    assert refused.records.get("Service", "frontend").owner == MASTER
+    assert update(held, [], [("Service", "frontend")], CLI).refused  # deleting it is refused too
+    adopted = update(held, [svc(port=9000)], (), CLI, adopt=True, version=2).records
+    assert adopted.get("Service", "frontend").owner == CLI
+    back = update(adopted, [svc()], (), Owner("master", "http://other:1"), version=3)
+    assert back.refused and "apply set 'default'" in back.refused[0]
+
+
+def test_damaged_copies_are_reported_never_fatal():
+    good = update(Records(), [svc()], (), CLI, version=1).records
+    doc = json.loads(good.encode())
+    doc["objects"].append({"kind": "Service", "name": "x", "version": "NaN?", "body": {}})
+    records, problems = decode(json.dumps(doc))
+    assert [e.name for e in records.live()] == ["frontend"] and len(problems) == 1
+    assert decode("{not json")[1] and not decode("{not json")[0].entries
+
+
+def test_a_fresh_runner_keeps_recorded_services_on_the_proxies():
+    """The bug: a runner with no state planned every proxy without the fleet's services."""
+    first = look_all([web(), svc()], None, NODES, None, seen=hosts(None))
+    seen = running(first.schedule.placements)
+    # the proxies as the first run left them, and its records on every minion
+    seen = Observation({n: HostView(v.node, True, v.pods, proxy=_hash(first.plan.proxy), records=first.plan.records)
+                        for n, v in seen.hosts.items()})
+    again = look_all([web(), svc()], None, NODES, None, seen=seen)
+    assert again.plan.empty
+    other = look_all([lonely()], None, NODES, None, seen=seen)
+    actions = {c["action"] for c in other.plan.changes()}
+    assert "proxy" not in actions and "create" in actions and "record" in actions
+    assert [s.meta.name for s in other.services] == ["frontend"]
+
+
+def test_a_cli_apply_of_a_master_object_is_refused_before_anything_happens():
+    held = update(Records(), [svc()], (), MASTER, version=1).records
+    try:
+        look_all([svc()], None, NODES, None, seen=hosts(held.encode()))
+    except UserError as exc:
+        assert "managed by the master at http://127.0.0.1:8080; use --server" in str(exc)
+    else:
+        raise AssertionError("not refused")
+    found = look_all([svc()], None, NODES, None, Options(applyset="master", master="http://x", skip_foreign=True),
+                     seen=hosts(update(Records(), [svc()], (), CLI).records.encode()))
+    assert found.refused and found.records.get("Service", "frontend").owner == CLI
+
+
+def test_the_store_seeds_a_fleet_without_records_only():
+    known = update(Records(), [svc("old")], (), CLI).records
+    assert [e.name for e in fleet_records(hosts(None), known)[0].live()] == ["old"]
+    assert fleet_records(hosts(Records().encode()), known)[0].live() == []
+
+
+def test_damaged_labels_are_a_warning_naming_minion_and_container():
+    containers = [{"Id": "abc", "Names": ["/weird"], "State": "running", "Image": "busybox",
+                   "Labels": {"io.cluster-pilot.pod": "weird", "io.cluster-pilot.container": "POD",
+                              "io.cluster-pilot.ports": "[[\"c\", \"eighty\", \"TCP\", 1, null]]"}},
+                  {"Id": "def", "Names": ["/odd"], "State": "running", "Image": "busybox",
+                   "Labels": {"io.cluster-pilot.pod": "odd", "io.cluster-pilot.pod-labels": "[1, 2]"}}]
+    pods, warnings = read_pods("m1", containers)
+    assert pods == ()
+    assert len(warnings) == 2 and warnings[0].startswith("m1: container odd:") and "m1: container weird:" in warnings[1]
+
+
+def _hash(document: str) -> str:
+    from cluster_pilot.plan.proxy import document_hash
+
+    return document_hash(document)
