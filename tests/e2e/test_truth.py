@@ -1,0 +1,260 @@
+"""The hosts are the truth for every object: runners with no state, other runners and the master share one
+fleet without undoing each other, and the fleet lock admits one holder. Real sandbox, real SSH."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import cli, managed_containers, pods_of, rc_manifest, ssh, wait_for, write_manifest
+from tests.e2e.test_master import Master
+from tests.e2e.test_services import SERVE_HOSTNAME, get, minions
+
+pytestmark = pytest.mark.e2e
+LOCK_DIR = "/var/lib/cluster-pilot/apply.lock"
+
+
+def app(name: str, port: int, replicas: int = 2) -> tuple[dict, dict]:
+    rc = rc_manifest(name, replicas, command=SERVE_HOSTNAME, labels={"name": name},
+                     ports=[{"name": "http", "containerPort": 80}])
+    svc = {"kind": "Service", "apiVersion": "v1beta1", "id": name, "port": port, "containerPort": "http",
+           "selector": {"name": name}, "labels": {"name": name}}
+    return rc, svc
+
+
+def lonely(name: str = "lonely") -> dict:
+    return {"kind": "Pod", "apiVersion": "v1beta1", "id": name, "labels": {"name": name},
+            "desiredState": {"manifest": {"version": "v1beta1", "id": name, "containers": [
+                {"name": "c", "image": "busybox", "command": ["sleep", "2147483647"]}]}}}
+
+
+class Runner:
+    """A CI job: a state dir of its own (empty at first), the fleet's inventory."""
+
+    def __init__(self, home: Path, inventory: Path) -> None:
+        self.home, self.inventory = home, inventory
+        home.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, *args: str, check: bool = True, inventory: bool = True) -> subprocess.CompletedProcess:
+        return cli(*args, *(("-i", str(self.inventory)) if inventory else ()), home=self.home, check=check)
+
+
+def answers_everywhere(sandbox, port: int) -> bool:
+    try:
+        return all(get(m.address, port, timeout=3) for m in minions(sandbox))
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def runners(sandbox):
+    """Short state dirs: SSH's control sockets live there, and a socket path has at most 107 bytes."""
+    made: list[str] = []
+
+    def fresh(name: str) -> Runner:
+        made.append(tempfile.mkdtemp(prefix=f"cp-{name}-", dir="/tmp"))
+        return Runner(Path(made[-1]), sandbox.inventory)
+
+    yield fresh
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_a_fresh_runner_keeps_what_another_applied(sandbox, runners, tmp_path):
+    rc, svc = app("shop", 8090)
+    files = ["-f", str(write_manifest(tmp_path / "shop-rc.json", rc)),
+             "-f", str(write_manifest(tmp_path / "shop-svc.json", svc))]
+    a, b, c = runners("a"), runners("b"), runners("c")
+    a("apply", *files)
+    wait_for(lambda: answers_everywhere(sandbox, 8090), 30, "shop to answer on every minion")
+
+    pod = ["-f", str(write_manifest(tmp_path / "lonely.json", lonely()))]
+    planned = b("plan", *pod, check=False)
+    assert planned.returncode == 2, planned.stderr
+    assert "service proxy" not in planned.stdout and "+ lonely" in planned.stdout, planned.stdout
+    b("apply", *pod)
+    assert answers_everywhere(sandbox, 8090)
+
+    services = json.loads(c("get", "svc", "-o", "json").stdout)["items"]
+    shop = next(s for s in services if s["id"] == "shop")
+    assert len(shop["endpoints"]) == 2, shop
+    controllers = json.loads(c("get", "rc", "-o", "json").stdout)["items"]
+    assert next(r for r in controllers if r["id"] == "shop")["replicas"] == 2
+    assert "replicas: 2" in c("describe", "rc", "shop").stdout
+    again = c("plan", *files, check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+
+    c("scale", "rc", "shop", "--replicas", "3")
+    assert len(pods_of(sandbox, "shop")) == 3
+    assert json.loads(a("get", "rc", "shop", "-o", "json").stdout)["replicas"] == 3  # A sees C's change
+    assert answers_everywhere(sandbox, 8090)
+
+    b("delete", "pods/lonely")
+    a("delete", *files)
+    assert not pods_of(sandbox, "shop")
+    assert not any(s["id"] == "shop" for s in json.loads(c("get", "svc", "-o", "json").stdout)["items"])
+
+
+def test_master_and_cli_on_one_fleet(sandbox_home, sandbox, runners, tmp_path):
+    cli_rc, cli_svc = app("cliweb", 8091)
+    m_rc, m_svc = app("mweb", 8092)
+    cli_files = ["-f", str(write_manifest(tmp_path / "cli-rc.json", cli_rc)),
+                 "-f", str(write_manifest(tmp_path / "cli-svc.json", cli_svc))]
+    m_files = ["-f", str(write_manifest(tmp_path / "m-rc.json", m_rc)),
+               "-f", str(write_manifest(tmp_path / "m-svc.json", m_svc))]
+    runner = runners("cli")
+    runner("apply", *cli_files)
+    master = Master(sandbox_home, "--insecure-loopback").start()
+    try:
+        start = master.passes()
+        wait_for(lambda: master.passes() >= start + 3, 60, "three master passes")
+        assert answers_everywhere(sandbox, 8091), "the master's passes took the CLI's service down"
+
+        cli("apply", "--server", master.url, *m_files, home=sandbox_home)
+        wait_for(lambda: answers_everywhere(sandbox, 8092), 120, "the master's service to answer")
+
+        refused = runner("apply", *m_files, check=False)
+        assert refused.returncode == 1
+        assert f"managed by the master at {master.url}; use --server" in refused.stderr, refused.stderr
+        runner("apply", "-f", str(write_manifest(tmp_path / "other.json", lonely("other"))))
+        assert answers_everywhere(sandbox, 8092), "a CLI apply took the master's service down"
+        assert len(pods_of(sandbox, "mweb")) == 2
+
+        reverse = cli("apply", "--server", master.url, "-f", str(tmp_path / "cli-svc.json"), home=sandbox_home,
+                      check=False)
+        assert reverse.returncode != 0 and "apply set 'default'" in reverse.stdout + reverse.stderr
+
+        start = master.passes()
+        wait_for(lambda: master.passes() >= start + 3, 60, "three more master passes")
+        assert answers_everywhere(sandbox, 8091) and answers_everywhere(sandbox, 8092)
+        for path in ("replicationControllers/mweb", "services/mweb"):
+            assert kubecfg(sandbox_home, "-h", master.url, "delete", path).returncode == 0
+        wait_for(lambda: not pods_of(sandbox, "mweb"), 120, "the master to remove its pods")
+    finally:
+        master.kill()
+    runner("delete", *cli_files)
+    runner("delete", "pods/other")
+
+
+def test_damaged_labels_are_reported_and_change_nothing(sandbox_home, sandbox, runners, tmp_path):
+    m1 = minions(sandbox)[0]
+    made = ssh(sandbox, m1.address, "docker run -d --name foreign-x --label io.cluster-pilot.pod=foreign "
+                                    "--label io.cluster-pilot.container=POD --label io.cluster-pilot.ports=garbage "
+                                    "busybox sleep 2147483647")
+    assert made.returncode == 0, made.stderr
+    try:
+        planned = runners("d")("plan", "-f", str(write_manifest(tmp_path / "p.json", lonely("calm"))), check=False)
+        assert planned.returncode == 2, planned.stderr
+        assert f"warning: {m1.name}: container foreign-x" in planned.stderr, planned.stderr
+        master = Master(sandbox_home, "--insecure-loopback").start()
+        try:
+            wait_for(lambda: "container foreign-x" in master.log.read_text(), 120, "the master to report foreign-x")
+            start = master.passes()
+            wait_for(lambda: master.passes() >= start + 2, 60, "two more master passes")
+            assert "cluster_pilot_reconcile_errors_total 0" in _metrics(master)
+        finally:
+            master.kill()
+        assert any(c["name"] == "foreign-x" for c in managed_containers(sandbox))  # left alone
+    finally:
+        ssh(sandbox, m1.address, "docker rm -f foreign-x")
+
+
+def test_two_applies_at_once_from_empty_state_dirs(sandbox, runners, tmp_path):
+    rc, _ = app("twin", 8093, replicas=3)
+    path = str(write_manifest(tmp_path / "twin.json", rc))
+    results: dict[str, subprocess.CompletedProcess] = {}
+    start = threading.Barrier(2)
+
+    def go(name: str) -> None:
+        runner = runners(name)
+        start.wait()
+        results[name] = runner("apply", "-f", path, check=False)
+
+    threads = [threading.Thread(target=go, args=(n,)) for n in ("x", "y")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert all(r.returncode == 0 for r in results.values()), {n: r.stderr for n, r in results.items()}
+    errs = [r.stderr for r in results.values()]
+    assert any("waiting for the fleet lock" in e or "no changes" in e for e in errs), errs
+    assert len(pods_of(sandbox, "twin")) == 3
+    assert len([c for c in managed_containers(sandbox) if c["controller"] == "twin" and c["container"] == "app"]) == 3
+    runners("x")("delete", "-f", path)
+
+
+def test_a_stale_holder_is_taken_over(sandbox, runners, tmp_path):
+    lock_host = minions(sandbox)[0]
+    ghost = json.dumps({"who": "ghost", "host": "gone", "pid": 999999, "since": 0, "token": "t", "runner": "r",
+                        "expires": 0})
+    made = ssh(sandbox, lock_host.address, f"mkdir -p {LOCK_DIR} && echo '{ghost}' > {LOCK_DIR}/owner")
+    assert made.returncode == 0, made.stderr
+    runner = runners("s")
+    path = str(write_manifest(tmp_path / "after-ghost.json", lonely("after-ghost")))
+    runner("apply", "-f", path, "--lock-timeout", "10")
+    assert ssh(sandbox, lock_host.address, f"test -e {LOCK_DIR}").returncode != 0  # released after the run
+    runner("delete", "pods/after-ghost")
+
+
+def test_the_lock_host_down_fails_cleanly_and_locks_nothing_else(sandbox, runners, tmp_path):
+    first, *others = minions(sandbox)
+    sandbox.stop(first.name)
+    try:
+        runner = runners("z")
+        path = str(write_manifest(tmp_path / "no.json", lonely("nolock")))
+        failed = runner("apply", "-f", path, "--lock-timeout", "5", check=False)
+        assert failed.returncode == 1
+        assert f"lock host {first.name}" in failed.stderr and "nothing was changed" in failed.stderr, failed.stderr
+        assert "Traceback" not in failed.stderr
+        for m in others:
+            assert ssh(sandbox, m.address, f"test -e {LOCK_DIR}").returncode != 0, m.name
+        assert not any(c["pod"] == "nolock" for c in managed_containers(sandbox))
+    finally:
+        sandbox.start(first.name)
+
+
+def test_the_ci_recipe_from_a_fresh_state_dir(sandbox, runners, tmp_path):
+    """The commands docs/ci.md runs, in its order, from a job with an empty state dir."""
+    deploy = tmp_path / "deploy"
+    deploy.mkdir()
+    rc, svc = app("ci", 8094)
+    write_manifest(deploy / "rc.json", rc)
+    write_manifest(deploy / "svc.json", svc)
+    job = runners("ci-job")
+    checked = job("validate", str(deploy), "--format", "github", check=False, inventory=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    offline = job("plan", "-f", str(deploy), "--assume-empty", check=False)
+    assert offline.returncode == 2, offline.stdout + offline.stderr
+    job("apply", "-f", str(deploy), "--prune", "--applyset", "ci", "--lock-timeout", "120")
+    assert answers_everywhere(sandbox, 8094)
+    (deploy / "svc.json").unlink()
+    runners("ci-job-2")("apply", "-f", str(deploy), "--prune", "--applyset", "ci")
+    services = json.loads(job("get", "svc", "-o", "json").stdout)["items"]
+    assert not any(s["id"] == "ci" for s in services)
+    (deploy / "rc.json").unlink()
+    write_manifest(deploy / "keep.json", lonely("ci-keep"))
+    runners("ci-job-3")("apply", "-f", str(deploy), "--prune", "--applyset", "ci")
+    assert not pods_of(sandbox, "ci")
+    runners("ci-job-4")("delete", "pods/ci-keep", "--applyset", "ci")
+
+
+def kubecfg(home: Path, *args: str) -> subprocess.CompletedProcess:
+    """Our ``kubecfg`` (the master's token from the state dir)."""
+    import os
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "cluster_pilot.cli.kubecfg", *args], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, CLUSTER_PILOT_HOME=str(home)), stdin=subprocess.DEVNULL)
+
+
+def _metrics(master: Master) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{master.port}/metrics", timeout=10) as resp:
+        return resp.read().decode()
