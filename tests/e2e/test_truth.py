@@ -250,7 +250,8 @@ def kubecfg(home: Path, *args: str) -> subprocess.CompletedProcess:
     import os
     import sys
 
-    return subprocess.run([sys.executable, "-m", "cluster_pilot.cli.kubecfg", *args], capture_output=True, text=True, timeout=300,
+    return subprocess.run([sys.executable, "-m", "cluster_pilot.cli.kubecfg", *args], capture_output=True, text=True,
+                          timeout=300,
                           env=dict(os.environ, CLUSTER_PILOT_HOME=str(home)), stdin=subprocess.DEVNULL)
 
 
