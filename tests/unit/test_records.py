@@ -90,7 +90,7 @@ def test_a_fresh_runner_keeps_recorded_services_on_the_proxies():
     again = look_all([web(), svc()], None, NODES, None, seen=seen)
     assert again.plan.empty
     other = look_all([lonely()], None, NODES, None, seen=seen)
-    actions = {c["action"] for c in other.plan.changes()}
+    actions = {c.action for c in other.plan.changes()}
     assert "proxy" not in actions and "create" in actions and "record" in actions
     assert [s.meta.name for s in other.services] == ["frontend"]
 
