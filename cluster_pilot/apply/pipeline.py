@@ -192,6 +192,9 @@ def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, 
         outcome = look_now()  # the truth may have moved while we waited
         if outcome.blocked or outcome.plan.empty:
             return outcome
+        if lock.lost:
+            raise UserError(f"the fleet lock on {lock.node.name} expired and was taken over while this run "
+                            "looked; nothing was changed")
         hooks.run_started(outcome.plan)
         addresses = {n.name: n.address for n in nodes}
         rendered = render(outcome.plan, outcome.services, addresses, Settings(applyset=options.applyset))

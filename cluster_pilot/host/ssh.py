@@ -3,9 +3,13 @@ observation, the lock and the Ansible run that follows, so the second connection
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shlex
+import tempfile
 from pathlib import Path
 
+from cluster_pilot.errors import UserError
 from cluster_pilot.model import Node
 
 
@@ -27,8 +31,20 @@ def ssh_command(node: Node, control_dir: Path, remote: str) -> list[str]:
     return cmd
 
 
+# A socket path holds at most 107 bytes; ssh adds "/" + %C (40) and, while it creates one, 17 more.
+_MAX_CONTROL_DIR = 107 - 1 - 40 - 17
+
+
 def control_dir(state_dir: Path) -> Path:
-    """Short path: a socket path over ~100 bytes is refused by the kernel."""
+    """Where the control sockets live: ``STATE/cm``, or a short private dir named for the state dir when that
+    path is too long for a socket (a CI workspace's deep home would otherwise make every minion unreachable)."""
     d = state_dir / "cm"
-    d.mkdir(parents=True, exist_ok=True)
+    if len(os.fsencode(str(d))) > _MAX_CONTROL_DIR:
+        digest = hashlib.sha256(os.fsencode(str(state_dir.resolve()))).hexdigest()[:16]
+        d = Path(tempfile.gettempdir()) / f"cp-cm-{os.getuid()}-{digest}"
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if d.stat().st_uid != os.getuid():
+        raise UserError(f"{d}: the SSH control directory belongs to another user; remove it")
+    if d.stat().st_mode & 0o077:
+        d.chmod(0o700)
     return d
