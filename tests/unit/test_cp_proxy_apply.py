@@ -10,6 +10,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import jinja2
@@ -159,3 +160,14 @@ def test_a_pid_file_counts_only_while_its_process_lives(tmp_path):
     gone.wait()
     pidfile.write_text(f"{gone.pid}\n")
     assert cp_proxy.master_pid(str(pidfile)) is None
+
+
+def test_the_pid_file_is_waited_for_as_haproxy_writes_it_after_binding(tmp_path):
+    pidfile = tmp_path / "pid"
+    writer = threading.Timer(0.3, lambda: pidfile.write_text(f"{os.getpid()}\n"))
+    writer.start()
+    try:
+        assert cp_proxy.master_pid_within(str(pidfile), 10) == os.getpid()
+    finally:
+        writer.cancel()
+    assert cp_proxy.master_pid_within(str(tmp_path / "never"), 0.2) is None

@@ -88,6 +88,7 @@ RUNIT_SERVICE = "/etc/sv/cp-proxy"
 RUNIT_ENABLED = "/etc/service"
 RUNSVDIR = "/usr/bin/runsvdir"
 LISTEN_TIMEOUT = 30.0
+PIDFILE_TIMEOUT = 10.0
 SIGUSR2 = 12  # to HAProxy's master: new workers take the listening sockets over (a hitless reload)
 
 
@@ -116,6 +117,16 @@ def master_pid(pidfile):
         return pid
     except (OSError, ValueError, IndexError):
         return None
+
+
+def master_pid_within(pidfile, timeout):
+    """The master's PID, waiting for it: haproxy binds its ports before it writes its pidfile."""
+    deadline = time.monotonic() + timeout
+    pid = master_pid(pidfile)
+    while pid is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        pid = master_pid(pidfile)
+    return pid
 
 
 def listening(port):
@@ -218,7 +229,7 @@ def main():
     if waiting:
         closed = ", ".join(map(str, waiting))
         module.fail_json(msg="service ports not listening after %d s: %s" % (LISTEN_TIMEOUT, closed), changed=changed)
-    if p["ports"] and master_pid(p["pidfile"]) is None and supervisor == "runit":
+    if p["ports"] and supervisor == "runit" and master_pid_within(p["pidfile"], PIDFILE_TIMEOUT) is None:
         module.fail_json(msg="haproxy is not running under runit (see %s)" % RUNIT_SERVICE, changed=changed)
 
     # last: its hash tells cluster-pilot this minion is up to date, so a run cut short before here is redone
