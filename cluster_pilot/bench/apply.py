@@ -36,6 +36,7 @@ from cluster_pilot.host.observe import observe
 from cluster_pilot.host.podformat import LABEL_CONTROLLER, LABEL_POD
 from cluster_pilot.host.ssh import control_dir, ssh_command
 from cluster_pilot.model import Container, Meta, Node, Pod, PodSpec, PodTemplate, ReplicationController
+from cluster_pilot.store import NotFound, SQLiteStore
 
 BENCH = "cp-bench"
 
@@ -204,7 +205,7 @@ def split(marks: Sequence[tuple[float, str, str]], launched: float, ended: float
         for label in dict.fromkeys(s[0] for s in spans):
             out.append((label, sum(end - start for what, start, end in spans if what == label)))
         last = spans[-1][2]
-    for label, at in (("ansible-playbook exit", first.get("verifying", first.get("converged"))),
+    for label, at in (("ansible-playbook exit", first.get("verifying", first.get("converged")) if spans else None),
                       ("verification", first.get("converged") if "verifying" in first else None),
                       ("store and report", first.get("exit")), ("process exit", ended)):
         if at is not None and at >= last:
@@ -213,9 +214,14 @@ def split(marks: Sequence[tuple[float, str, str]], launched: float, ended: float
     return tuple(out)
 
 
-def _manifest(objects: Sequence[object], path: Path) -> Path:
-    path.write_text("\n".join(json.dumps(to_manifest(o)) for o in objects))  # type: ignore[arg-type]
-    return path
+def _manifests(objects: Sequence[object], work: Path) -> list[str]:
+    """``-f FILE`` for each object, one JSON manifest per file."""
+    args = []
+    for o in objects:
+        path = work / f"{o.meta.name}-{abs(hash(json.dumps(to_manifest(o)))):x}.json"  # type: ignore[attr-defined]
+        path.write_text(json.dumps(to_manifest(o)))  # type: ignore[arg-type]
+        args += ["-f", str(path)]
+    return args
 
 
 def _run_cli(args: Sequence[str], home: Path, work: Path) -> ProcessRun:
@@ -233,6 +239,14 @@ def _run_cli(args: Sequence[str], home: Path, work: Path) -> ProcessRun:
     return ProcessRun(seconds, split(marks, launched, ended))  # type: ignore[arg-type]
 
 
+def _close_connections(nodes: Sequence[Node], home: Path) -> None:
+    """End the shared SSH connections, so that the next run connects afresh, as the floors do."""
+    cm = control_dir(home)
+    for node in nodes:
+        command = ssh_command(node, cm, "true")
+        subprocess.run([*command[:-2], "-O", "exit", command[-2]], capture_output=True, timeout=30)
+
+
 def _user_floor(nodes: Sequence[Node], home: Path, n: int) -> float:
     return _parallel_ssh(nodes, home, lambda node: " && ".join(
         f"docker run -d --name cpfloor-{i} busybox sleep 2147483647 >/dev/null" for i in range(n)), fresh=True)
@@ -241,40 +255,53 @@ def _user_floor(nodes: Sequence[Node], home: Path, n: int) -> float:
 def measure_process(nodes: Sequence[Node], inventory_file: Path, home: Path, pods_per_host: int,
                     repeat: int = 3) -> ProcessFigures:
     """Cold applies and user floors interleaved (``repeat`` each), then no-ops and their floors, then one pod's
-    image changed; each ``cluster-pilot`` run in a home of its own (fresh SSH, fresh store)."""
+    image changed. Each ``cluster-pilot`` run uses the user's home (its caches) with its SSH connections
+    closed first, as the floors connect afresh; a second no-op right after one shows the warm case."""
     rc = _workload(pods_per_host, len(nodes))
     load0 = os.getloadavg()[0]
     floors, colds, noop_floors, noops, warm = [], [], [], [], []
+    single = Pod(Meta(f"{BENCH}-single", {"bench-single": "1"}),
+                 PodSpec((Container("app", "busybox", ("sleep", "2147483647")),)))
+    changed = replace(single, spec=PodSpec((Container("app", "busybox:latest", ("sleep", "2147483646")),)))
     with tempfile.TemporaryDirectory(prefix="cp-bench-") as tmp:
         work = Path(tmp)
         inv = ["-i", str(inventory_file)]
-        apply_rc = ["apply", "-f", str(_manifest([rc], work / "rc.json")), *inv]
-
-        def fresh_home() -> Path:
-            return Path(tempfile.mkdtemp(prefix="home-", dir=work))
-
-        for _ in range(repeat):
+        apply_rc = ["apply", *_manifests([rc], work), *inv]
+        try:
+            for _ in range(repeat):
+                _clean(nodes, home)
+                floors.append(_user_floor(nodes, home, pods_per_host))
+                _clean(nodes, home)
+                _close_connections(nodes, home)
+                colds.append(_run_cli(apply_rc, home, work))
+            for _ in range(repeat):
+                noop_floors.append(_parallel_ssh(nodes, home, lambda node: "docker ps -q >/dev/null", fresh=True))
+                _close_connections(nodes, home)
+                noops.append(_run_cli(apply_rc, home, work))
+                warm.append(_run_cli(apply_rc, home, work))
+            _run_cli(["apply", *_manifests([rc, single], work), *inv], home, work)
+            before = {p.name: p.spec_hash for p in observe(nodes, home).pods}
+            one = _run_cli(["apply", *_manifests([rc, changed], work), *inv], home, work)
+            after = {p.name: p.spec_hash for p in observe(nodes, home).pods}
+        finally:
             _clean(nodes, home)
-            floors.append(_user_floor(nodes, home, pods_per_host))
-            _clean(nodes, home)
-            colds.append(_run_cli(apply_rc, fresh_home(), work))
-        for _ in range(repeat):
-            noop_floors.append(_parallel_ssh(nodes, home, lambda node: "docker ps -q >/dev/null", fresh=True))
-            own = fresh_home()
-            noops.append(_run_cli(apply_rc, own, work))
-            warm.append(_run_cli(apply_rc, own, work))
-        single = Pod(Meta(f"{BENCH}-single", {"bench-single": "1"}),
-                     PodSpec((Container("app", "busybox", ("sleep", "2147483647")),)))
-        changed = replace(single, spec=PodSpec((Container("app", "busybox:latest", ("sleep", "2147483646")),)))
-        own = fresh_home()
-        _run_cli(["apply", "-f", str(_manifest([rc, single], work / "both.json")), *inv], own, work)
-        before = {p.name: p.spec_hash for p in observe(nodes, home).pods}
-        one = _run_cli(["apply", "-f", str(_manifest([rc, changed], work / "changed.json")), *inv], own, work)
-        after = {p.name: p.spec_hash for p in observe(nodes, home).pods}
-        _clean(nodes, home)
+            _forget(home, [("ReplicationController", BENCH), ("Pod", single.meta.name)])
     untouched = sum(1 for name, h in before.items() if name != single.meta.name and after.get(name) == h)
     return ProcessFigures(len(nodes), rc.replicas, tuple(floors), tuple(colds), tuple(noop_floors), tuple(noops),
                           tuple(warm), one, untouched, len(before) - 1, (load0, os.getloadavg()[0]))
+
+
+def _forget(home: Path, objects: Sequence[tuple[str, str]]) -> None:
+    """The bench's objects out of the store its applies recorded them in."""
+    store = SQLiteStore(home / "store.db")
+    try:
+        for kind, name in objects:
+            try:
+                store.delete(kind, name, actor="bench")
+            except NotFound:  # not recorded (a run failed before the store): nothing to forget
+                pass
+    finally:
+        store.close()
 
 
 def median(values: Sequence[float]) -> float:
