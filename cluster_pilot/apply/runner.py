@@ -51,7 +51,7 @@ class RunResult:
 
 
 _TIMED = ("playbook_on_start", "playbook_on_task_start", "runner_on_start", "runner_on_ok", "runner_on_failed",
-          "runner_on_skipped", "runner_on_unreachable", "playbook_on_stats")
+          "runner_on_skipped", "runner_on_unreachable", "runner_item_on_ok", "playbook_on_stats")
 
 
 def _created(event: dict) -> float | None:
