@@ -13,12 +13,8 @@ INVENTORY = """\
       children:
         minions:
           hosts:
-            m1:
-              ansible_host: 10.0.0.1
-              ansible_port: 2222
-              ansible_user: root
-              cp_capacity: {cpu: "2000m", memory: 4Gi, pods: 40}
-              cp_labels: {zone: eu-1a}
+            m1: {ansible_host: 10.0.0.1, ansible_port: 2222, ansible_user: root, cp_labels: {zone: eu-1a},
+                 cp_capacity: {cpu: "2000m", memory: 4Gi, pods: 40}}
             m2: {}
     """
 
