@@ -20,6 +20,7 @@ from cluster_pilot.host.podformat import (INFRA, PodRecord, container_name, infr
 from cluster_pilot.plan.planner import Create, Plan, Remove, by_node
 from cluster_pilot.plan.proxy import discovery_env
 
+MODULE_WIDTH = 8  # pods the cp_pods module works on at once (its thread pool)
 _RESTART = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
 
 
@@ -121,9 +122,12 @@ def render_remove(remove: Remove) -> dict[str, Any]:
 
 
 def _batches(items: list, parts: int) -> list[list]:
+    """At most ``parts`` batches (each one module run, one after another, for progress), none smaller than
+    the pods ``cp_pods`` works on at once: a smaller batch leaves dockerd idle and costs a module start."""
     if not items:
         return []
-    size = max(1, math.ceil(len(items) / max(1, parts)))
+    count = max(1, min(parts, math.ceil(len(items) / MODULE_WIDTH)))
+    size = math.ceil(len(items) / count)
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 

@@ -13,9 +13,11 @@ import signal
 import tempfile
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from cluster_pilot.apply import timings
 from cluster_pilot.apply.render import Rendered, action_count, playbook_vars, unsafe_yaml
 from cluster_pilot.resources import resource_dir
 
@@ -48,11 +50,26 @@ class RunResult:
         return all(h.ok for h in self.hosts.values()) and self.status == "successful"
 
 
+_TIMED = ("playbook_on_start", "playbook_on_task_start", "runner_on_start", "runner_on_ok", "runner_on_failed",
+          "runner_on_skipped", "runner_on_unreachable", "runner_item_on_ok", "playbook_on_stats")
+
+
+def _created(event: dict) -> float | None:
+    """When ansible-playbook emitted the event (ansible-runner stamps it in UTC), not when we read it."""
+    try:
+        at = datetime.fromisoformat(str(event["created"]))
+    except (KeyError, ValueError):
+        return None
+    return (at if at.tzinfo else at.replace(tzinfo=timezone.utc)).timestamp()
+
+
 def _events(results: dict[str, HostResult], progress: Progress) -> Callable[[dict], bool]:
     def handle(event: dict) -> bool:
         kind = event.get("event", "")
         data = event.get("event_data") or {}
         host = data.get("host")
+        if kind in _TIMED and timings.enabled():
+            timings.mark(f"{kind}:{data.get('role') or ''}:{data.get('task') or ''}", host or "", _created(event))
         if host not in results:
             return True
         r = results[host]
@@ -108,6 +125,7 @@ def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], h
         vars_file = private / "cp-vars.yml"
         vars_file.write_text(unsafe_yaml(variables))
         cancelled, finished = threading.Event(), threading.Event()
+        timings.mark("ansible launch")
         thread, runner = ansible_runner.run_async(
             private_data_dir=str(private),
             playbook=str(resource_dir("playbooks") / playbook),

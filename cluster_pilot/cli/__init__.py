@@ -11,7 +11,11 @@ import importlib.util
 import os
 import sys
 
-import click
+from cluster_pilot.apply import timings
+
+timings.mark("python")
+
+import click  # noqa: E402
 
 from cluster_pilot import __version__
 from cluster_pilot.errors import UserError
@@ -44,7 +48,9 @@ class LazyGroup(click.Group):
         if cmd is not None or name not in _VERBS:
             return cmd
         module, _, attr = _VERBS[name].partition(":")
-        return getattr(importlib.import_module(module), attr)
+        command = getattr(importlib.import_module(module), attr)
+        timings.mark("imported")
+        return command
 
 
 def _importable(target: str) -> bool:
@@ -89,4 +95,6 @@ def _one_line(message: str) -> str:
 
 
 def main() -> None:
-    sys.exit(run(cli, "cluster-pilot"))
+    code = run(cli, "cluster-pilot")
+    timings.write()
+    sys.exit(code)

@@ -12,6 +12,7 @@ from cluster_pilot.cli.options import inventory_option, load_nodes, open_state
 from cluster_pilot.quantity import cpu_millis
 
 if TYPE_CHECKING:
+    from cluster_pilot.bench.apply import ProcessFigures, ProcessRun
     from cluster_pilot.bench.proxy import ProxyFigures, ProxySettings, WrkRun
 
 
@@ -53,21 +54,61 @@ def scheduler(node_count: int, pod_count: int, seed: int) -> int:
 @bench.command("apply")
 @inventory_option
 @click.option("--pods-per-host", type=click.IntRange(1, 40), default=10, show_default=True)
-def apply_bench(inventory, pods_per_host) -> int:
-    """Cold, no-op and one-image-change apply times, as ratios to floors measured here and now."""
-    from cluster_pilot.bench.apply import measure
+@click.option("--repeat", type=click.IntRange(1, 20), default=3, show_default=True,
+              help="Interleaved runs of each whole-process figure; medians are shown.")
+@click.option("--in-process/--no-in-process", default=True, show_default=True,
+              help="Also measure converge() called in this process, against floors with infra containers.")
+def apply_bench(inventory, pods_per_host, repeat, in_process) -> int:
+    """Whole-process cold and no-op ``cluster-pilot apply`` (and one image change) against a user's floors,
+    with where the time went; then the in-process figures."""
+    from cluster_pilot.bench.apply import measure_process
 
     inventory_file, nodes = load_nodes(inventory)
     home, _ = open_state()
-    f = measure(nodes, inventory_file, home, pods_per_host)
-    click.echo(f"hosts: {f.hosts}, pods: {f.pods} ({2 * f.pods} containers with the infra containers)")
-    click.echo(f"raw floor (parallel ssh + docker run -d): {f.raw_floor_s:.2f} s")
-    click.echo(f"cold apply: {f.cold_s:.2f} s  ratio {f.cold_s / f.raw_floor_s:.2f} (goal <= 1.5)")
-    click.echo(f"observation floor (parallel ssh docker ps): {f.observation_floor_s * 1000:.0f} ms")
-    click.echo(f"no-op apply: {f.noop_s * 1000:.0f} ms  ratio {f.noop_s / f.observation_floor_s:.2f} (goal <= 2)")
-    click.echo(f"one pod's image changed: {f.one_change_s:.2f} s, {f.untouched}/{f.others} other pods untouched, "
-               f"ok={f.one_change_ok}")
+    for line in _apply_process_report(measure_process(nodes, inventory_file, home, pods_per_host, repeat)):
+        click.echo(line)
+    if in_process:
+        from cluster_pilot.bench.apply import measure
+
+        f = measure(nodes, inventory_file, home, pods_per_host)
+        click.echo(f"in process: {f.pods} pods ({2 * f.pods} containers with the infra containers), warm SSH")
+        click.echo(f"  raw floor (parallel ssh + docker run -d, infra included): {f.raw_floor_s:.2f} s")
+        click.echo(f"  cold converge: {f.cold_s:.2f} s  ratio {f.cold_s / f.raw_floor_s:.2f}")
+        click.echo(f"  observation floor (parallel ssh docker ps, warm): {f.observation_floor_s * 1000:.0f} ms")
+        click.echo(f"  no-op converge: {f.noop_s * 1000:.0f} ms  ratio {f.noop_s / f.observation_floor_s:.2f}")
+        click.echo(f"  one pod's image changed: {f.one_change_s:.2f} s, {f.untouched}/{f.others} other pods "
+                   f"untouched, ok={f.one_change_ok}")
     return 0
+
+
+def _apply_process_report(f: ProcessFigures) -> list[str]:
+    from cluster_pilot.bench.apply import median, median_run
+
+    def runs(values: Sequence[float]) -> str:
+        return ", ".join(f"{v:.2f}" for v in values)
+
+    def where(run: ProcessRun) -> list[str]:
+        return [f"    {label:<32} {seconds:7.3f} s" for label, seconds in run.split]
+
+    floor, cold = median(f.user_floors), median_run(f.colds)
+    noop_floor, noop, warm = median(f.noop_floors), median_run(f.noops), median_run(f.warm_noops)
+    return [
+        f"whole process: {f.hosts} minions, {f.pods} single-container replicas; load average {f.load[0]:.1f} "
+        f"before, {f.load[1]:.1f} after; medians of {len(f.colds)} interleaved runs",
+        f"user floor (docker run -d one after another per host, fresh ssh, hosts in parallel): {floor:.2f} s "
+        f"(runs: {runs(f.user_floors)})",
+        f"cold apply: {cold.seconds:.2f} s  ratio {cold.seconds / floor:.2f} (goal <= 1.3) "
+        f"(runs: {runs([r.seconds for r in f.colds])})",
+        *where(cold),
+        f"no-op floor (fresh parallel ssh docker ps): {noop_floor * 1000:.0f} ms (runs: {runs(f.noop_floors)})",
+        f"no-op apply, fresh ssh: {noop.seconds * 1000:.0f} ms  ratio {noop.seconds / noop_floor:.2f} (goal <= 1.5) "
+        f"(runs: {runs([r.seconds for r in f.noops])})",
+        *where(noop),
+        f"no-op apply right after another (ssh control masters open): {warm.seconds * 1000:.0f} ms  ratio "
+        f"{warm.seconds / noop_floor:.2f}",
+        f"one pod's image changed: {f.one_change.seconds:.2f} s, {f.untouched}/{f.others} other pods untouched",
+        *where(f.one_change),
+    ]
 
 
 @bench.command("api")

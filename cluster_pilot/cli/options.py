@@ -42,10 +42,10 @@ def inventory_path(given: Path | None) -> Path:
 
 
 def load_nodes(given: Path | None) -> tuple[Path, list[Node]]:
-    from cluster_pilot.host.inventory import load_inventory
+    from cluster_pilot.host.inventory_cache import load_inventory_cached
 
     path = inventory_path(given)
-    return path, load_inventory(path)
+    return path, load_inventory_cached(path, state_dir() / "cache")
 
 
 def open_state() -> tuple[Path, SQLiteStore]:

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from cluster_pilot.host.lock import Holder
 from cluster_pilot.host.records import Records
 from cluster_pilot.model import Node, Object, Service
+from cluster_pilot.apply import timings
 from cluster_pilot.apply.pipeline import Hooks, Options, Outcome, converge
 from cluster_pilot.plan.planner import ACTIONS, Change, Plan
 
@@ -90,11 +91,13 @@ def run(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, home:
         services: Sequence[Service] | None = None, known: Records | None = None) -> tuple[int, Outcome]:
     t0 = time.monotonic()
     live = _Live()
-    hooks = Hooks(phase=live.phase, host_progress=live.host, lock_wait=live.lock_wait, run_started=live.run_started)
+    hooks = Hooks(phase=lambda text: (timings.mark(text), live.phase(text)), host_progress=live.host,
+                  lock_wait=live.lock_wait, run_started=lambda plan: (timings.mark("run"), live.run_started(plan)))
     try:
         outcome = converge(objects, nodes, inventory, home, options, deleting, hooks, services, known=known)
     finally:
         live.close()
+        timings.mark("converged")
     return report(outcome, options, time.monotonic() - t0, verb), outcome
 
 

@@ -1,0 +1,44 @@
+"""Where a whole ``cluster-pilot apply`` spent its time, read from its timing trace."""
+
+from __future__ import annotations
+
+import pytest
+
+from cluster_pilot.bench.apply import split
+
+
+def _trace(*points):
+    return [(t, name, host) for t, name, host in points]
+
+
+def test_a_cold_run_is_split_into_its_stages_and_the_parts_sum_to_the_whole():
+    marks = _trace(
+        (1.0, "python", ""), (1.2, "imported", ""), (1.5, "observing", ""), (2.0, "locking", ""),
+        (2.1, "observing", ""), (2.6, "run", ""), (2.7, "ansible launch", ""),
+        (4.0, "playbook_on_start::", ""),
+        (4.1, "playbook_on_task_start::Take pods that must stop first out of every proxy", ""),
+        (4.2, "runner_on_skipped::Take pods that must stop first out of every proxy", "m1"),
+        (4.3, "playbook_on_task_start:cp_pods:Create pods", ""),
+        (4.4, "runner_on_start:cp_pods:Create pods", "m1"), (9.0, "runner_on_ok:cp_pods:Create pods", "m1"),
+        (9.3, "playbook_on_task_start:cp_proxy:Converge the service proxy", ""),
+        (9.9, "runner_on_ok:cp_proxy:Converge the service proxy", "m1"),
+        (10.0, "playbook_on_stats::", ""), (10.5, "verifying", ""), (11.0, "converged", ""), (11.1, "exit", ""))
+    parts = dict(split(marks, 0.5, 11.3))
+    assert parts["interpreter start"] == pytest.approx(0.5)
+    assert parts["observation"] == pytest.approx(0.5) and parts["lock"] == pytest.approx(0.1)
+    assert parts["observation under the lock"] == pytest.approx(0.5)
+    assert parts["render, ansible-playbook start"] == pytest.approx(1.5)
+    assert parts["cp_pods module (Docker work)"] == pytest.approx(5.0)
+    assert parts["proxy"] == pytest.approx(0.7)
+    assert parts["Ansible per-task overhead"] == pytest.approx(0.2)
+    assert parts["verification"] == pytest.approx(0.5)
+    assert sum(parts.values()) == pytest.approx(11.3 - 0.5)
+
+
+def test_a_no_op_has_no_lock_and_no_ansible():
+    marks = _trace((1.0, "python", ""), (1.2, "imported", ""), (1.5, "observing", ""), (2.0, "converged", ""),
+                   (2.05, "exit", ""))
+    parts = split(marks, 0.8, 2.1)
+    assert [label for label, _ in parts] == ["interpreter start", "imports", "load and validate", "observation",
+                                            "store and report", "process exit"]
+    assert sum(s for _, s in parts) == pytest.approx(2.1 - 0.8)
