@@ -3,8 +3,10 @@
 Importing Ansible and parsing an inventory costs a command 0.5-1.5 s before anything else happens, most of a
 no-op apply. The nodes are kept in the home, keyed by everything the parse depends on: the file's path and
 bytes, the ``ANSIBLE_*`` environment and the Ansible config files. Only a plain file is cached: not a
-directory, a script, a file with ``host_vars``/``group_vars`` beside it, nor one whose values are templates
-(they may read the environment or other files). Anything else, and any miss, takes Ansible's parser.
+directory, a script, a file with ``host_vars``/``group_vars`` beside it, an inventory plugin's file (its hosts
+come from elsewhere), nor one whose values are templates (they may read the environment or other files) or
+vault-encrypted (the cache would keep them in clear). Anything else, and any miss, takes Ansible's parser. One
+entry per inventory path, private to the user: a changed file replaces its entry.
 """
 
 from __future__ import annotations
@@ -34,8 +36,11 @@ def _key(source: Path, text: bytes) -> str:
     return digest.hexdigest()[:32]
 
 
+_NOT_PLAIN = (b"{{", b"{%", b"$ANSIBLE_VAULT", b"!vault", b"plugin:")
+
+
 def _cacheable(source: Path, text: bytes) -> bool:
-    return (source.is_file() and not os.access(source, os.X_OK) and b"{{" not in text and b"{%" not in text
+    return (source.is_file() and not os.access(source, os.X_OK) and not any(m in text for m in _NOT_PLAIN)
             and not any((source.parent / d).exists() for d in ("host_vars", "group_vars")))
 
 
@@ -52,16 +57,20 @@ def load_inventory_cached(path: str | os.PathLike[str], cache_dir: Path) -> list
         text = b""
     if not text or not _cacheable(source, text):
         return load_inventory(path)
-    entry = cache_dir / f"inventory-{_key(source, text)}.json"
+    key = _key(source, text)
+    entry = cache_dir / f"inventory-{hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:16]}.json"
     try:
-        return [_node(d) for d in json.loads(entry.read_text())]
+        doc = json.loads(entry.read_text())
+        if doc["key"] == key:
+            return [_node(d) for d in doc["nodes"]]
     except (OSError, ValueError, KeyError, TypeError):
         pass
     nodes = load_inventory(path)
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         part = entry.with_suffix(f".{os.getpid()}.tmp")
-        part.write_text(json.dumps([asdict(n) for n in nodes]))
+        with os.fdopen(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            json.dump({"key": key, "nodes": [asdict(n) for n in nodes]}, f)
         part.replace(entry)
     except (OSError, TypeError, ValueError):
         pass  # a cache that cannot be written only costs the next run the parse

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import textwrap
 
+import pytest
+
 from cluster_pilot.host.inventory import load_inventory
 from cluster_pilot.host.inventory_cache import load_inventory_cached
 
@@ -42,6 +44,21 @@ def test_a_changed_file_is_parsed_again(tmp_path):
     load_inventory_cached(inv, cache)
     _write(inv, INVENTORY.replace("10.0.0.1", "10.0.0.9"))
     assert load_inventory_cached(inv, cache)[0].address == "10.0.0.9"
+    assert len(list(cache.glob("inventory-*.json"))) == 1  # the changed file replaced its entry
+
+
+def test_the_cache_is_private(tmp_path):
+    inv, cache = _write(tmp_path / "hosts.yml", INVENTORY), tmp_path / "cache"
+    load_inventory_cached(inv, cache)
+    assert oct(cache.stat().st_mode & 0o777) == "0o700"
+    assert [oct(e.stat().st_mode & 0o777) for e in cache.iterdir()] == ["0o600"]
+
+
+@pytest.mark.parametrize("marker", ["$ANSIBLE_VAULT;1.1;AES256", "!vault |", "plugin: community.general.foo"])
+def test_vaulted_and_plugin_inventories_are_never_cached(tmp_path, marker):
+    inv = _write(tmp_path / "hosts.yml", INVENTORY + f"\n# {marker}\n")
+    assert load_inventory_cached(inv, tmp_path / "cache") == load_inventory(inv)
+    assert not (tmp_path / "cache").exists()
 
 
 def test_templates_and_vars_directories_are_never_cached(tmp_path):
