@@ -18,9 +18,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import shlex
 import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -30,7 +28,7 @@ from typing import Callable, Sequence
 
 from cluster_pilot.errors import UserError
 from cluster_pilot.model import Node
-from cluster_pilot.host.ssh import control_dir, ssh_command
+from cluster_pilot.host.ssh import HostDidNotAnswer, control_dir, run_python
 
 LOCK_DIR = "/var/lib/cluster-pilot/apply.lock"
 LOCK_HOST_VAR = "cp_lock_host"
@@ -122,20 +120,11 @@ class Holder:
 
 
 def _call(node: Node, state_dir: Path, request: dict) -> dict:
-    python = str(node.vars.get("ansible_python_interpreter") or "python3")
     script = f"LOCK_DIR = {LOCK_DIR!r}\n" + REMOTE
-    cmd = ssh_command(node, control_dir(state_dir), f"{shlex.quote(python)} -c {shlex.quote(script)}")
     try:
-        proc = subprocess.run(cmd, input=json.dumps(request), capture_output=True, text=True, timeout=30)
-    except subprocess.TimeoutExpired:
-        raise UserError(f"lock host {node.name} did not answer within 30 s") from None
-    if proc.returncode != 0:
-        detail = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
-        raise UserError(f"cannot reach lock host {node.name}: {detail}")
-    try:
-        return json.loads(proc.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        raise UserError(f"lock host {node.name}: unreadable answer") from None
+        return run_python(node, control_dir(state_dir), script, json.dumps(request), timeout=30)
+    except HostDidNotAnswer as exc:
+        raise UserError(f"cannot reach lock host {node.name}: {exc}") from None
 
 
 def _holder(doc: dict | None, now: float | None = None) -> Holder | None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,7 +19,7 @@ from cluster_pilot.model import Node
 from cluster_pilot.host.podformat import (INFRA, LABEL_CONTAINERS, LABEL_POD, LABEL_POD_LABELS, LABEL_PORTS,
                                           LABEL_PREFIX, Published, read_member, read_record)
 from cluster_pilot.host.records import RECORDS_DOCUMENT
-from cluster_pilot.host.ssh import control_dir, ssh_command
+from cluster_pilot.host.ssh import HostDidNotAnswer, control_dir, run_python
 
 PROXY_DOCUMENT = "/etc/cluster-pilot/proxy.json"
 
@@ -221,19 +219,10 @@ def _exit_code(status: str) -> int | None:
 
 
 def observe_host(node: Node, cm_dir: Path, timeout: float = 20.0) -> HostView:
-    python = str(node.vars.get("ansible_python_interpreter") or "python3")
     try:
-        proc = subprocess.run(ssh_command(node, cm_dir, f"{shlex.quote(python)} -"), input=PROBE, text=True,
-                              capture_output=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return HostView(node.name, False, error=f"no answer within {timeout:.0f} s")
-    if proc.returncode != 0:
-        detail = (proc.stderr.strip().splitlines() or [f"ssh exited {proc.returncode}"])[-1]
-        return HostView(node.name, False, error=detail)
-    try:
-        doc = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return HostView(node.name, False, error="unreadable answer from the host")
+        doc = run_python(node, cm_dir, PROBE, timeout=timeout)
+    except HostDidNotAnswer as exc:
+        return HostView(node.name, False, error=str(exc))
     if "error" in doc:
         return HostView(node.name, False, error=doc["error"])
     pods, warnings = read_pods(node.name, doc["containers"])

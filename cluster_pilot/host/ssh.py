@@ -4,8 +4,10 @@ observation, the lock and the Ansible run that follows, so the second connection
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shlex
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -48,3 +50,27 @@ def control_dir(state_dir: Path) -> Path:
     if d.stat().st_mode & 0o077:
         d.chmod(0o700)
     return d
+
+
+class HostDidNotAnswer(Exception):
+    """Why a host gave no usable answer: no answer in time, ssh's own last error line, or unreadable output."""
+
+
+def run_python(node: Node, cm_dir: Path, script: str, stdin: str = "", timeout: float = 20.0) -> dict:
+    """Run a stdlib-only ``script`` with the host's python (``python3 -c``), ``stdin`` as its input; its last
+    output line, a JSON object, is the answer. Observation and the lock talk to hosts this one way."""
+    python = str(node.vars.get("ansible_python_interpreter") or "python3")
+    cmd = ssh_command(node, cm_dir, f"{shlex.quote(python)} -c {shlex.quote(script)}")
+    try:
+        proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise HostDidNotAnswer(f"no answer within {timeout:.0f} s") from None
+    if proc.returncode != 0:
+        raise HostDidNotAnswer((proc.stderr.strip().splitlines() or [f"ssh exited {proc.returncode}"])[-1])
+    try:
+        answer = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise HostDidNotAnswer("unreadable answer from the host") from None
+    if not isinstance(answer, dict):
+        raise HostDidNotAnswer("unreadable answer from the host")
+    return answer
