@@ -26,6 +26,7 @@ SUITE = "bookworm"
 NODE_PACKAGES = (
     "python3", "python3-requests", "openssh-server", "docker.io", "iproute2", "haproxy", "busybox-static",
     "ca-certificates", "redis-server", "docker-registry", "procps", "runit", "socat",
+    "dnsmasq-base", "nginx-light",  # the service DNS on every minion; a fast backend for the proxy bench
 )
 INIT_SCRIPT = Path(__file__).with_name("minion-init.sh")
 SANDBOX_LABEL = "io.cluster-pilot.sandbox"
