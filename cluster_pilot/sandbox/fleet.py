@@ -27,7 +27,7 @@ import docker.errors
 import yaml
 
 from cluster_pilot.errors import UserError
-from cluster_pilot.sandbox import engine, image
+from cluster_pilot.sandbox import engine, image, seeds
 
 MAX_MINIONS = 32
 REGISTRY_PORT = 5000
@@ -213,15 +213,15 @@ class Sandbox:
         marker = self.dir / "seeded.json"
         seeded = json.loads(marker.read_text()) if marker.exists() else {}
         done = []
-        for seed in image.SEED_IMAGES:
-            tag, _ = image.ensure_seed_image(client, seed, node_tag, self.dir)
+        for seed in seeds.SEED_IMAGES:
+            tag, _ = seeds.ensure_seed_image(client, seed, node_tag, self.dir)
             if seeded.get(seed.name) == tag:
                 continue
             self.push(tag, as_name=f"library/{seed.name}:latest")
             seeded[seed.name] = tag
             done.append(seed.name)
         marker.write_text(json.dumps(seeded))
-        return ("pushed " + ", ".join(done)) if done else "cached " + ", ".join(s.name for s in image.SEED_IMAGES)
+        return ("pushed " + ", ".join(done)) if done else "cached " + ", ".join(s.name for s in seeds.SEED_IMAGES)
 
     def push(self, source: str, as_name: str | None = None) -> str:
         """Push a local image into the sandbox registry; minions then pull it by its plain name."""

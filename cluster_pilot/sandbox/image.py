@@ -1,8 +1,7 @@
 """Images the sandbox builds from Debian packages, since no registry outside this machine can be reached.
 
 - the node image (a whole Debian with sshd, dockerd, python3, haproxy): every minion and the registry run it;
-- seed images for the sandbox registry (``busybox`` from busybox-static, ``redis`` from redis-server), cut
-  out of the node image so that they cost seconds, not another bootstrap.
+- seed images for the sandbox registry are cut out of it (``seeds.py``: a recipe there never rebuilds this one).
 
 Each image is tagged with the hash of its recipe: it is rebuilt only when the recipe changes.
 """
@@ -14,7 +13,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -64,7 +62,7 @@ def node_image_tag() -> str:
     return f"cluster-pilot/node:{node_recipe_hash()}"
 
 
-def _has_image(client: docker.DockerClient, tag: str) -> bool:
+def has_image(client: docker.DockerClient, tag: str) -> bool:
     try:
         client.images.get(tag)
         return True
@@ -75,7 +73,7 @@ def _has_image(client: docker.DockerClient, tag: str) -> bool:
 def ensure_node_image(client: docker.DockerClient, work_dir: Path, log_path: Path) -> tuple[str, bool]:
     """The node image's tag, and whether it had to be built."""
     tag = node_image_tag()
-    if _has_image(client, tag):
+    if has_image(client, tag):
         return tag, False
     if os.geteuid() != 0:
         raise UserError("building the sandbox node image needs root (debootstrap)")
@@ -92,11 +90,11 @@ def ensure_node_image(client: docker.DockerClient, work_dir: Path, log_path: Pat
             service.unlink()
         (rootfs / "usr/local/sbin").mkdir(parents=True, exist_ok=True)
         shutil.copy2(INIT_SCRIPT, rootfs / "usr/local/sbin/cp-minion-init")
-        _import_dir(client, rootfs, tag, ['CMD ["/usr/local/sbin/cp-minion-init"]', f"LABEL {SANDBOX_LABEL}=image"])
+        import_dir(client, rootfs, tag, ['CMD ["/usr/local/sbin/cp-minion-init"]', f"LABEL {SANDBOX_LABEL}=image"])
     return tag, True
 
 
-def _import_dir(client: docker.DockerClient, root: Path, tag: str, changes: list[str]) -> None:
+def import_dir(client: docker.DockerClient, root: Path, tag: str, changes: list[str]) -> None:
     """``docker import`` of a directory, streamed from tar so a 600 MB tree never sits in memory."""
     repo, _, version = tag.rpartition(":")
     tar = subprocess.Popen(["tar", "-C", str(root), "--numeric-owner", "-cf", "-", "."], stdout=subprocess.PIPE)
@@ -106,61 +104,3 @@ def _import_dir(client: docker.DockerClient, root: Path, tag: str, changes: list
         tar.stdout.close()
         if tar.wait() != 0:
             raise UserError(f"could not pack {root} into image {tag}")
-
-
-@dataclass(frozen=True)
-class SeedImage:
-    """An image for the sandbox registry, cut from the node image's files."""
-
-    name: str  # as users write it in manifests: ``busybox`` resolves to docker.io/library/busybox
-    collect: str  # shell run in the node image; fills /out with the image's root
-    changes: tuple[str, ...]
-
-
-_BUSYBOX = """
-mkdir -p /out/bin /out/tmp /out/etc /out/var/www /out/root
-cp /bin/busybox /out/bin/busybox
-for applet in $(/bin/busybox --list); do [ "$applet" = busybox ] || ln -s busybox /out/bin/$applet; done
-printf 'root:x:0:0:root:/root:/bin/sh\\nnobody:x:65534:65534:nobody:/:/bin/false\\n' > /out/etc/passwd
-printf 'root:x:0:\\nnogroup:x:65534:\\n' > /out/etc/group
-chmod 1777 /out/tmp
-"""
-
-_REDIS = """
-mkdir -p /out/data /out/tmp /out/etc /out/bin
-for f in /usr/bin/redis-server /usr/bin/redis-cli $(ldd /usr/bin/redis-server /usr/bin/redis-cli | awk '/=>/ {print $3} /ld-linux/ {print $1}' | sort -u); do
-  mkdir -p "/out$(dirname "$f")"; cp -L "$f" "/out$f"
-done
-cp /bin/busybox /out/bin/busybox && ln -s busybox /out/bin/sh
-printf 'root:x:0:0:root:/root:/bin/sh\\nredis:x:999:999:redis:/data:/bin/false\\n' > /out/etc/passwd
-printf 'root:x:0:\\nredis:x:999:\\n' > /out/etc/group
-chmod 1777 /out/tmp
-"""
-
-SEED_IMAGES = (
-    SeedImage("busybox", _BUSYBOX, ('CMD ["sh"]',)),
-    SeedImage("redis", _REDIS, ('CMD ["redis-server", "--protected-mode", "no"]', "WORKDIR /data",
-                                "EXPOSE 6379", 'ENV PATH=/usr/bin:/bin')),
-)
-
-
-def seed_tag(seed: SeedImage, node_tag: str) -> str:
-    digest = hashlib.sha256((node_tag + seed.collect + "".join(seed.changes)).encode()).hexdigest()[:12]
-    return f"cluster-pilot/seed-{seed.name}:{digest}"
-
-
-def ensure_seed_image(client: docker.DockerClient, seed: SeedImage, node_tag: str, work_dir: Path) -> tuple[str, bool]:
-    tag = seed_tag(seed, node_tag)
-    if _has_image(client, tag):
-        return tag, False
-    with tempfile.TemporaryDirectory(prefix=f"cp-seed-{seed.name}-", dir=work_dir) as tmp:
-        out = Path(tmp) / "out"
-        out.mkdir()
-        try:
-            client.containers.run(node_tag, ["sh", "-ec", seed.collect], remove=True, entrypoint=[],
-                                  volumes={str(out): {"bind": "/out", "mode": "rw"}},
-                                  labels={SANDBOX_LABEL: "build"})
-        except docker.errors.ContainerError as exc:
-            raise UserError(f"building seed image {seed.name} failed: {exc.stderr!r}") from exc
-        _import_dir(client, out, tag, [*seed.changes, f"LABEL {SANDBOX_LABEL}=image"])
-    return tag, True
