@@ -146,6 +146,13 @@ class ServicePort:
     target_port: int | str | None = None  # number, a container port name, or None: the pods' first port
     protocol: str = TCP
     name: str | None = None
+    node_port: int | None = None  # NodePort/LoadBalancer: the port on every minion's own address
+
+
+CLUSTER_IP = "ClusterIP"
+NODE_PORT = "NodePort"
+LOAD_BALANCER = "LoadBalancer"
+SERVICE_TYPES = (CLUSTER_IP, NODE_PORT, LOAD_BALANCER)
 
 
 @dataclass(frozen=True)
@@ -154,7 +161,22 @@ class Service:
     ports: tuple[ServicePort, ...]
     selector: Mapping[str, str]
     create_external_load_balancer: bool = False
+    cluster_ip: str | None = None  # the service's own address; None until allocated (see plan.addresses)
+    type: str = CLUSTER_IP
     kind: str = field(default=SERVICE, init=False)
+
+    @property
+    def host_wide(self) -> bool:
+        """Whether the service also listens on every minion's own address: a 2014 service at its port (the
+        seed's behaviour), a NodePort or LoadBalancer one at its node ports."""
+        return self.meta.api_version == "v1beta1" or self.type != CLUSTER_IP
+
+    @property
+    def host_ports(self) -> tuple[tuple[int, str], ...]:
+        """(port, protocol) the service takes on every minion's own address (none for a ClusterIP service)."""
+        if self.meta.api_version == "v1beta1":
+            return tuple((p.port, p.protocol) for p in self.ports)
+        return tuple((p.node_port, p.protocol) for p in self.ports if self.type != CLUSTER_IP and p.node_port)
 
 
 Object = Pod | ReplicationController | Service

@@ -44,7 +44,9 @@ def manifest(obj: model.Object) -> dict:
                                        "spec": _spec(obj.template.spec)}}
     else:
         ports = [some(name=p.name, port=p.port, targetPort=p.target_port,
-                      protocol=p.protocol if p.protocol != model.TCP else None) for p in obj.ports]
-        result["spec"] = {"ports": ports, **some(selector=dict(obj.selector),
-                                                 type="LoadBalancer" if obj.create_external_load_balancer else None)}
+                      protocol=p.protocol if p.protocol != model.TCP else None,
+                      nodePort=p.node_port if obj.type != model.CLUSTER_IP else None) for p in obj.ports]
+        kind = model.LOAD_BALANCER if obj.create_external_load_balancer else obj.type
+        result["spec"] = {"ports": ports, **some(selector=dict(obj.selector), clusterIP=obj.cluster_ip,
+                                                 type=kind if kind != model.CLUSTER_IP else None)}
     return result

@@ -109,7 +109,7 @@ def _service(svc: Service, served: Served | None) -> dict[str, Any]:
             out["containerPort"] = first.target_port
         if first.protocol != "TCP":
             out["protocol"] = first.protocol
-    return out
+    return out | _kept(served, portalIP=svc.cluster_ip or "")
 
 
 def manifest(obj: Object) -> dict[str, Any]:

@@ -11,11 +11,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from cluster_pilot.errors import UserError
+from cluster_pilot.errors import UserError, ValidationFailed
+from cluster_pilot.host.inventory import network_of
 from cluster_pilot.host.lock import FleetLock, Holder, lock_host
-from cluster_pilot.host.records import Owner, Records, decode, merge, update
+from cluster_pilot.host.records import Owner, Records, decode, merge, readdress, update
+from cluster_pilot.manifests.network import ServiceNetwork
 from cluster_pilot.model import SERVICE, Node, Object, Service
 from cluster_pilot.host.observe import HostView, Observation, observe
+from cluster_pilot.plan.addresses import allocate
 from cluster_pilot.plan.planner import Plan, plan, running_pods
 from cluster_pilot.apply.render import Settings, render
 from cluster_pilot.apply.runner import RunResult, converge_hosts
@@ -116,6 +119,17 @@ def fleet_records(seen: Observation, known: Records | None = None) -> tuple[Reco
     return merge(copies), problems
 
 
+def addressed(records: Records, network: ServiceNetwork, busy: set[int], version: int) -> Records:
+    """Records whose live services all hold an address: one recorded before services had addresses (or by
+    an older runner) gets one now, recorded under its own owner, so every runner serves it at the same."""
+    live = records.objects(SERVICE)
+    bare = [s for s in live if not s.cluster_ip or any(p.node_port is None for p in s.ports if s.type != "ClusterIP")]
+    if not bare:
+        return records
+    filled, _ = allocate(bare, [s for s in live if s not in bare], network, busy)
+    return readdress(records, filled, version)
+
+
 def look_all(objects: Sequence[Object], services: Sequence[Service] | None, nodes: Sequence[Node], state_dir: Path,
              options: Options = Options(), deleting: Iterable[tuple[str, str]] = (),
              seen: Observation | None = None, evict: Iterable[str] = (),
@@ -137,19 +151,26 @@ def look_all(objects: Sequence[Object], services: Sequence[Service] | None, node
                             **seen.hosts})
     seen, more = watch(seen)
     fleet, problems = fleet_records(seen, known)
+    network = network_of(list(nodes))
+    busy = {port for p in seen.pods for port, _ in p.host_ports}
+    objects, taken = allocate(objects, fleet.objects(SERVICE), network, busy)
+    if taken:
+        raise ValidationFailed(taken)
+    version = int(time.time() * 1000)
     change = update(fleet, objects, deleting, options.owner, prune=options.prune, adopt=options.force_adopt,
-                    version=int(time.time() * 1000))
+                    version=version)
     if change.refused and not options.skip_foreign:
         raise UserError("; ".join(change.refused) + "; nothing was changed")
+    change = replace(change, records=addressed(change.records, network, busy, version))
     objects = [o for o in objects if (o.kind, o.meta.name) not in change.refused_keys]
-    if services is None:
-        services = change.records.objects(SERVICE)
+    recorded = {s.meta.name: s for s in change.records.objects(SERVICE)}
+    services = list(recorded.values()) if services is None else [recorded.get(s.meta.name, s) for s in services]
     evict = set(evict) | set(more)
     running = [p for p in running_pods(seen) if p.name not in evict]
     sched = schedule(objects, seen.with_nodes(nodes), running, retired=evict)
     addresses = {n.name: n.address for n in nodes}
     todo = plan(sched, seen, services, addresses, options.applyset if options.prune else None, deleting,
-                evict, options.roll)
+                evict, options.roll, network)
     document = change.records.encode()
     stale = tuple(sorted(n for n, v in seen.hosts.items() if v.reachable and decode(v.records)[0].encode() != document))
     todo = replace(todo, records=document, records_nodes=stale)
@@ -197,7 +218,8 @@ def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, 
                             "looked; nothing was changed")
         hooks.run_started(outcome.plan)
         addresses = {n.name: n.address for n in nodes}
-        rendered = render(outcome.plan, outcome.services, addresses, Settings(applyset=options.applyset))
+        settings = Settings(applyset=options.applyset, dns_server=network_of(list(nodes)).dns)
+        rendered = render(outcome.plan, outcome.services, addresses, settings)
         outcome.run = converge_hosts(rendered, inventory, state_dir, hooks.host_progress)
         if options.verify:
             hooks.phase("verifying")

@@ -18,6 +18,7 @@ from cluster_pilot.model import POD, REPLICATION_CONTROLLER, Container, Service,
 from cluster_pilot.host.podformat import (INFRA, PodRecord, container_name, infra_labels, member_labels, pod_dir,
                                           volume_dir)
 from cluster_pilot.plan.planner import Create, Plan, Remove, by_node
+from cluster_pilot.manifests.network import search_path
 from cluster_pilot.plan.proxy import discovery_env
 
 MODULE_WIDTH = 8  # pods the cp_pods module works on at once (its thread pool)
@@ -29,6 +30,7 @@ class Settings:
     infra_image: str = "busybox:latest"
     applyset: str = "default"
     batches: int = 4  # progress updates per host and phase
+    dns_server: str = ""  # the minions' DNS server (see manifests.network); "": Docker's default resolver
 
 
 def _infra_body(create: Create, settings: Settings) -> dict[str, Any]:
@@ -56,8 +58,16 @@ def _infra_body(create: Create, settings: Settings) -> dict[str, Any]:
         "Labels": labels,
         "ExposedPorts": exposed,
         "HostConfig": {"PortBindings": bindings, "RestartPolicy": {"Name": _RESTART.get(spec.restart_policy, "always")},
-                       "Init": True, "IpcMode": "shareable"},
+                       "Init": True, "IpcMode": "shareable", **_resolver(create, settings)},
     }
+
+
+def _resolver(create: Create, settings: Settings) -> dict[str, Any]:
+    """The pod's resolver, set on the container owning its network namespace (its other containers share the
+    resolv.conf): the minions' DNS server, and a search path that finds services of the pod's namespace."""
+    if not settings.dns_server:
+        return {}
+    return {"Dns": [settings.dns_server], "DnsSearch": list(search_path(create.pod.meta.namespace))}
 
 
 def _container_body(create: Create, c: Container, infra: str, volumes: Mapping[str, Volume],

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from cluster_pilot.errors import UserError
+from cluster_pilot.manifests import network as service_network
 from cluster_pilot.manifests.policy import HOST_PATHS_VAR, RESERVED_PORTS_VAR, SSH_PORT, Policy, fleet, normal_path
 from cluster_pilot.model import Node, Resources
 from cluster_pilot.quantity import cpu_millis, memory_bytes
@@ -126,7 +127,7 @@ def _capacity(raw: object, where: str) -> Resources:
     return Resources(cpu_millis=cpu, memory_bytes=memory, pods=pods)
 
 
-_POLICY_VARS = (HOST_PATHS_VAR, RESERVED_PORTS_VAR)
+_POLICY_VARS = (HOST_PATHS_VAR, RESERVED_PORTS_VAR, service_network.NETWORK_VAR)
 
 
 def fleet_policy(nodes: list[Node]) -> Policy:
@@ -145,7 +146,24 @@ def fleet_policy(nodes: list[Node]) -> Policy:
         allowed = mine if allowed is None else allowed & mine
         reserved.update(_list_of(node.vars.get(RESERVED_PORTS_VAR), int, RESERVED_PORTS_VAR, where))
         ssh.add(_port(node.vars.get("ansible_port", SSH_PORT), where))
-    return fleet(sorted(allowed or ()), reserved, ssh or (SSH_PORT,))
+    return fleet(sorted(allowed or ()), reserved, ssh or (SSH_PORT,), network_of(nodes))
+
+
+def network_of(nodes: list[Node]) -> service_network.ServiceNetwork:
+    """The fleet's service network (``cp_service_network``): one for every minion, since every minion's proxy
+    and DNS serve all of it. A malformed or disagreeing value is a ``UserError``."""
+    found: dict[str, str] = {}
+    for node in nodes:
+        raw = node.vars.get(service_network.NETWORK_VAR, service_network.DEFAULT_NETWORK)
+        try:
+            found.setdefault(service_network.parse(raw, f"inventory: host {node.name}").cidr, node.name)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    if len(found) > 1:
+        shown = ", ".join(f"{cidr} ({host})" for cidr, host in found.items())
+        raise UserError(f"inventory: {service_network.NETWORK_VAR} differs between minions: {shown}; set it once "
+                        "for the group minions")
+    return service_network.ServiceNetwork(next(iter(found), service_network.DEFAULT_NETWORK))
 
 
 def _list_of(raw: object, kind: type, name: str, where: str) -> list:

@@ -22,10 +22,11 @@ from cluster_pilot.host.inventory import load_inventory
 from cluster_pilot.model import Node, Resources
 
 _CONFIGS = ("ansible.cfg", "~/.ansible.cfg", "/etc/ansible/ansible.cfg")
+FORMAT = b"2"  # raised whenever load_inventory keeps other variables (2: cp_service_network)
 
 
 def _key(source: Path, text: bytes) -> str:
-    digest = hashlib.sha256(str(source.resolve()).encode() + b"\0" + text)
+    digest = hashlib.sha256(FORMAT + b"\0" + str(source.resolve()).encode() + b"\0" + text)
     digest.update(json.dumps(sorted((k, v) for k, v in os.environ.items() if k.startswith("ANSIBLE_"))).encode())
     for cfg in _CONFIGS:
         try:

@@ -176,6 +176,18 @@ def update(current: Records, objects: Sequence[Object], deleting: Iterable[tuple
     return Update(Records(entries), tuple(refused[k] for k in sorted(refused)), frozenset(refused))
 
 
+def readdress(records: Records, objects: Iterable[Object], version: int) -> Records:
+    """``records`` with the bodies of ``objects`` (the same objects, their addresses allocated), each under its
+    own owner, at a new version."""
+    entries = dict(records.entries)
+    next_version = max(records.top + 1, version)
+    for obj in objects:
+        key = (obj.kind, obj.meta.name)
+        if key in entries:
+            entries[key] = replace(entries[key], version=next_version, body=as_body(obj))
+    return Records(entries)
+
+
 def as_body(obj: Object) -> dict:
     """``to_json`` as it reads back from a document (lists, not tuples), so equal objects compare equal."""
     return json.loads(json.dumps(to_json(obj), sort_keys=True))

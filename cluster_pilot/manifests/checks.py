@@ -26,6 +26,8 @@ class Layout:
     template_labels: str = ""
     service_ports: tuple[str, ...] = ()  # per ServicePort: its port number
     target_ports: tuple[str, ...] = ()  # per ServicePort: its target port (or its port when none is written)
+    cluster_ip: str = ""  # a service's own address (v1 clusterIP, v1beta1 portalIP)
+    node_ports: tuple[str, ...] = ()  # per ServicePort: its nodePort (v1)
 
     @property
     def volumes(self) -> str:
@@ -176,6 +178,7 @@ def check_set(placed: list[Placed]) -> tuple[list[Problem], list[Problem]]:
     warnings: list[Problem] = []
     errors += _duplicates(placed)
     errors += _port_clashes(placed)
+    errors += _addresses(placed)
     e, w = _selections(placed)
     return errors + e, warnings + w
 
@@ -194,7 +197,9 @@ def _duplicates(placed: list[Placed]) -> Iterable[Problem]:
 
 
 def _port_clashes(placed: list[Placed]) -> Iterable[Problem]:
-    """A service listens on its port on every minion, so no other service and no pod's hostPort may use it."""
+    """Ports on every minion's own address (a v1beta1 service's port, a nodePort, a pod's hostPort) are bound on
+    every address of a minion, so no other service may listen on them, at its own address or at theirs. Two
+    services on one port at their own addresses never clash."""
     host_ports: dict[tuple[int, str], list[tuple[Placed, str]]] = defaultdict(list)
     for p in placed:
         spec = pod_spec_of(p.obj)
@@ -205,25 +210,56 @@ def _port_clashes(placed: list[Placed]) -> Iterable[Problem]:
                 if port.host_port:
                     at = f"{p.layout.containers}/{i}/ports/{j}/hostPort"
                     host_ports[(port.host_port, port.protocol)].append((p, at))
-    services: dict[tuple[int, str], tuple[Placed, str]] = {}
+    wide: dict[tuple[int, str], tuple[Placed, str]] = {}  # the first service taking the port on every address
+    own: dict[tuple[int, str], list[tuple[Placed, str]]] = defaultdict(list)  # services at their own address
+    for p in placed:
+        if isinstance(p.obj, model.Service):
+            for key, at, host_wide in _service_binds(p):
+                if not host_wide:
+                    own[key].append((p, at))
     for p in placed:
         if not isinstance(p.obj, model.Service):
             continue
-        for i, port in enumerate(p.obj.ports):
-            key = (port.port, port.protocol)
-            at = p.layout.service_ports[i]
-            if key in services:
-                other, other_at = services[key]
-                yield p.problem(at, f"port {port.port}/{port.protocol} is also the port of {describe(other.obj)} "
+        for key, at, host_wide in _service_binds(p):
+            users = host_ports.get(key)
+            others = [(o, o_at) for o, o_at in own.get(key, ()) if o is not p]
+            if host_wide and key in wide:
+                other, other_at = wide[key]
+                yield p.problem(at, f"port {key[0]}/{key[1]} is also the port of {describe(other.obj)} "
                                 f"({other.where(other_at)}): services reserve their port on every minion")
                 continue
-            services[key] = (p, at)
-            users = host_ports.get(key)
             if users:
                 user, user_at = users[0]
                 more = f" and {len(users) - 1} more" if len(users) > 1 else ""
-                yield p.problem(at, f"port {port.port}/{port.protocol} is also a hostPort of {describe(user.obj)} "
-                                f"({user.where(user_at)}){more}: services reserve their port on every minion")
+                yield p.problem(at, f"port {key[0]}/{key[1]} is also a hostPort of {describe(user.obj)} "
+                                f"({user.where(user_at)}){more}: a port on every minion is taken on all its addresses")
+            elif host_wide and others:
+                other, other_at = others[0]
+                yield p.problem(at, f"port {key[0]}/{key[1]} is also the port of {describe(other.obj)} "
+                                f"({other.where(other_at)}) at its own address: a port on every minion's address "
+                                "(a v1beta1 service's port or a nodePort) is taken on all of a minion's addresses")
+            if host_wide:
+                wide.setdefault(key, (p, at))
+
+
+def _service_binds(p: Placed) -> Iterable[tuple[tuple[int, str], str, bool]]:
+    """(port, protocol), where it is written, and whether it is taken on every minion's address."""
+    svc = p.obj
+    for i, port in enumerate(svc.ports):
+        yield (port.port, port.protocol), p.layout.service_ports[i], svc.meta.api_version == "v1beta1"
+        if port.node_port and svc.type != model.CLUSTER_IP:
+            yield (port.node_port, port.protocol), p.layout.node_ports[i], True
+
+
+def _addresses(placed: list[Placed]) -> Iterable[Problem]:
+    """Two services asking for one address."""
+    first: dict[str, Placed] = {}
+    for p in placed:
+        if isinstance(p.obj, model.Service) and p.obj.cluster_ip:
+            other = first.setdefault(p.obj.cluster_ip, p)
+            if other is not p:
+                yield p.problem(p.layout.cluster_ip, f"address {p.obj.cluster_ip} is also asked for by "
+                                f"{describe(other.obj)} ({other.where(other.layout.cluster_ip)})")
 
 
 def _selections(placed: list[Placed]) -> tuple[list[Problem], list[Problem]]:

@@ -152,14 +152,19 @@ def default_layout(obj: model.Object) -> Layout:
         if isinstance(obj, model.ReplicationController):
             return _v1beta1_controller_layout("replicaSelector", "podTemplate")
         return Layout(name="/id", selector="/selector", service_ports=("/port",) * len(obj.ports),
-                      target_ports=("/containerPort",) * len(obj.ports))
+                      target_ports=("/containerPort",) * len(obj.ports), cluster_ip="/portalIP")
     if isinstance(obj, model.Pod):
         return Layout(name="/metadata/name", containers="/spec/containers")
     if isinstance(obj, model.ReplicationController):
         return _v1_controller_layout("/spec/selector")
+    return v1_service_layout(len(obj.ports), [f"/spec/ports/{i}/targetPort" for i in range(len(obj.ports))])
+
+
+def v1_service_layout(ports: int, target_ports: list[str]) -> Layout:
     return Layout(name="/metadata/name", selector="/spec/selector",
-                  service_ports=tuple(f"/spec/ports/{i}/port" for i in range(len(obj.ports))),
-                  target_ports=tuple(f"/spec/ports/{i}/targetPort" for i in range(len(obj.ports))))
+                  service_ports=tuple(f"/spec/ports/{i}/port" for i in range(ports)),
+                  target_ports=tuple(target_ports), cluster_ip="/spec/clusterIP",
+                  node_ports=tuple(f"/spec/ports/{i}/nodePort" for i in range(ports)))
 
 
 def _v1beta1_controller_layout(selector_key: str, template_key: str) -> Layout:
@@ -293,11 +298,12 @@ class _V1beta1(_Builder):
         selector_key = "selector" if "selector" in data else "labels"
         target_at = "/containerPort" if "containerPort" in data else "/port"
         self.layout = Layout(name="/id", selector=f"/{selector_key}", service_ports=("/port",),
-                             target_ports=(target_at,))
+                             target_ports=(target_at,), cluster_ip="/portalIP")
         target = self.target_port(data["containerPort"], target_at) if "containerPort" in data else None
         port = model.ServicePort(port=int(data["port"]), target_port=target, protocol=data.get("protocol", model.TCP))
         return model.Service(self.meta(data), ports=(port,), selector=dict(data.get(selector_key, {})),
-                             create_external_load_balancer=bool(data.get("createExternalLoadBalancer", False)))
+                             create_external_load_balancer=bool(data.get("createExternalLoadBalancer", False)),
+                             cluster_ip=data.get("portalIP") or None)
 
 
 class _V1(_Builder):
@@ -375,10 +381,16 @@ class _V1(_Builder):
             target = f"{at}/targetPort" if "targetPort" in p else f"{at}/port"
             ports.append(model.ServicePort(
                 port=int(p["port"]), target_port=self.target_port(p.get("targetPort", p["port"]), target),
-                protocol=p.get("protocol", model.TCP), name=p.get("name") or None))
+                protocol=p.get("protocol", model.TCP), name=p.get("name") or None,
+                node_port=int(p["nodePort"]) if p.get("nodePort") else None))
             port_at.append(f"{at}/port")
             target_at.append(target)
-        self.layout = Layout(name="/metadata/name", selector="/spec/selector", service_ports=tuple(port_at),
-                             target_ports=tuple(target_at))
+        kind = spec.get("type", model.CLUSTER_IP)
+        if kind == model.CLUSTER_IP:
+            self.findings += [Finding(f"/spec/ports/{i}/nodePort", "a nodePort needs type NodePort or LoadBalancer: "
+                                      "a ClusterIP service takes no port on the minions' own addresses")
+                              for i, p in enumerate(spec["ports"]) if "nodePort" in p]
+        self.layout = v1_service_layout(len(ports), target_at)
         return model.Service(self.meta(data["metadata"]), ports=tuple(ports), selector=dict(spec.get("selector", {})),
-                             create_external_load_balancer=spec.get("type") == "LoadBalancer")
+                             create_external_load_balancer=kind == model.LOAD_BALANCER,
+                             cluster_ip=spec.get("clusterIP") or None, type=kind)

@@ -15,6 +15,7 @@ from typing import Iterable
 
 from cluster_pilot import model
 from cluster_pilot.manifests.checks import Placed, pod_spec_of
+from cluster_pilot.manifests.network import ServiceNetwork
 from cluster_pilot.manifests.problem import ERROR, WARNING, Problem, show
 
 HOST_PATHS_VAR = "cp_allowed_host_paths"
@@ -29,21 +30,24 @@ DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 @dataclass(frozen=True)
 class Policy:
     """``allowed_host_paths`` are path prefixes; ``None`` means no inventory was read, so host paths can only
-    be warned about (``validate``). ``reserved_ports`` are refused as service ports and hostPorts."""
+    be warned about (``validate``). ``reserved_ports`` are refused as service ports and hostPorts; a service's
+    own address must be one ``service_network`` may give."""
 
     allowed_host_paths: tuple[str, ...] | None = ()
     reserved_ports: frozenset[int] = frozenset((SSH_PORT, *DOCKERD_PORTS, REGISTRY_PORT))
+    service_network: ServiceNetwork = ServiceNetwork()
 
 
 NO_INVENTORY = Policy(allowed_host_paths=None)
 
 
 def fleet(allowed_host_paths: Iterable[str] = (), reserved_ports: Iterable[int] = (),
-          ssh_ports: Iterable[int] = (SSH_PORT,)) -> Policy:
-    """A fleet's policy: its allowed prefixes, normalised, and every port its minions keep for themselves."""
+          ssh_ports: Iterable[int] = (SSH_PORT,), network: ServiceNetwork = ServiceNetwork()) -> Policy:
+    """A fleet's policy: its allowed prefixes, normalised, every port its minions keep for themselves, and its
+    service network."""
     prefixes = tuple(sorted({p for p in (normal_path(a) for a in allowed_host_paths) if p is not None}))
     ports = frozenset((*ssh_ports, *DOCKERD_PORTS, REGISTRY_PORT, *reserved_ports))
-    return Policy(prefixes, ports)
+    return Policy(prefixes, ports, network)
 
 
 def normal_path(path: str) -> str | None:
@@ -101,6 +105,9 @@ def _object_problems(p: Placed, policy: Policy) -> Iterable[Problem]:
         for i, port in enumerate(obj.ports):
             if port.port in policy.reserved_ports:
                 yield p.problem(layout.service_ports[i], _reserved(port.port))
+        refusal = policy.service_network.refusal(obj.cluster_ip) if obj.cluster_ip else None
+        if refusal is not None:
+            yield p.problem(layout.cluster_ip, refusal)
 
 
 def _reserved(port: int) -> str:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from typing import Iterable, Mapping, Sequence
 
+from cluster_pilot.manifests.network import ServiceNetwork
 from cluster_pilot.model import Pod, Service
 from cluster_pilot.host.observe import ObservedPod, Observation
 from cluster_pilot.host.podformat import RUNTIME_VERSION, Published
@@ -118,7 +119,8 @@ def running_pods(observation: Observation) -> list[RunningPod]:
 
 def plan(schedule: Schedule, observation: Observation, services: Sequence[Service] = (),
          addresses: Mapping[str, str] | None = None, prune_applyset: str | None = None,
-         deleting: Iterable[tuple[str, str]] = (), evict: Iterable[str] = (), roll: bool = True) -> Plan:
+         deleting: Iterable[tuple[str, str]] = (), evict: Iterable[str] = (), roll: bool = True,
+         network: ServiceNetwork | None = None) -> Plan:
     """Actions per host, and the proxy configuration every minion must serve once new pods run.
 
     ``services``: every service that should exist (not only those in the inputs); ``addresses``: where
@@ -130,6 +132,7 @@ def plan(schedule: Schedule, observation: Observation, services: Sequence[Servic
     ``roll``: a controller pod whose template changed is replaced (``apply``); without it, as in the seed
     era, running pods keep the spec they were made with and only new replicas get the new template (the
     master: ``kubecfg rollingupdate`` replaces them one at a time by deleting them).
+    ``network``: the service network, which every minion's proxy makes local and its DNS server serves.
     Hosts that did not answer get no action: what runs there is unknown until they come back.
     """
     reachable = {name for name, view in observation.hosts.items() if view.reachable}
@@ -178,7 +181,7 @@ def plan(schedule: Schedule, observation: Observation, services: Sequence[Servic
                 removes.append(_remove(v, "pruned"))
     removes = _free_ports_first(_dedupe(removes), creates, versions)
     creates = _publish(creates, removes, observation, services)
-    document, proxy_nodes, drain = _proxies(creates, removes, observation, services, addresses or {})
+    document, proxy_nodes, drain = _proxies(creates, removes, observation, services, addresses or {}, network)
     return Plan(tuple(creates), tuple(removes), tuple(kept), schedule.unschedulable, document, proxy_nodes, drain)
 
 
@@ -202,7 +205,7 @@ def _publish(creates: list[Create], removes: Sequence[Remove], observation: Obse
     Otherwise the lowest free port: not bound on that minion by any pod version (old versions still hold
     theirs until removed), nor by a service (each listens on every minion), nor by a pod of this plan.
     """
-    reserved = {sp.port for svc in services for sp in svc.ports}
+    reserved = {sp.port for svc in services for sp in svc.ports} | {p for svc in services for p, _ in svc.host_ports}
     first = {(r.node, r.pod, r.spec_hash) for r in removes if r.first}
     inherited: dict[tuple[str, str], dict[tuple[str, int, str], int]] = {}
     used: dict[str, set[int]] = {}
@@ -227,7 +230,8 @@ def _publish(creates: list[Create], removes: Sequence[Remove], observation: Obse
 
 
 def _proxies(creates: Sequence[Create], removes: Sequence[Remove], observation: Observation,
-             services: Sequence[Service], addresses: Mapping[str, str]) -> tuple[str, tuple[str, ...], str]:
+             services: Sequence[Service], addresses: Mapping[str, str],
+             network: ServiceNetwork | None = None) -> tuple[str, tuple[str, ...], str]:
     """Backends = pods that run and stay, plus pods being created; pods being removed are drained first.
 
     Also the drain document: when a pod must stop before its replacement starts (it holds a host port the
@@ -235,13 +239,16 @@ def _proxies(creates: Sequence[Create], removes: Sequence[Remove], observation: 
     """
     backends = endpoints(observation, addresses, {(r.node, r.pod, r.spec_hash) for r in removes})
     backends += [Endpoint(c.name, c.node, addresses.get(c.node, c.node), c.pod.meta.labels, c.ports) for c in creates]
-    document = proxy_document(proxied(services, backends))
+    document = proxy_document(proxied(services, backends), network)
     wanted = document_hash(document)
+    # with a network, a minion with pods needs its DNS server (they resolve through it), services or not
+    hosting = {p.node for p in observation.pods} | {c.node for c in creates} if network is not None else set()
     stale = tuple(sorted(n for n, v in observation.hosts.items()
-                         if v.reachable and v.proxy != wanted and (services or v.proxy is not None)))
+                         if v.reachable and v.proxy != wanted and (services or n in hosting or v.proxy is not None)))
     serving = {(p.node, p.name, p.spec_hash) for p in observation.pods if p.complete}
     first = {(r.node, r.pod, r.spec_hash) for r in removes if r.first} & serving  # a broken pod serves nothing
-    drain = proxy_document(proxied(services, endpoints(observation, addresses, first))) if first and services else ""
+    drain = proxy_document(proxied(services, endpoints(observation, addresses, first)), network) \
+        if first and services else ""
     return document, stale, drain
 
 

@@ -1,9 +1,11 @@
 """Services as the proxies on the minions see them: which backends each service port balances over. Pure.
 
-The seed's services: a stable port on every minion, balancing over every ready pod its selector matches, on
-any minion. A backend is ``minion address:published port`` of the targeted container port (a hostPort, or
-the dynamic port the planner published it on). Discovery variables follow the seed era's Docker-links
-style. The same function serves the planner (what the proxies must become), ``get services`` and the API.
+Every service listens at its own address (from the service network, local on every minion) on every minion,
+balancing over every ready pod its selector matches, on any minion; a v1beta1 service also at its port on
+every minion's own addresses (the seed's behaviour), a NodePort or LoadBalancer one at its node ports. The
+minions' DNS server answers the services' names from the same document. A backend is ``minion
+address:published port`` of the targeted container port (a hostPort, or the dynamic port the planner
+published it on). Discovery variables follow the Docker-links style of Kubernetes v0.4. The same function serves the planner (what the proxies must become), ``get services`` and the API.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Iterable, Mapping, Sequence
 
 from cluster_pilot.host.observe import Observation
 from cluster_pilot.host.podformat import Published
-from cluster_pilot.model import Service, ServicePort, selector_matches
+from cluster_pilot.manifests.network import ServiceNetwork, dns_names
+from cluster_pilot.model import CLUSTER_IP, Service, ServicePort, selector_matches
 
 DYNAMIC_PORTS = range(30000, 32768)
 
@@ -54,6 +57,17 @@ class ProxiedService:
     port: int
     protocol: str
     backends: tuple[Backend, ...]
+    address: str = ""  # the service's own address ("" for a service recorded before addresses)
+    host_port: int | None = None  # also on every minion's own address: a v1beta1 port, a nodePort
+    namespace: str = "default"
+
+    @property
+    def binds(self) -> tuple[str, ...]:
+        """HAProxy binds: the service address, and the port on every address of the minion. A port on every
+        address also covers the service's own (the service network is local on every minion)."""
+        if self.host_port == self.port or not self.address:
+            return (f":{self.port}",)
+        return (f"{self.address}:{self.port}",) + ((f":{self.host_port}",) if self.host_port else ())
 
 
 def target(port: ServicePort, ports: Sequence[Published]) -> Published | None:
@@ -81,17 +95,41 @@ def proxied(services: Iterable[Service], endpoints: Iterable[Endpoint]) -> tuple
                 hit = target(sp, e.ports)
                 if hit is not None:
                     backends.append(Backend(e.pod, e.node, e.address, hit.host_port))
-            out.append(ProxiedService(svc.meta.name, sp.port, sp.protocol, tuple(backends)))
+            out.append(ProxiedService(svc.meta.name, sp.port, sp.protocol, tuple(backends), svc.cluster_ip or "",
+                                      _host_port(svc, sp), svc.meta.namespace))
     return tuple(out)
 
 
-def proxy_document(services: Sequence[ProxiedService]) -> str:
-    """The canonical JSON a minion's proxy is configured from; its hash says whether a minion is up to date."""
-    doc = {"services": [
-        {**asdict(s), "key": _key(s.name, s.port),
+def _host_port(svc: Service, port: ServicePort) -> int | None:
+    if svc.meta.api_version == "v1beta1":
+        return port.port
+    return port.node_port if svc.type != CLUSTER_IP else None
+
+
+def proxy_document(services: Sequence[ProxiedService], network: ServiceNetwork | None = None) -> str:
+    """The canonical JSON a minion's proxy and DNS server are configured from; its hash says whether a minion
+    is up to date. With ``network``: the AnyIP route and the DNS server's address and names."""
+    doc: dict = {"services": [
+        {**asdict(s), "key": _key(s.name, s.port), "binds": list(s.binds),
          "backends": [{**asdict(b), "key": _key(b.pod, b.port)} for b in s.backends]}
         for s in services]}
+    if network is not None:
+        doc["network"] = str(network.network)
+        doc["dns"] = {"server": network.dns, "hosts": dns_hosts(services)}
     return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+_DNS_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?\Z")
+
+
+def dns_hosts(services: Iterable[ProxiedService]) -> list[list[str]]:
+    """``[address, name...]`` per service, as a hosts file writes them. A 2014 id that is no DNS label (it has
+    "_" or ".") gets no name."""
+    out: dict[str, list[str]] = {}
+    for s in services:
+        if s.address and _DNS_NAME.match(s.name):
+            out.setdefault(s.address, [s.address, *dns_names(s.name, s.namespace)])
+    return [out[a] for a in sorted(out, key=lambda a: tuple(int(x) for x in a.split(".")))]
 
 
 def document_hash(text: str) -> str:
@@ -110,20 +148,25 @@ def env_name(service: str) -> str:
 
 
 def discovery_env(services: Iterable[Service], proxy_address: str) -> list[tuple[str, str]]:
-    """The variables a container gets for every service that exists when it is created (seed era)."""
+    """The variables a container gets for every service that exists when it is created, as Kubernetes gave
+    them from v0.4: at the service's own address (``proxy_address``, the container's minion, for a service
+    recorded before addresses)."""
     env: list[tuple[str, str]] = []
     for svc in sorted(services, key=lambda s: s.meta.name):
         if not svc.ports:
             continue
         n = env_name(svc.meta.name)
+        host = svc.cluster_ip or proxy_address
         first = svc.ports[0]
-        env += [(f"{n}_SERVICE_HOST", proxy_address), (f"{n}_SERVICE_PORT", str(first.port)),
-                (f"{n}_PORT", f"{first.protocol.lower()}://{proxy_address}:{first.port}")]
+        env += [(f"{n}_SERVICE_HOST", host), (f"{n}_SERVICE_PORT", str(first.port)),
+                (f"{n}_PORT", f"{first.protocol.lower()}://{host}:{first.port}")]
         for sp in svc.ports:
             proto = sp.protocol.lower()
             base = f"{n}_PORT_{sp.port}_{sp.protocol.upper()}"
-            env += [(base, f"{proto}://{proxy_address}:{sp.port}"), (f"{base}_PROTO", proto),
-                    (f"{base}_PORT", str(sp.port)), (f"{base}_ADDR", proxy_address)]
+            env += [(base, f"{proto}://{host}:{sp.port}"), (f"{base}_PROTO", proto),
+                    (f"{base}_PORT", str(sp.port)), (f"{base}_ADDR", host)]
+            if sp.name:
+                env.append((f"{n}_SERVICE_PORT_{env_name(sp.name)}", str(sp.port)))
     return env
 
 

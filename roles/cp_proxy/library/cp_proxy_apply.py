@@ -1,6 +1,8 @@
 #!/usr/bin/python3
-"""Converge this minion's service proxy in one task: HAProxy installed, configuration checked and in place,
-supervised (systemd, else runit), reloaded hitlessly, every service port listening, document recorded.
+"""Converge this minion's service proxy and DNS server in one task: the service network made local (an AnyIP
+route), HAProxy installed, configuration checked and in place, supervised (systemd, else runit), reloaded
+hitlessly, every service port listening; dnsmasq answering the services' names, reloaded when they change;
+document recorded.
 
 One module run instead of a dozen file/template/command tasks: a proxy change is on the path of every
 replacement, drain and heal, so it must cost well under a second per minion.
@@ -46,8 +48,41 @@ options:
     description: HAProxy's master pid file.
     type: str
     default: /run/cp-proxy.pid
+  listen:
+    description: Binds that must listen once the proxy runs (C(ADDRESS:PORT), or C(:PORT) for every address).
+    type: list
+    elements: str
+    default: []
+  network:
+    description: The service network, made local on this minion (an AnyIP route); empty, no route and no DNS.
+    type: str
+    default: ""
+  dns_server:
+    description: The DNS server's address (in the service network).
+    type: str
+    default: ""
+  dns_hosts:
+    description: The services' names, as a hosts file dnsmasq reads (reloaded with SIGHUP when it changes).
+    type: str
+    default: ""
+  dns_config:
+    description: dnsmasq's configuration (a restart of dnsmasq only, never of a pod, when it changes).
+    type: str
+    default: ""
+  dns_run_script:
+    description: The runit run script of dnsmasq.
+    type: str
+    default: ""
+  dns_systemd_unit:
+    description: The systemd unit of dnsmasq.
+    type: str
+    default: ""
+  dns_pidfile:
+    description: dnsmasq's pid file (as its configuration names it).
+    type: str
+    default: /run/cp-dns.pid
   install:
-    description: Install the haproxy package when it is missing.
+    description: Install the haproxy and dnsmasq-base packages when they are missing.
     type: bool
     default: true
 author: cluster-pilot developers
@@ -82,14 +117,19 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 HAPROXY = "/usr/sbin/haproxy"
+DNSMASQ = "/usr/sbin/dnsmasq"
 SYSTEMD_RUNNING = "/run/systemd/system"  # exists when systemd is the service manager
 SYSTEMD_UNIT = "/etc/systemd/system/cp-proxy.service"
 RUNIT_SERVICE = "/etc/sv/cp-proxy"
+DNS_SYSTEMD_UNIT = "/etc/systemd/system/cp-dns.service"
+DNS_RUNIT_SERVICE = "/etc/sv/cp-dns"
 RUNIT_ENABLED = "/etc/service"
 RUNSVDIR = "/usr/bin/runsvdir"
 LISTEN_TIMEOUT = 30.0
 PIDFILE_TIMEOUT = 10.0
 SIGUSR2 = 12  # to HAProxy's master: new workers take the listening sockets over (a hitless reload)
+SIGHUP = 1  # to dnsmasq: read the hosts file again, forget the cache
+SIGTERM = 15
 
 
 def write_if_changed(path, text, mode=0o644):
@@ -129,9 +169,14 @@ def master_pid_within(pidfile, timeout):
     return pid
 
 
-def listening(port):
+def listening(target):
+    """Whether a port (on loopback), ``ADDRESS:PORT`` or ``:PORT`` (any address: loopback) accepts."""
+    host, port = "127.0.0.1", target
+    if isinstance(target, str):
+        address, _, number = target.rpartition(":")
+        host, port = address or "127.0.0.1", int(number)
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        with socket.create_connection((host, port), timeout=0.5):
             return True
     except OSError:
         return False
@@ -149,17 +194,17 @@ def not_listening(ports, timeout):
     return waiting
 
 
-def install(module, allowed):
-    """True when HAProxy had to be installed."""
-    if os.path.exists(HAPROXY):
+def install(module, allowed, binary=None, package="haproxy"):
+    """True when the package (HAProxy unless told) had to be installed."""
+    if os.path.exists(binary or HAPROXY):
         return False
     if not allowed:
-        module.fail_json(msg="haproxy is not installed")
+        module.fail_json(msg="%s is not installed" % package)
     env = {"DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "haproxy"]):
+    for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", package]):
         rc, out, err = module.run_command(cmd, environ_update=env)
         if rc != 0:
-            module.fail_json(msg="installing haproxy failed: %s" % (err or out).strip()[-500:])
+            module.fail_json(msg="installing %s failed: %s" % (package, (err or out).strip()[-500:]))
     return True
 
 
@@ -175,28 +220,57 @@ def check(module, directory, config):
         module.fail_json(msg="haproxy -c rejected the configuration: %s" % (err or out).strip()[-1000:])
 
 
-def supervise(module, run_script, systemd_unit):
-    """Keep HAProxy supervised: (supervisor, changed, started now with the configuration in place)."""
+def supervise(module, run_script, systemd_unit, name="cp-proxy"):
+    """Keep HAProxy (or dnsmasq: ``cp-dns``) supervised: (supervisor, changed, started now with the
+    configuration in place)."""
+    unit, service = (SYSTEMD_UNIT, RUNIT_SERVICE) if name == "cp-proxy" else (DNS_SYSTEMD_UNIT, DNS_RUNIT_SERVICE)
     if os.path.isdir(SYSTEMD_RUNNING):
-        unit_changed = write_if_changed(SYSTEMD_UNIT, systemd_unit)
+        unit_changed = write_if_changed(unit, systemd_unit)
         if unit_changed:
             module.run_command(["systemctl", "daemon-reload"], check_rc=True)
-        rc, _, _ = module.run_command(["systemctl", "is-active", "--quiet", "cp-proxy"])
+        rc, _, _ = module.run_command(["systemctl", "is-active", "--quiet", name])
         if rc != 0:
-            module.run_command(["systemctl", "enable", "--now", "cp-proxy"], check_rc=True)
+            module.run_command(["systemctl", "enable", "--now", name], check_rc=True)
             return "systemd", True, True
         return "systemd", unit_changed, False
     if os.path.isdir(RUNIT_ENABLED) or os.path.exists(RUNSVDIR):
-        changed = write_if_changed(os.path.join(RUNIT_SERVICE, "run"), run_script, 0o755)
-        link = os.path.join(RUNIT_ENABLED, os.path.basename(RUNIT_SERVICE))
+        changed = write_if_changed(os.path.join(service, "run"), run_script, 0o755)
+        link = os.path.join(RUNIT_ENABLED, os.path.basename(service))
         if not os.path.islink(link):
             os.makedirs(RUNIT_ENABLED, exist_ok=True)
-            os.symlink(RUNIT_SERVICE, link)
+            os.symlink(service, link)
             # pick the service up now, not in 5 s
             module.run_command(["pkill", "-ALRM", "-x", os.path.basename(RUNSVDIR)])
             changed = True
         return "runit", changed, False
     module.fail_json(msg="neither systemd nor runit supervises services here: install runit")
+
+
+def local_network(module, network):
+    """Every address of the service network is local here (AnyIP): HAProxy and dnsmasq bind them, and
+    containers reach them through their default gateway, this minion."""
+    module.run_command(["ip", "route", "replace", "local", network, "dev", "lo", "table", "local"], check_rc=True)
+
+
+def converge_dns(module, p):
+    """dnsmasq answering the services' names at the DNS server's address: the hosts file reloaded (SIGHUP)
+    when it changed, dnsmasq restarted when its configuration did (pods keep running either way)."""
+    changed = install(module, p["install"], DNSMASQ, "dnsmasq-base")
+    hosts_changed = write_if_changed(os.path.join(p["directory"], "dns.hosts"), p["dns_hosts"])
+    config_changed = write_if_changed(os.path.join(p["directory"], "dnsmasq.conf"), p["dns_config"])
+    supervisor, supervision_changed, started = supervise(module, p["dns_run_script"], p["dns_systemd_unit"], "cp-dns")
+    pid = master_pid(p["dns_pidfile"])
+    if pid is not None and not started:
+        if config_changed and supervisor == "systemd":
+            module.run_command(["systemctl", "restart", "cp-dns"], check_rc=True)
+        elif config_changed:
+            os.kill(pid, SIGTERM)  # runit starts it again, with the new configuration
+        elif hosts_changed:
+            os.kill(pid, SIGHUP)
+    if not_listening(["%s:53" % p["dns_server"]], LISTEN_TIMEOUT):
+        module.fail_json(msg="the DNS server (dnsmasq) does not answer at %s:53 after %d s (see %s)"
+                         % (p["dns_server"], LISTEN_TIMEOUT, DNS_RUNIT_SERVICE), changed=True)
+    return changed or hosts_changed or config_changed or supervision_changed
 
 
 def main():
@@ -205,6 +279,14 @@ def main():
             config=dict(type="str", required=True, no_log=True),
             document=dict(type="str", required=True, no_log=True),
             ports=dict(type="list", elements="int", default=[]),
+            listen=dict(type="list", elements="str", default=[]),
+            network=dict(type="str", default=""),
+            dns_server=dict(type="str", default=""),
+            dns_hosts=dict(type="str", default=""),
+            dns_config=dict(type="str", default=""),
+            dns_run_script=dict(type="str", default=""),
+            dns_systemd_unit=dict(type="str", default=""),
+            dns_pidfile=dict(type="str", default="/run/cp-dns.pid"),
             run_script=dict(type="str", required=True),
             systemd_unit=dict(type="str", required=True),
             directory=dict(type="str", default="/etc/cluster-pilot"),
@@ -215,6 +297,8 @@ def main():
     )
     p = module.params
     changed = install(module, p["install"])
+    if p["network"]:
+        local_network(module, p["network"])
     check(module, p["directory"], p["config"])
     config_changed = write_if_changed(os.path.join(p["directory"], "haproxy.cfg"), p["config"])
     supervisor, supervision_changed, started = supervise(module, p["run_script"], p["systemd_unit"])
@@ -225,12 +309,15 @@ def main():
     if reloaded:
         os.kill(pid, SIGUSR2)
 
-    waiting = not_listening(p["ports"], LISTEN_TIMEOUT)
+    waiting = not_listening(p["ports"] + p["listen"], LISTEN_TIMEOUT)
     if waiting:
         closed = ", ".join(map(str, waiting))
         module.fail_json(msg="service ports not listening after %d s: %s" % (LISTEN_TIMEOUT, closed), changed=changed)
-    if p["ports"] and supervisor == "runit" and master_pid_within(p["pidfile"], PIDFILE_TIMEOUT) is None:
+    if (p["ports"] or p["listen"]) and supervisor == "runit" and \
+            master_pid_within(p["pidfile"], PIDFILE_TIMEOUT) is None:
         module.fail_json(msg="haproxy is not running under runit (see %s)" % RUNIT_SERVICE, changed=changed)
+    if p["network"] and p["dns_server"]:
+        changed = converge_dns(module, p) or changed
 
     # last: its hash tells cluster-pilot this minion is up to date, so a run cut short before here is redone
     changed = write_if_changed(os.path.join(p["directory"], "proxy.json"), p["document"]) or changed
