@@ -105,7 +105,9 @@ def _controllers(registry: Registry) -> list[dict[str, Any]]:
 
 def _services(registry: Registry) -> list[dict[str, Any]]:
     return [{"id": s.service.meta.name, "labels": dict(s.service.meta.labels), "selector": dict(s.service.selector),
+             "clusterIP": s.service.cluster_ip or "", "type": s.service.type, "namespace": s.service.meta.namespace,
              "ports": [p.port for p in s.service.ports],
+             "nodePorts": [p.node_port for p in s.service.ports if p.node_port],
              "endpoints": [{"pod": b.pod, "node": b.node, "address": f"{b.address}:{b.port}", "port": port}
                            for port, backends in s.backends.items() for b in backends]}
             for s in registry.services()]
@@ -131,9 +133,9 @@ _COLUMNS = {
                              lambda r: [r["id"], ",".join(r["images"]), format_labels(r["selector"]),
                                         "?" if r["replicas"] is None else str(r["replicas"]), str(r["current"])],
                              ["LABELS"], lambda r: [format_labels(r["labels"])]),
-    SERVICE: (["ID", "LABELS", "SELECTOR", "PORT", "ENDPOINTS"],
-              lambda r: [r["id"], format_labels(r["labels"]), format_labels(r["selector"]),
-                         ",".join(str(p) for p in r["ports"]),
+    SERVICE: (["ID", "LABELS", "SELECTOR", "IP", "PORT", "ENDPOINTS"],
+              lambda r: [r["id"], format_labels(r["labels"]), format_labels(r["selector"]), r["clusterIP"] or "<none>",
+                         ",".join(str(p) for p in r["ports"]) + "".join(f",node:{p}" for p in r["nodePorts"]),
                          ",".join(e["address"] for e in r["endpoints"]) or "<none>"],
               ["PODS"], lambda r: [",".join(e["pod"] for e in r["endpoints"]) or "<none>"]),
     MINION: (["ID", "ADDRESS", "READY", "CAPACITY", "ALLOCATED"],

@@ -201,8 +201,9 @@ _COLUMNS: dict[str, tuple[list[str], Callable[[dict], list[str]]]] = {
         _images((((o.get("desiredState") or {}).get("podTemplate") or {}).get("desiredState") or {}).get("manifest")),
         _labels((o.get("desiredState") or {}).get("replicaSelector")),
         str((o.get("desiredState") or {}).get("replicas") or 0)]),
-    "Service": (["ID", "Labels", "Selector", "Port"], lambda o: [
-        o.get("id", ""), _labels(o.get("labels")), _labels(o.get("selector")), str(o.get("port") or 0)]),
+    "Service": (["ID", "Labels", "Selector", "IP", "Port"], lambda o: [
+        o.get("id", ""), _labels(o.get("labels")), _labels(o.get("selector")), str(o.get("portalIP") or ""),
+        str(o.get("port") or 0)]),
     MINION: (["Minion identifier"], lambda o: [o.get("id", "")]),
     "Status": (["Status"], lambda o: [str(o.get("status", ""))]),
 }

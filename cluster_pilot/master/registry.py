@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Mapping, Sequence
 
+from cluster_pilot.apply.pipeline import fleet_records
 from cluster_pilot.host.observe import HostView, ObservedPod, Observation
 from cluster_pilot.host.podformat import INFRA
 from cluster_pilot.model import (POD, REPLICATION_CONTROLLER, SERVICE, Container, Meta, Node, Object, Pod, PodSpec,
@@ -125,9 +126,10 @@ class Registry:
                 for name, pods in sorted(counted.items())]
 
     def services(self) -> list[ServiceEntry]:
-        """Every stored service with the backends its proxies balance over, per service port."""
+        """Every stored service with the backends its proxies balance over, per service port, and the address
+        and node ports the fleet allocated it."""
         records = [r for r in self.records if r.kind == SERVICE]
-        services = [self.object(r) for r in records]
+        services = allocated([self.object(r) for r in records], self.seen)
         ready = endpoints(self.seen, {n.name: n.address for n in self.nodes}) if self.seen is not None else []
         backends = {(ps.name, ps.port): ps.backends for ps in proxied(services, ready)}
         return [ServiceEntry(svc, r, {sp.port: backends.get((svc.meta.name, sp.port), ()) for sp in svc.ports})
@@ -137,6 +139,23 @@ class Registry:
         hosts = self.seen.hosts if self.seen is not None else {}
         pods = self.seen.pods if self.seen is not None else ()
         return [MinionEntry(n, hosts.get(n.name), tuple(p for p in pods if p.node == n.name)) for n in self.nodes]
+
+
+def allocated(services: Sequence[Service], seen: Observation | None) -> list[Service]:
+    """``services`` with the address and node ports the fleet's records hold for them: a store keeps what
+    was asked, the records what was allocated (see ``plan.addresses``)."""
+    if seen is None:
+        return list(services)
+    recorded = {s.meta.name: s for s in fleet_records(seen)[0].objects(SERVICE)}
+    out = []
+    for svc in services:
+        held = recorded.get(svc.meta.name)
+        if held is not None:
+            ports = {(p.port, p.protocol): p.node_port for p in held.ports}
+            svc = replace(svc, cluster_ip=svc.cluster_ip or held.cluster_ip, ports=tuple(
+                replace(p, node_port=p.node_port or ports.get((p.port, p.protocol))) for p in svc.ports))
+        out.append(svc)
+    return out
 
 
 def described(p: ObservedPod, owner_object: Object | None) -> Pod:

@@ -257,8 +257,8 @@ def test_controllers_and_services(kc, tmp_path, master):
     assert listed.out.splitlines()[0].split() == ["ID", "Image(s)", "Selector", "Replicas"]
     assert ["kc-rc", "nginx", "name=kc-rc", "2"] in rows(listed.out)
     services = kc("list", "services")
-    assert services.out.splitlines()[0].split() == ["ID", "Labels", "Selector", "Port"]
-    assert ["kc-svc", "name=kc-svc", "name=kc-svc", "8123"] in rows(services.out)
+    assert services.out.splitlines()[0].split() == ["ID", "Labels", "Selector", "IP", "Port"]
+    assert ["kc-svc", "name=kc-svc", "name=kc-svc", "8123"] in rows(services.out)  # no address before a pass
 
     assert kc("update", "/replicationControllers/kc-rc", "-c", rc_file(tmp_path, "kc-rc", 5)).code == 0
     assert master.store.get("ReplicationController", "kc-rc").body["replicas"] == 5
