@@ -16,7 +16,7 @@ from cluster_pilot.host.inventory import network_of
 from cluster_pilot.host.lock import FleetLock, Holder, lock_host
 from cluster_pilot.host.records import Owner, Records, decode, merge, readdress, update
 from cluster_pilot.manifests.network import ServiceNetwork
-from cluster_pilot.model import SERVICE, Node, Object, Service
+from cluster_pilot.model import CLUSTER_IP, SERVICE, Node, Object, Service
 from cluster_pilot.host.observe import HostView, Observation, observe
 from cluster_pilot.plan.addresses import allocate
 from cluster_pilot.plan.planner import Plan, plan, running_pods
@@ -123,7 +123,7 @@ def addressed(records: Records, network: ServiceNetwork, busy: set[int], version
     """Records whose live services all hold an address: one recorded before services had addresses (or by
     an older runner) gets one now, recorded under its own owner, so every runner serves it at the same."""
     live = records.objects(SERVICE)
-    bare = [s for s in live if not s.cluster_ip or any(p.node_port is None for p in s.ports if s.type != "ClusterIP")]
+    bare = [s for s in live if not s.cluster_ip or any(p.node_port is None for p in s.ports if s.type != CLUSTER_IP)]
     if not bare:
         return records
     filled, _ = allocate(bare, [s for s in live if s not in bare], network, busy)
@@ -154,8 +154,10 @@ def look_all(objects: Sequence[Object], services: Sequence[Service] | None, node
     network = network_of(list(nodes))
     busy = {port for p in seen.pods for port, _ in p.host_ports}
     objects, taken = allocate(objects, fleet.objects(SERVICE), network, busy)
-    if taken:
-        raise ValidationFailed(taken)
+    if taken and not options.skip_foreign:
+        raise ValidationFailed([p for _, p in taken])
+    left_out = {name: f"service {name!r} left alone: {p}" for name, p in taken}  # the master's stored objects
+    objects = [o for o in objects if not (o.kind == SERVICE and o.meta.name in left_out)]
     version = int(time.time() * 1000)
     change = update(fleet, objects, deleting, options.owner, prune=options.prune, adopt=options.force_adopt,
                     version=version)
@@ -174,7 +176,8 @@ def look_all(objects: Sequence[Object], services: Sequence[Service] | None, node
     document = change.records.encode()
     stale = tuple(sorted(n for n, v in seen.hosts.items() if v.reachable and decode(v.records)[0].encode() != document))
     todo = replace(todo, records=document, records_nodes=stale)
-    return Look(seen, sched, todo, change.records, tuple(services), seen.warnings + tuple(problems), change.refused)
+    return Look(seen, sched, todo, change.records, tuple(services), seen.warnings + tuple(problems),
+                change.refused + tuple(left_out.values()))
 
 
 def look(objects: Sequence[Object], services: Sequence[Service] | None, nodes: Sequence[Node], state_dir: Path,

@@ -44,18 +44,18 @@ class Taken:
 
 
 def allocate(objects: Sequence[Object], recorded: Sequence[Service], network: ServiceNetwork,
-             busy_ports: Iterable[int] = ()) -> tuple[list[Object], list[Problem]]:
-    """``objects`` with every service's address and node ports filled in, and the problems of those that ask
-    for what another service holds or the network cannot give. ``recorded``: the fleet's live services;
-    ``busy_ports``: host ports pods already publish (a new node port avoids them)."""
+             busy_ports: Iterable[int] = ()) -> tuple[list[Object], list[tuple[str, Problem]]]:
+    """``objects`` with every service's address and node ports filled in, and the problems (by service name)
+    of those that ask for what another service holds or the network cannot give. ``recorded``: the fleet's
+    live services; ``busy_ports``: host ports pods already publish (a new node port avoids them)."""
     names = {o.meta.name for o in objects if isinstance(o, Service)}
     taken = Taken(s for s in recorded if s.meta.name not in names)
     before = {s.meta.name: s for s in recorded}
     busy = set(busy_ports)
-    problems: list[Problem] = []
+    problems: list[tuple[str, Problem]] = []
     inputs = [o for o in objects if isinstance(o, Service)]
     for svc in inputs:  # what is asked for first: a choice never takes an address someone asks for
-        problems += _asked(svc, taken, network)
+        problems += [(svc.meta.name, p) for p in _asked(svc, taken, network)]
         taken.hold(svc)
     done: dict[str, Service] = {}
     for svc in inputs:

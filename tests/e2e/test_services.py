@@ -142,9 +142,11 @@ def test_guestbook_replicas_reach_the_master_through_its_service(sandbox_home, s
                        if c["controller"] == "redis-replica" and c["container"] != "POD")
         inspect = json.loads(ssh(sandbox, replica["address"], f"docker inspect {replica['id']}").stdout)[0]
         env = dict(e.split("=", 1) for e in inspect["Config"]["Env"])
-        assert env["REDIS_MASTER_SERVICE_HOST"] == replica["address"]  # its own minion's proxy
+        address = next(s for s in json.loads(cli("get", "svc", "-o", "json", home=sandbox_home).stdout)["items"]
+                       if s["id"] == "redis-master")["clusterIP"]
+        assert env["REDIS_MASTER_SERVICE_HOST"] == address  # the service's own address (Kubernetes v0.4)
         assert env["REDIS_MASTER_SERVICE_PORT"] == "6379"
-        assert env["REDIS_MASTER_PORT"] == f"tcp://{replica['address']}:6379"
+        assert env["REDIS_MASTER_PORT"] == f"tcp://{address}:6379"
 
         def replicated() -> bool:
             out = ssh(sandbox, replica["address"], f"docker exec {replica['id']} redis-cli get guestbook:greeting")

@@ -115,7 +115,8 @@ def test_an_address_held_by_another_live_service_is_refused_and_a_deleted_ones_i
     holder = svc("holder", ip="10.254.0.50")
     asker = replace(svc("asker", ip="10.254.0.50"), meta=replace(svc("asker").meta, source=None))
     _, problems = allocate([asker], [holder], NET)
-    p = only(problems)
+    name, p = only(problems)
+    assert name == "asker"
     assert (p.pointer, p.message) == ("/spec/clusterIP", "address 10.254.0.50 is taken by service 'holder'")
     got, problems = allocate([asker], [], NET)  # holder deleted: its record is a tombstone, not live
     assert not problems and got[0].cluster_ip == "10.254.0.50"
@@ -206,3 +207,16 @@ def test_the_api_shows_the_address_in_either_version():
     assert v1.manifest(s)["spec"]["ports"][0]["nodePort"] == 30080 and v1.manifest(s)["spec"]["type"] == "NodePort"
     assert v1beta1.service(s, 3, 0.0)["portalIP"] == "10.254.0.5"
     assert v1beta1.service(svc("new"), 3, 0.0)["portalIP"] == ""  # the 2014 server wrote the empty string
+
+
+def test_the_master_shows_the_address_its_records_hold_for_a_stored_service():
+    from cluster_pilot.host.observe import HostView, Observation
+    from cluster_pilot.master.registry import allocated
+
+    held = svc("web", port=80, ip="10.254.0.9", kind="NodePort", node_port=30999)
+    records = update(Records(), [held], (), Owner("master", "http://m"), version=1).records.encode()
+    seen = Observation({"m1": HostView("m1", True, records=records)})
+    stored = svc("web", port=80, kind="NodePort")  # as the API stored it: nothing allocated yet
+    shown = allocated([stored, svc("other")], seen)
+    assert shown[0].cluster_ip == "10.254.0.9" and shown[0].ports[0].node_port == 30999
+    assert shown[1].cluster_ip is None and allocated([stored], None) == [stored]
