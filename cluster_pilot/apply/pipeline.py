@@ -130,6 +130,18 @@ def addressed(records: Records, network: ServiceNetwork, busy: set[int], version
     return readdress(records, filled, version)
 
 
+def _allocated(objects: Sequence[Object], fleet: Records, network: ServiceNetwork, busy: set[int],
+               options: Options) -> tuple[list[Object], dict[str, str]]:
+    """The inputs with their services' addresses and node ports (see ``plan.addresses``). A service asking
+    for what another holds is refused (``ValidationFailed``); in the master's passes (``skip_foreign``) it is
+    left out and named, so one stored service cannot stop every pass."""
+    objects, taken = allocate(objects, fleet.objects(SERVICE), network, busy)
+    if taken and not options.skip_foreign:
+        raise ValidationFailed([p for _, p in taken])
+    left_out = {name: f"service {name!r} left alone: {p}" for name, p in taken}
+    return [o for o in objects if not (o.kind == SERVICE and o.meta.name in left_out)], left_out
+
+
 def look_all(objects: Sequence[Object], services: Sequence[Service] | None, nodes: Sequence[Node], state_dir: Path,
              options: Options = Options(), deleting: Iterable[tuple[str, str]] = (),
              seen: Observation | None = None, evict: Iterable[str] = (),
@@ -153,11 +165,7 @@ def look_all(objects: Sequence[Object], services: Sequence[Service] | None, node
     fleet, problems = fleet_records(seen, known)
     network = network_of(list(nodes))
     busy = {port for p in seen.pods for port, _ in p.host_ports}
-    objects, taken = allocate(objects, fleet.objects(SERVICE), network, busy)
-    if taken and not options.skip_foreign:
-        raise ValidationFailed([p for _, p in taken])
-    left_out = {name: f"service {name!r} left alone: {p}" for name, p in taken}  # the master's stored objects
-    objects = [o for o in objects if not (o.kind == SERVICE and o.meta.name in left_out)]
+    objects, left_out = _allocated(objects, fleet, network, busy, options)
     version = int(time.time() * 1000)
     change = update(fleet, objects, deleting, options.owner, prune=options.prune, adopt=options.force_adopt,
                     version=version)
