@@ -220,3 +220,21 @@ def test_the_master_shows_the_address_its_records_hold_for_a_stored_service():
     shown = allocated([stored, svc("other")], seen)
     assert shown[0].cluster_ip == "10.254.0.9" and shown[0].ports[0].node_port == 30999
     assert shown[1].cluster_ip is None and allocated([stored], None) == [stored]
+
+
+def test_each_named_port_of_a_v1_service_listens_at_the_service_address():
+    multi = objects(("m.yaml", """
+    apiVersion: v1
+    kind: Service
+    metadata: {name: web}
+    spec:
+      selector: {app: web}
+      type: NodePort
+      ports: [{name: http, port: 80, nodePort: 30080}, {name: metrics, port: 9100}]
+    """))[0]
+    got, _ = allocate([multi], [], NET)
+    served = proxied(got, [])
+    assert [s.binds[0] for s in served] == [f"{got[0].cluster_ip}:80", f"{got[0].cluster_ip}:9100"]
+    assert served[0].binds[1] == ":30080" and served[1].binds[1].startswith(":3")  # its node port, chosen
+    env = dict(discovery_env(got, ""))
+    assert env["WEB_SERVICE_PORT_HTTP"] == "80" and env["WEB_SERVICE_PORT_METRICS"] == "9100"
