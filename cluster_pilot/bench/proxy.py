@@ -331,9 +331,10 @@ def _wait_quiet(address: str, port: int, limit: int, timeout: float = 130.0) -> 
         time.sleep(1)  # both expire with time only (60 s and 120 s): poll step of a deadline wait
 
 
-def _limits(address: str, port: int, limit: int, requests: int) -> str:
+def _limits(address: str, port: int, limit: int, connections: int) -> str:
+    """``connections``: how many the run opened (every request, without keep-alive)."""
     entries, most = _conntrack()
-    found = ["local ports"] if max(_time_wait(address, port), requests) >= 0.9 * limit else []
+    found = ["local ports"] if max(_time_wait(address, port), connections) >= 0.9 * limit else []
     return ", ".join(found + (["conntrack"] if most and entries >= 0.9 * most else []))
 
 
@@ -354,7 +355,8 @@ def _wrk(wrk: str, address: str, port: int, duration: float, threads: int, conne
     if proc.returncode != 0:
         raise BenchFailed(f"wrk {url} exited {proc.returncode}: {proc.stderr.strip()[:400]}")
     run = parse_wrk(proc.stdout)
-    return replace(run, limited=_limits(address, port, limit, run.requests),
+    opened = connections if keep_alive else run.requests
+    return replace(run, limited=_limits(address, port, limit, opened),
                    cpu_busy=(busy1 - busy0) / max(1, total1 - total0))
 
 

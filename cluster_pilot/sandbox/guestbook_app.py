@@ -2,8 +2,8 @@
 
 It runs inside a pod, on the Python cut from the node image (standard library only, nothing of cluster-pilot):
 an entry is appended through ``redis-master`` and the list is read through ``redis-replica``, both found by
-their service names (DNS), as the Kubernetes guestbook does. ``REDIS_MASTER_HOST``/``_PORT``,
-``REDIS_REPLICA_HOST``/``_PORT``, ``PORT`` and ``GUESTBOOK_TITLE`` override the defaults.
+their service names (DNS), as the Kubernetes guestbook does. ``REDIS_MASTER_ADDRESS`` and
+``REDIS_REPLICA_ADDRESS`` (``HOST:PORT``), ``PORT`` and ``GUESTBOOK_TITLE`` override the defaults.
 
 - ``GET /``: the page (entries, a form); ``POST /`` (form) appends and redirects back;
 - ``GET /api/entries``: ``{"entries": [...], "pod": HOSTNAME}``; ``POST /api/entries`` with
@@ -81,8 +81,10 @@ def command(address: tuple[str, int], *args: str | bytes | int, timeout: float =
 
 
 def _address(role: str) -> tuple[str, int]:
-    prefix = f"REDIS_{role.upper()}"
-    return os.environ.get(f"{prefix}_HOST", f"redis-{role}"), int(os.environ.get(f"{prefix}_PORT", "6379"))
+    """``REDIS_MASTER_ADDRESS``/``REDIS_REPLICA_ADDRESS`` (``HOST:PORT``), else the service's name on 6379.
+    Not ``REDIS_MASTER_PORT``: that is a discovery variable (``tcp://ADDRESS:6379``) every container gets."""
+    host, _, port = os.environ.get(f"REDIS_{role.upper()}_ADDRESS", f"redis-{role}:6379").rpartition(":")
+    return host, int(port)
 
 
 def add_entry(text: str) -> int:

@@ -57,6 +57,16 @@ def test_bad_entries_are_refused(body, is_json, message):
         app._entry(body, is_json)
 
 
+def test_redis_is_found_by_service_name_unless_an_address_is_given(monkeypatch):
+    # every container gets the discovery variables of existing services: they must not be read as ports
+    monkeypatch.setenv("REDIS_MASTER_PORT", "tcp://10.254.0.3:6379")
+    monkeypatch.setenv("REDIS_REPLICA_PORT", "tcp://10.254.0.4:6379")
+    monkeypatch.delenv("REDIS_MASTER_ADDRESS", raising=False)
+    monkeypatch.setenv("REDIS_REPLICA_ADDRESS", "redis-replica:10001")
+    assert app._address("master") == ("redis-master", 6379)
+    assert app._address("replica") == ("redis-replica", 10001)
+
+
 def test_a_refused_connection_names_the_address():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -113,11 +123,16 @@ def network(images):
     net.remove()
 
 
-def _ping(address: tuple[str, int]) -> bool:
+def _ask(address: tuple[str, int], *command: str) -> object:
+    """The reply, or None while the server does not answer yet."""
     try:
-        return app.command(address, "PING", timeout=1) == "PONG"
+        return app.command(address, *command, timeout=1)
     except app.RedisError:
-        return False
+        return None
+
+
+def _ping(address: tuple[str, int]) -> bool:
+    return _ask(address, "PING") == "PONG"
 
 
 def test_commands_against_a_real_redis_server(network):
@@ -148,7 +163,7 @@ def test_the_image_appends_through_the_master_and_lists_through_a_replica_by_nam
 
     master = network("redis", "redis-master")
     replica = network("redis", "redis-replica", ["redis-server", "--replicaof", "redis-master", "6379"])
-    wait_for(lambda: app.command((replica, 6379), "ROLE")[3] == b"connected", timeout=30,
+    wait_for(lambda: (_ask((replica, 6379), "ROLE") or [None] * 4)[3] == b"connected", timeout=30,
              what="the replica follows redis-master by name")  # protected mode is off despite the command
     assert _http(url, {"entry": "hello from a test"})[0] == 201
     wait_for(lambda: _http(url) == (200, {"entries": ["hello from a test"], "pod": _http(url)[1].get("pod")}),

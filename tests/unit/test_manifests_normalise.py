@@ -54,7 +54,7 @@ def _as_in_v1beta1(obj: model.Object) -> model.Object:
         return dataclasses.replace(obj, ports=(dataclasses.replace(obj.ports[0], port=10001),))
     if isinstance(obj, model.ReplicationController) and obj.meta.name == "frontend":
         [web] = obj.template.spec.containers
-        web = dataclasses.replace(web, env=(*web.env, model.EnvVar("REDIS_REPLICA_PORT", "10001")))
+        web = dataclasses.replace(web, env=(*web.env, model.EnvVar("REDIS_REPLICA_ADDRESS", "redis-replica:10001")))
         spec = dataclasses.replace(obj.template.spec, containers=(web,))
         return dataclasses.replace(obj, template=dataclasses.replace(obj.template, spec=spec))
     return obj
