@@ -138,7 +138,7 @@ SEED_IMAGES = (
                                 "ENV PATH=/usr/sbin:/usr/bin:/bin"),
               (("build/nginx.conf", _NGINX_CONF), ("build/index.html", _PAGE))),
     SeedImage("guestbook", _GUESTBOOK, ('CMD ["python3", "-I", "/app/guestbook.py"]', "EXPOSE 80",
-                                        "ENV PATH=/usr/bin PYTHONDONTWRITEBYTECODE=1"),
+                                        "ENV PATH=/usr/bin"),
               (("app/guestbook.py", _GUESTBOOK_APP.read_text()),)),
 )
 
