@@ -149,3 +149,10 @@ def test_the_report_has_every_backend_under_a_heading_and_the_dns_figure_last():
     failed = DnsFigures("cp-bench-proxy", "minion-1", (), error="cp-bench-proxy: Name does not resolve")
     assert proxy_results_report(ProxyResults((), failed), settings, 3) == [
         "DNS: lookups of cp-bench-proxy from a pod on minion-1 failed: cp-bench-proxy: Name does not resolve"]
+
+
+def test_the_command_line_offers_exactly_the_backends_the_bench_has():
+    from cluster_pilot.cli.bench import proxy as command
+
+    [option] = [p for p in command.params if p.name == "backends"]
+    assert list(option.type.choices) == [b.key for b in BACKENDS]
