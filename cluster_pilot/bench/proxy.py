@@ -1,8 +1,11 @@
 """``cluster-pilot bench proxy``: what a service's HAProxy costs, against the pod it proxies, measured in one run.
 
-Deployed through the real pipeline (``converge``): a ReplicationController of busybox ``httpd`` replicas
-serving a small static file (the pod's hostname), and a Service targeting them. ``wrk`` on this machine
-measures requests/s and latency (median, p99):
+Deployed through the real pipeline (``converge``), per backend: a ReplicationController of replicas serving a
+small static file (the pod's hostname), and a Service targeting them. The backends (``BACKENDS``): busybox
+``httpd`` (one connection per request: it answers ``Connection: close``, and forks per connection: a few
+hundred requests/s); ``nginx`` (thousands of requests/s) with keep-alive; and ``nginx`` again with one request
+per connection (wrk sends ``Connection: close``). ``wrk`` on this machine measures requests/s and latency
+(median, p99), for each backend:
 
 - (a) straight to one pod's published host port on its minion;
 - (b) through the service port on that same minion while the service has that one pod as its only backend;
@@ -44,17 +47,25 @@ tracked, and a closed connection stays 120 s; full, it drops SYNs). Before a run
 either limit anyway (by TIME_WAIT or its number of requests; by the table's entries at its end) is marked in
 the output.
 
-Traffic goes only to the inventory's minions. The controller and the service are removed at the end, even
-when a step fails; services recorded by ``apply`` stay on the proxies throughout.
+Each backend has a controller, a service and service ports of its own (``cp-bench-proxy`` for busybox,
+``cp-bench-proxy-nginx``, ...). Last, a pod of the ``guestbook`` image (it has python3) times lookups of the
+first backend's service name through the pod's resolver, the minion's DNS: the median and p99 of
+``getaddrinfo`` (one query each, no cache in the pod). A fleet without service DNS reports why it failed.
+
+Traffic goes only to the inventory's minions. The controllers, services and the DNS pod are removed at the
+end, even when a step fails; every other service the fleet records stays on the proxies throughout.
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import shutil
+import shlex
 import socket
+import statistics
 import struct
 import subprocess
 import time
@@ -62,15 +73,43 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from cluster_pilot.apply.pipeline import Options, Outcome, converge, services_wanted
+from cluster_pilot.apply.pipeline import Options, Outcome, converge, fleet_records
 from cluster_pilot.bench import BenchFailed
+from cluster_pilot.host.logs import exec_remote, locate, ssh_to
 from cluster_pilot.host.observe import ObservedPod, observe
-from cluster_pilot.model import (REPLICATION_CONTROLLER, Container, Meta, Node, PodSpec, PodTemplate, Port,
-                                 ReplicationController, Service, ServicePort)
+from cluster_pilot.host.ssh import control_dir
+from cluster_pilot.model import (POD, REPLICATION_CONTROLLER, SERVICE, Container, Meta, Node, Pod, PodSpec,
+                                 PodTemplate, Port, ReplicationController, Service, ServicePort)
 
 BENCH = "cp-bench-proxy"
-LABELS = {"bench": BENCH}
-BASE_PORT = 80  # the pod's container ports: 80, 81, ... one httpd each
+DNS_POD = "cp-bench-dns"
+BASE_PORT = 80  # the pod's container ports: 80, 81, ... one server each
+
+
+@dataclass(frozen=True)
+class Backend:
+    """What serves behind a service, and whether wrk keeps its connections open."""
+
+    key: str  # as --backend names it
+    image: str
+    keep_alive: bool
+    what: str  # as the report describes it
+
+    @property
+    def name(self) -> str:
+        """Its controller's and service's name."""
+        return BENCH if self.key == "busybox" else f"{BENCH}-{self.key}"
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {"bench": self.name}
+
+
+BACKENDS = (
+    Backend("busybox", "busybox", False, "busybox httpd, one connection per request (it answers Connection: close)"),
+    Backend("nginx", "nginx", True, "nginx, keep-alive"),
+    Backend("nginx-close", "nginx", False, "nginx, one request per connection (wrk sends Connection: close)"),
+)
 
 
 @dataclass(frozen=True)
@@ -93,11 +132,17 @@ class ProxySettings:
     runs: int  # wrk runs per target
     threads: int
     connections: int  # per backend, in the runs under load
+    backends: tuple[Backend, ...] = BACKENDS
+    lookups: int = 200  # DNS lookups timed from a pod; 0: none
 
     @property
     def last_port(self) -> int:
-        """The service's last port: it takes 3 x runs ports from ``port`` on, on every minion."""
-        return service_port(self.port, SPREAD, self.runs, self.runs - 1)
+        """The services' last port: each backend's takes 3 x runs ports, on every minion."""
+        return self.first_port(len(self.backends)) - 1
+
+    def first_port(self, backend: int) -> int:
+        """The first service port of the ``backend``-th backend: every run of every backend has its own."""
+        return self.port + backend * len(KINDS) * self.runs
 
 
 @dataclass(frozen=True)
@@ -114,6 +159,31 @@ class ProxyFigures:
     direct_one: tuple[WrkRun, ...]  # (a1)
     single_one: tuple[WrkRun, ...]  # (b1)
     port_limit: int  # local ports one destination can use before TIME_WAIT bounds a run
+    backend: Backend = BACKENDS[0]
+
+
+@dataclass(frozen=True)
+class DnsFigures:
+    name: str  # the name looked up, as a pod's program writes it
+    node: str  # the minion of the pod that looked it up
+    lookups_ms: tuple[float, ...]
+    address: str = ""  # what it resolved to
+    error: str = ""  # why lookups failed (no service DNS on this fleet?)
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.lookups_ms) if self.lookups_ms else 0.0
+
+    @property
+    def p99_ms(self) -> float:
+        ordered = sorted(self.lookups_ms)
+        return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else 0.0
+
+
+@dataclass(frozen=True)
+class ProxyResults:
+    backends: tuple[ProxyFigures, ...]
+    dns: DnsFigures | None
 
 
 # Kinds of run: each has its own pod ports (one httpd each) and service ports, ``runs`` of each, so that no
@@ -129,22 +199,37 @@ def service_port(port: int, kind: int, runs: int, i: int) -> int:
     return port + kind * runs + i
 
 
-def _serve(ports: int) -> tuple[str, ...]:
+def nginx_config(ports: int) -> str:
+    """One worker (a pod is held to a fraction of a CPU), no access log, every port serving /www."""
+    listen = " ".join(f"listen {BASE_PORT + i};" for i in range(ports))
+    return ("user www-data; worker_processes 1; pid /tmp/nginx.pid; error_log stderr;\n"
+            "events { worker_connections 4096; }\n"
+            "http { access_log off; keepalive_requests 1000000; keepalive_timeout 65s;\n"
+            f"  server {{ {listen} root /www; }} }}\n")
+
+
+def _serve(backend: Backend, ports: int) -> tuple[str, ...]:
+    page = "mkdir -p /www && hostname > /www/index.html && "
+    if backend.image == "nginx":
+        config = shlex.quote(nginx_config(ports))
+        return ("sh", "-c", f"{page}printf %s {config} > /tmp/bench.conf && "
+                            "exec nginx -c /tmp/bench.conf -g 'daemon off;'")
     extra = "".join(f"httpd -p {BASE_PORT + i} -h /www && " for i in range(1, ports))
-    return ("sh", "-c", f"mkdir -p /www && hostname > /www/index.html && {extra}exec httpd -f -p {BASE_PORT} -h /www")
+    return ("sh", "-c", f"{page}{extra}exec httpd -f -p {BASE_PORT} -h /www")
 
 
-def _workload(replicas: int, runs: int, cpu_millis: int) -> ReplicationController:
+def _workload(replicas: int, runs: int, cpu_millis: int, backend: Backend = BACKENDS[0]) -> ReplicationController:
     ports = len(KINDS) * runs
-    spec = PodSpec((Container("web", "busybox", _serve(ports), cpu_limit_millis=cpu_millis,
+    spec = PodSpec((Container("web", backend.image, _serve(backend, ports), cpu_limit_millis=cpu_millis,
                               ports=tuple(Port(BASE_PORT + i, name=f"http-{i}") for i in range(ports))),))
-    return ReplicationController(Meta(BENCH, LABELS), replicas, LABELS, PodTemplate(labels=LABELS, spec=spec))
+    labels = backend.labels
+    return ReplicationController(Meta(backend.name, labels), replicas, labels, PodTemplate(labels=labels, spec=spec))
 
 
-def _service(port: int, runs: int) -> Service:
+def _service(port: int, runs: int, backend: Backend = BACKENDS[0]) -> Service:
     ports = tuple(ServicePort(service_port(port, kind, runs, i), pod_port(kind, runs, i))
                   for kind in KINDS for i in range(runs))
-    return Service(Meta(BENCH, LABELS), ports, LABELS)
+    return Service(Meta(backend.name, backend.labels, api_version="v1beta1"), ports, backend.labels)
 
 
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
@@ -246,24 +331,32 @@ def _wait_quiet(address: str, port: int, limit: int, timeout: float = 130.0) -> 
         time.sleep(1)  # both expire with time only (60 s and 120 s): poll step of a deadline wait
 
 
-def _limits(address: str, port: int, limit: int, requests: int) -> str:
+def _limits(address: str, port: int, limit: int, connections: int) -> str:
+    """``connections``: how many the run opened (every request, without keep-alive)."""
     entries, most = _conntrack()
-    found = ["local ports"] if max(_time_wait(address, port), requests) >= 0.9 * limit else []
+    found = ["local ports"] if max(_time_wait(address, port), connections) >= 0.9 * limit else []
     return ", ".join(found + (["conntrack"] if most and entries >= 0.9 * most else []))
 
 
-def _wrk(wrk: str, address: str, port: int, duration: float, threads: int, connections: int, limit: int) -> WrkRun:
+def wrk_command(wrk: str, url: str, duration: float, threads: int, connections: int, keep_alive: bool) -> list[str]:
+    """Without keep-alive, wrk asks for ``Connection: close``: the server ends every connection after its answer."""
+    return [wrk, "--latency", "-t", str(threads), "-c", str(connections), "-d", f"{duration:g}s", "--timeout", "5s",
+            *([] if keep_alive else ["-H", "Connection: close"]), url]
+
+
+def _wrk(wrk: str, address: str, port: int, duration: float, threads: int, connections: int, limit: int,
+         keep_alive: bool = True) -> WrkRun:
     _wait_quiet(address, port, limit)
     url = f"http://{address}:{port}/"
-    cmd = [wrk, "--latency", "-t", str(threads), "-c", str(connections), "-d", f"{duration:g}s",
-           "--timeout", "5s", url]
+    cmd = wrk_command(wrk, url, duration, threads, connections, keep_alive)
     busy0, total0 = _cpu_times()
     proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=duration + 60)
     busy1, total1 = _cpu_times()
     if proc.returncode != 0:
         raise BenchFailed(f"wrk {url} exited {proc.returncode}: {proc.stderr.strip()[:400]}")
     run = parse_wrk(proc.stdout)
-    return replace(run, limited=_limits(address, port, limit, run.requests),
+    opened = connections if keep_alive else run.requests
+    return replace(run, limited=_limits(address, port, limit, opened),
                    cpu_busy=(busy1 - busy0) / max(1, total1 - total0))
 
 
@@ -308,33 +401,36 @@ def _check(outcome: Outcome, what: str) -> None:
     raise BenchFailed(f"{what} failed: " + ("; ".join(why) or "unknown reason"))
 
 
-def _bench_pods(nodes: Sequence[Node], home: Path) -> list[ObservedPod]:
-    return sorted((p for p in observe(nodes, home).pods if p.controller == BENCH and p.complete),
+def _bench_pods(nodes: Sequence[Node], home: Path, controller: str) -> list[ObservedPod]:
+    return sorted((p for p in observe(nodes, home).pods if p.controller == controller and p.complete),
                   key=lambda p: p.name)
 
 
-def _ports_free(ports: Sequence[int], nodes: Sequence[Node], home: Path, recorded: Sequence[Service]) -> None:
+def _ours(name: str) -> bool:
+    return name == DNS_POD or name == BENCH or name.startswith(BENCH + "-")
+
+
+def _ports_free(ports: Sequence[int], nodes: Sequence[Node], home: Path) -> None:
+    """No service the fleet records and no pod of another owner holds a port the bench's services need."""
     wanted = set(ports)
-    for svc in recorded:
+    seen = observe(nodes, home)
+    for svc in fleet_records(seen)[0].objects(SERVICE):
         clash = wanted & {sp.port for sp in svc.ports}
-        if clash:
+        if clash and not _ours(svc.meta.name):
             raise BenchFailed(f"port {min(clash)} is service {svc.meta.name}'s: pick another --port")
-    for p in observe(nodes, home).pods:
+    for p in seen.pods:
         clash = wanted & {hp for hp, _ in p.host_ports}
-        if p.controller != BENCH and clash:
-            raise BenchFailed(f"port {min(clash)} is bound by pod {p.name} on {p.node}: "
-                                       "pick another --port")
+        if clash and not _ours(p.controller or p.name):
+            raise BenchFailed(f"port {min(clash)} is bound by pod {p.name} on {p.node}: pick another --port")
 
 
-def _clean_up(nodes: Sequence[Node], inventory_file: Path, home: Path, recorded: Sequence[Service],
-              say: Callable[[str], None]) -> None:
-    """Remove the controller's pods and the bench service from every proxy; warn, never mask a failure."""
+def _clean_up(nodes: Sequence[Node], inventory_file: Path, home: Path, say: Callable[[str], None]) -> None:
+    """Remove every backend's controller and service and the DNS pod; warn, never mask a failure."""
+    deleting = [(kind, b.name) for b in BACKENDS for kind in (REPLICATION_CONTROLLER, SERVICE)] + [(POD, DNS_POD)]
     try:
-        outcome = converge([], nodes, inventory_file, home, Options(), deleting=[(REPLICATION_CONTROLLER, BENCH)],
-                           services=services_wanted([], recorded))
-        _check(outcome, "clean-up")
+        _check(converge([], nodes, inventory_file, home, Options(), deleting=deleting), "clean-up")
     except Exception as e:  # noqa: BLE001 - the bench's own failure, if any, is the one to raise
-        say(f"warning: {e}; the pods of {BENCH} may remain: a later run of this bench removes them")
+        say(f"warning: {e}; objects of {BENCH} may remain: a later run of this bench removes them")
 
 
 def best(runs: Sequence[WrkRun]) -> WrkRun:
@@ -344,58 +440,63 @@ def best(runs: Sequence[WrkRun]) -> WrkRun:
 
 @dataclass(frozen=True)
 class _Bench:
-    """One run of the bench: where it deploys, what it asks for, and how it calls wrk."""
+    """One backend's run of the bench: where it deploys, what it asks for, and how it calls wrk."""
     nodes: Sequence[Node]
     inventory_file: Path
     home: Path
     settings: ProxySettings
+    backend: Backend
     service: Service
-    services: Sequence[Service]  # every recorded service and the bench's own: what the proxies serve
     wrk: str
     limit: int
 
     def deploy(self, replicas: int, what: str) -> list[ObservedPod]:
-        workload = _workload(replicas, self.settings.runs, self.settings.pod_cpu)
-        _check(converge([workload, self.service], self.nodes, self.inventory_file, self.home, Options(),
-                        services=self.services), what)
-        return _bench_pods(self.nodes, self.home)
+        """Through the real pipeline; the proxies serve what the fleet records, this service included."""
+        workload = _workload(replicas, self.settings.runs, self.settings.pod_cpu, self.backend)
+        _check(converge([workload, self.service], self.nodes, self.inventory_file, self.home, Options()),
+               f"{self.backend.key}: {what}")
+        return _bench_pods(self.nodes, self.home, self.backend.name)
 
     def measure(self, address: str, target: int, backends: int = 1, one: bool = False) -> WrkRun:
         """Under load, ``connections`` per backend: each backend sees the load the pod sees in (a)."""
         s = self.settings
         return _wrk(self.wrk, address, target, s.duration, 1 if one else s.threads,
-                    1 if one else s.connections * backends, self.limit)
+                    1 if one else s.connections * backends, self.limit, self.backend.keep_alive)
 
 
-def measure(nodes: Sequence[Node], inventory_file: Path, home: Path, recorded: Sequence[Service],
-            settings: ProxySettings, say: Callable[[str], None]) -> ProxyFigures:
-    """Deploy, measure (a), (b), (a1), (b1), then (c), and remove the bench's objects even when a step fails.
-    ``recorded`` are the services ``apply`` recorded: they stay on the proxies throughout."""
+def measure(nodes: Sequence[Node], inventory_file: Path, home: Path, settings: ProxySettings,
+            say: Callable[[str], None]) -> ProxyResults:
+    """Per backend, deploy and measure (a), (b), (a1), (b1), then (c); then the DNS lookups; remove the bench's
+    objects even when a step fails. Every other service the fleet records stays on the proxies throughout."""
     wrk = _wrk_binary(say)
-    recorded = [s for s in recorded if s.meta.name != BENCH]
-    _ports_free(range(settings.port, settings.last_port + 1), nodes, home, recorded)
-    service = _service(settings.port, settings.runs)
-    bench = _Bench(nodes, inventory_file, home, settings, service, services_wanted([service], recorded), wrk,
-                   _port_limit())
+    _ports_free(range(settings.port, settings.last_port + 1), nodes, home)
+    limit = _port_limit()
     try:
-        return _measure(bench)
+        figures = []
+        for i, backend in enumerate(settings.backends):
+            service = _service(settings.first_port(i), settings.runs, backend)
+            say(f"bench proxy: {backend.what}")
+            figures.append(_measure(_Bench(nodes, inventory_file, home, settings, backend, service, wrk, limit)))
+        dns = _measure_dns(nodes, inventory_file, home, settings) if settings.lookups else None
+        return ProxyResults(tuple(figures), dns)
     finally:
-        _clean_up(nodes, inventory_file, home, recorded, say)
+        _clean_up(nodes, inventory_file, home, say)
 
 
 def _measure(bench: _Bench) -> ProxyFigures:
     runs, replicas = bench.settings.runs, bench.settings.replicas
+    first = bench.service.ports[0].port
     # one replica: the service's only backend is the pod measured directly
     pods = bench.deploy(1, "deploying 1 replica and the service")
     if len(pods) != 1:
-        raise BenchFailed(f"expected 1 running bench pod, found {len(pods)}")
+        raise BenchFailed(f"expected 1 running pod of {bench.backend.name}, found {len(pods)}")
     pod = pods[0]
     address = {n.name: n.address for n in bench.nodes}[pod.node]
     published = {p.container_port: p.host_port for p in pod.ports}
     direct_ports = {kind: [published.get(pod_port(kind, runs, i)) for i in range(runs)] for kind in (LOAD, ONE)}
     if None in direct_ports[LOAD] + direct_ports[ONE]:
         raise BenchFailed(f"pod {pod.name} does not publish all of its ports: {pod.ports}")
-    via = {kind: [service_port(bench.settings.port, kind, runs, i) for i in range(runs)] for kind in KINDS}
+    via = {kind: [service_port(first, kind, runs, i) for i in range(runs)] for kind in KINDS}
     for kind in (LOAD, ONE):
         for i in range(runs):
             _wait_serving(address, direct_ports[kind][i], 1, f"pod {pod.name}")
@@ -410,10 +511,56 @@ def _measure(bench: _Bench) -> ProxyFigures:
     # all replicas: the same pod stays, the others join the service
     pods = bench.deploy(replicas, f"scaling to {replicas} replicas")
     if len(pods) != replicas or pod.name not in {p.name for p in pods}:
-        raise BenchFailed(f"expected {replicas} running bench pods including {pod.name}, "
+        raise BenchFailed(f"expected {replicas} running pods of {bench.backend.name} including {pod.name}, "
                           f"found {[p.name for p in pods]}")
     for i in range(runs):
         _wait_serving(address, via[SPREAD][i], replicas, f"the service with {replicas} backends")
     spread = [bench.measure(address, via[SPREAD][i], backends=replicas) for i in range(runs)]
     return ProxyFigures(pod.name, pod.node, address, tuple(sorted({p.node for p in pods})), direct_ports, via,
-                        tuple(direct), tuple(single), tuple(spread), tuple(direct_one), tuple(single_one), bench.limit)
+                        tuple(direct), tuple(single), tuple(spread), tuple(direct_one), tuple(single_one), bench.limit,
+                        bench.backend)
+
+
+# Run inside the pod by its own python3: ``getaddrinfo`` as a program calls it (search path, one A query each).
+_LOOKUPS = """
+import json, socket, sys, time
+name, count, times, address, error = sys.argv[1], int(sys.argv[2]), [], "", ""
+for _ in range(count):
+    start = time.perf_counter()
+    try:
+        address = socket.getaddrinfo(name, None, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
+    except OSError as e:
+        error = f"{name}: {e}"
+        break
+    times.append((time.perf_counter() - start) * 1000)
+print(json.dumps({"ms": times, "address": address, "error": error}))
+"""
+
+
+def dns_probe_pod() -> Pod:
+    """A pod with python3 (the guestbook image) that waits for the bench to run lookups in it."""
+    sleep = ("python3", "-c", "import time; time.sleep(10 ** 9)")
+    return Pod(Meta(DNS_POD, {"bench": DNS_POD}), PodSpec((Container("probe", "guestbook", sleep),)))
+
+
+def read_lookups(name: str, node: str, output: str) -> DnsFigures:
+    """The probe's last line: every lookup's milliseconds, the address found, or the error that stopped it."""
+    try:
+        doc = json.loads(output.strip().splitlines()[-1])
+        return DnsFigures(name, node, tuple(float(t) for t in doc["ms"]), doc["address"], doc["error"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return DnsFigures(name, node, (), error=f"unreadable probe output: {output.strip()[:200]!r}")
+
+
+def _measure_dns(nodes: Sequence[Node], inventory_file: Path, home: Path, settings: ProxySettings) -> DnsFigures:
+    """Median time to look a service name up from a pod, through the minion's DNS."""
+    name = settings.backends[0].name if settings.backends else BENCH
+    _check(converge([dns_probe_pod()], nodes, inventory_file, home, Options()), "deploying the DNS probe pod")
+    target = locate(observe(nodes, home), DNS_POD, "probe")
+    node = {n.name: n for n in nodes}[target.node]
+    remote = exec_remote(target.id, ["python3", "-c", _LOOKUPS, name, str(settings.lookups)], False, False)
+    proc = subprocess.run(ssh_to(node, control_dir(home), remote), capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=120)
+    if proc.returncode != 0:
+        return DnsFigures(name, target.node, (), error=f"the probe exited {proc.returncode}: {proc.stderr.strip()[:200]}")
+    return read_lookups(name, target.node, proc.stdout)

@@ -13,7 +13,7 @@ from cluster_pilot.quantity import cpu_millis
 
 if TYPE_CHECKING:
     from cluster_pilot.bench.apply import ProcessFigures, ProcessRun
-    from cluster_pilot.bench.proxy import ProxyFigures, ProxySettings, WrkRun
+    from cluster_pilot.bench.proxy import DnsFigures, ProxyFigures, ProxyResults, ProxySettings, WrkRun
 
 
 @click.group()
@@ -139,15 +139,21 @@ def _cpu_millis(ctx: click.Context, param: click.Parameter, value: str) -> int:
 @click.option("--pod-cpu", "pod_cpu", default="200m", show_default=True, callback=_cpu_millis,
               help="CPU limit of each pod (a quantity: 250m, 0.5, 1); 0 for none.")
 @click.option("--port", type=click.IntRange(1, 29999), default=18080, show_default=True,
-              help="First service port; the service takes 3 x --runs ports from here, on every minion.")
+              help="First service port; each backend's service takes 3 x --runs ports from here on, on every "
+                   "minion.")
 @click.option("--duration", type=click.FloatRange(0.5, 600), default=5.0, show_default=True,
               help="Seconds of each wrk run.")
 @click.option("--runs", type=click.IntRange(1, 10), default=3, show_default=True, help="wrk runs per target.")
 @click.option("--threads", type=click.IntRange(1, 64), default=2, show_default=True)
 @click.option("--connections", type=click.IntRange(1, 10000), default=8, show_default=True,
               help="Connections per backend of the runs under load.")
-def proxy(inventory, replicas, pod_cpu, port, duration, runs, threads, connections) -> int:
-    """Requests/s and latency through a service's proxy, as ratios to the pod it proxies.
+@click.option("--backend", "backends", multiple=True, type=click.Choice(["busybox", "nginx", "nginx-close"]),
+              help="Backends to measure, in this order (repeatable); default: all three.")
+@click.option("--lookups", type=click.IntRange(0, 100_000), default=200, show_default=True,
+              help="DNS lookups of a service name timed from a pod; 0 for none.")
+def proxy(inventory, replicas, pod_cpu, port, duration, runs, threads, connections, backends, lookups) -> int:
+    """Requests/s and latency through a service's proxy, as ratios to the pod it proxies, per backend:
+    busybox httpd (one connection per request), nginx with keep-alive, nginx with one request per connection.
 
     \b
     (a)  straight to one pod's published port       (a1) the same, one request at a time
@@ -155,12 +161,12 @@ def proxy(inventory, replicas, pod_cpu, port, duration, runs, threads, connectio
     (c)  the service with --replicas backends
     Goals: (b)/(a) and (c)/(replicas x (a)) >= 0.9; (b1)-(a1) < 1 ms of median latency. Pods are held to
     --pod-cpu so that each backend, not this machine's shared CPUs, is what runs measure; the CPU use of
-    this machine is printed per run.
+    this machine is printed per run. Last, the median time a pod takes to look a service name up.
     """
-    from cluster_pilot.bench.proxy import ProxySettings, measure
-    from cluster_pilot.cli.apply import recorded_services
+    from cluster_pilot.bench.proxy import BACKENDS, ProxySettings, measure
 
-    settings = ProxySettings(replicas, pod_cpu, port, duration, runs, threads, connections)
+    chosen = tuple(b for key in backends for b in BACKENDS if b.key == key) or BACKENDS
+    settings = ProxySettings(replicas, pod_cpu, port, duration, runs, threads, connections, chosen, lookups)
     if connections < threads:
         raise click.BadParameter("must be at least --threads", param_hint="--connections")
     if settings.last_port > 29999:
@@ -169,12 +175,27 @@ def proxy(inventory, replicas, pod_cpu, port, duration, runs, threads, connectio
     inventory_file, nodes = load_nodes(inventory)
     if not nodes:
         raise click.ClickException(f"no minions in {inventory_file}")
-    home, store = open_state()
-    figures = measure(nodes, inventory_file, home, recorded_services(store), settings,
-                      lambda message: click.echo(message, err=True))
-    for line in _proxy_report(figures, settings, len(nodes)):
+    home, _ = open_state()
+    results = measure(nodes, inventory_file, home, settings, lambda message: click.echo(message, err=True))
+    for line in proxy_results_report(results, settings, len(nodes)):
         click.echo(line)
     return 0
+
+
+def proxy_results_report(results: ProxyResults, s: ProxySettings, minions: int) -> list[str]:
+    """Every backend's lines under a heading, then the DNS figure."""
+    lines: list[str] = []
+    for figures in results.backends:
+        lines += [f"== {figures.backend.what}", *_proxy_report(figures, s, minions)]
+    return lines + ([] if results.dns is None else [_dns_line(results.dns)])
+
+
+def _dns_line(d: DnsFigures) -> str:
+    if not d.lookups_ms:
+        return f"DNS: lookups of {d.name} from a pod on {d.node} failed: {d.error}"
+    failed = f"; stopped after {len(d.lookups_ms)}: {d.error}" if d.error else ""
+    return (f"DNS: {d.name} -> {d.address} from a pod on {d.node}: median {d.median_ms:.3f} ms, "
+            f"p99 {d.p99_ms:.3f} ms over {len(d.lookups_ms)} lookups (getaddrinfo, search path){failed}")
 
 
 def _runs_line(label: str, runs: Sequence[WrkRun]) -> str:
@@ -200,7 +221,7 @@ def _proxy_report(f: ProxyFigures, s: ProxySettings, minions: int) -> list[str]:
 
     lines = [
         f"minions: {minions}; pod {f.pod} on {f.node} ({f.address}); {s.replicas} replicas on "
-        f"{len(f.replica_nodes)} minion(s), {held}; busybox httpd, one connection per request (Connection: close)",
+        f"{len(f.replica_nodes)} minion(s), {held}; {f.backend.what}",
         f"wrk: {s.runs} run(s) x {s.duration:g} s per target, {s.threads} threads and {s.connections} connections "
         f"per backend under load ({s.connections * s.replicas} in (c)); kept: the best run by requests/s; "
         "each run on ports of its own",

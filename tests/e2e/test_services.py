@@ -6,7 +6,6 @@ import http.client
 import json
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -129,34 +128,6 @@ def test_no_request_dropped_while_scaling_and_replacing(sandbox_home, sandbox, w
     pods = pods_of(sandbox, "web")
     assert len(pods) == 1
     assert all(c["image"] == "busybox:latest" for cs in pods.values() for c in cs if c["container"] == "app")
-
-
-def test_guestbook_replicas_reach_the_master_through_its_service(sandbox_home, sandbox):
-    examples = Path(__file__).resolve().parents[2] / "examples" / "guestbook" / "v1beta1"
-    cli("apply", "-f", str(examples), home=sandbox_home)
-    try:
-        master = next(c for c in managed_containers(sandbox) if c["pod"] == "redis-master" and c["container"] != "POD")
-        assert ssh(sandbox, master["address"], f"docker exec {master['id']} redis-cli set guestbook:greeting hello"
-                   ).stdout.strip() == "OK"
-        replica = next(c for c in managed_containers(sandbox)
-                       if c["controller"] == "redis-replica" and c["container"] != "POD")
-        inspect = json.loads(ssh(sandbox, replica["address"], f"docker inspect {replica['id']}").stdout)[0]
-        env = dict(e.split("=", 1) for e in inspect["Config"]["Env"])
-        address = next(s for s in json.loads(cli("get", "svc", "-o", "json", home=sandbox_home).stdout)["items"]
-                       if s["id"] == "redis-master")["clusterIP"]
-        assert env["REDIS_MASTER_SERVICE_HOST"] == address  # the service's own address (Kubernetes v0.4)
-        assert env["REDIS_MASTER_SERVICE_PORT"] == "6379"
-        assert env["REDIS_MASTER_PORT"] == f"tcp://{address}:6379"
-
-        def replicated() -> bool:
-            out = ssh(sandbox, replica["address"], f"docker exec {replica['id']} redis-cli get guestbook:greeting")
-            return out.stdout.strip() == "hello"
-
-        wait_for(replicated, 30, "the key written on the master to be read through a replica", interval=0.5)
-        frontends = {get(minions(sandbox)[0].address, 8000).split(",")[0] for _ in range(9)}
-        assert len(frontends) == 3
-    finally:
-        cli("delete", "-f", str(examples), home=sandbox_home)
 
 
 def test_bad_service_inputs(sandbox_home, sandbox, tmp_path):

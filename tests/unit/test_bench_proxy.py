@@ -3,12 +3,15 @@ report the command prints from the figures."""
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
 from cluster_pilot.bench import BenchFailed
-from cluster_pilot.bench.proxy import (LOAD, ONE, SPREAD, ProxyFigures, ProxySettings, WrkRun, _service, _workload,
-                                       parse_wrk, pod_port, service_port)
-from cluster_pilot.cli.bench import _proxy_report
+from cluster_pilot.bench.proxy import (BACKENDS, LOAD, ONE, SPREAD, DnsFigures, ProxyFigures, ProxyResults,
+                                       ProxySettings, WrkRun, _service, _workload, nginx_config, parse_wrk, pod_port,
+                                       read_lookups, service_port, wrk_command)
+from cluster_pilot.cli.bench import _proxy_report, proxy_results_report
 
 WRK = """Running 2s test @ http://172.28.1.11:30000/
   2 threads and 8 connections
@@ -85,3 +88,71 @@ def test_the_report_keeps_the_best_run_and_computes_the_goals_ratios():
     notes = [line for line in lines if line.startswith("note: ")]
     assert len(notes) == 2 and "busy >= 95% in (c)" in notes[0] and "(local ports)" in notes[1]
     assert "~14116 local ports" in notes[1]
+
+
+def test_every_backend_has_service_ports_of_its_own():
+    settings = ProxySettings(replicas=3, pod_cpu=200, port=18080, duration=2, runs=3, threads=2, connections=8)
+    assert [b.key for b in settings.backends] == ["busybox", "nginx", "nginx-close"]
+    services = [_service(settings.first_port(i), settings.runs, b) for i, b in enumerate(settings.backends)]
+    ports = [sp.port for svc in services for sp in svc.ports]
+    assert len(set(ports)) == len(ports) == 27
+    assert min(ports) == 18080 and max(ports) == settings.last_port == 18106
+    assert [s.meta.name for s in services] == ["cp-bench-proxy", "cp-bench-proxy-nginx", "cp-bench-proxy-nginx-close"]
+    assert [dict(s.selector) for s in services] == [{"bench": s.meta.name} for s in services]  # each its own pods
+    assert all(s.meta.api_version == "v1beta1" for s in services)  # v1beta1: on every minion's own address
+
+
+def test_the_nginx_backend_serves_every_port_from_a_config_of_its_own():
+    nginx = BACKENDS[1]
+    rc = _workload(1, 2, 200, nginx)
+    (container,) = rc.template.spec.containers
+    assert container.image == "nginx" and rc.meta.name == "cp-bench-proxy-nginx"
+    assert [p.container_port for p in container.ports] == list(range(80, 86))
+    script = container.command[2]
+    assert script.endswith("exec nginx -c /tmp/bench.conf -g 'daemon off;'")
+    config = nginx_config(6)
+    assert all(f"listen {p};" in config for p in range(80, 86)) and "listen 86;" not in config
+    assert "access_log off;" in config and "worker_processes 1;" in config
+    assert shlex.split(script)[0:3] == ["mkdir", "-p", "/www"] and f"printf %s {shlex.quote(config)} >" in script
+
+
+def test_wrk_sends_connection_close_only_for_backends_without_keep_alive():
+    kept = wrk_command("wrk", "http://10.0.0.1:80/", 2, 2, 16, keep_alive=True)
+    closed = wrk_command("wrk", "http://10.0.0.1:80/", 2, 2, 16, keep_alive=False)
+    assert kept == ["wrk", "--latency", "-t", "2", "-c", "16", "-d", "2s", "--timeout", "5s", "http://10.0.0.1:80/"]
+    assert closed == [*kept[:-1], "-H", "Connection: close", kept[-1]]
+    assert [b.keep_alive for b in BACKENDS] == [False, True, False]
+
+
+def test_dns_lookups_are_read_from_the_probes_last_line():
+    out = 'warming up\n{"ms": [0.5, 0.3, 0.4, 9.0], "address": "10.254.0.7", "error": ""}\n'
+    d = read_lookups("cp-bench-proxy", "minion-2", out)
+    assert (d.median_ms, d.p99_ms, d.address) == (pytest.approx(0.45), 9.0, "10.254.0.7")
+    failed = read_lookups("x", "minion-1", '{"ms": [], "address": "", "error": "x: Name does not resolve"}')
+    assert failed.lookups_ms == () and failed.error == "x: Name does not resolve"
+    assert "unreadable probe output" in read_lookups("x", "minion-1", "Traceback ...").error
+
+
+def test_the_report_has_every_backend_under_a_heading_and_the_dns_figure_last():
+    settings = ProxySettings(replicas=1, pod_cpu=200, port=18080, duration=2, runs=1, threads=1, connections=8)
+    runs = {k: [18080 + k] for k in (LOAD, ONE, SPREAD)}
+    figures = [ProxyFigures("p", "minion-1", "172.28.1.11", ("minion-1",), {LOAD: [30001], ONE: [30002]}, runs,
+                            (_run(4000, 1),), (_run(3800, 1.1),), (_run(3900, 1),), (_run(900, 0.2),),
+                            (_run(800, 0.3),), 14116, backend) for backend in BACKENDS[1:]]
+    dns = DnsFigures("cp-bench-proxy-nginx", "minion-3", (0.2, 0.3, 0.4), "10.254.0.9")
+    lines = proxy_results_report(ProxyResults(tuple(figures), dns), settings, minions=3)
+    assert [line for line in lines if line.startswith("== ")] == [
+        "== nginx, keep-alive", "== nginx, one request per connection (wrk sends Connection: close)"]
+    assert lines[1].endswith("each held to 200m CPU; nginx, keep-alive")
+    assert lines[-1] == ("DNS: cp-bench-proxy-nginx -> 10.254.0.9 from a pod on minion-3: median 0.300 ms, "
+                         "p99 0.400 ms over 3 lookups (getaddrinfo, search path)")
+    failed = DnsFigures("cp-bench-proxy", "minion-1", (), error="cp-bench-proxy: Name does not resolve")
+    assert proxy_results_report(ProxyResults((), failed), settings, 3) == [
+        "DNS: lookups of cp-bench-proxy from a pod on minion-1 failed: cp-bench-proxy: Name does not resolve"]
+
+
+def test_the_command_line_offers_exactly_the_backends_the_bench_has():
+    from cluster_pilot.cli.bench import proxy as command
+
+    [option] = [p for p in command.params if p.name == "backends"]
+    assert list(option.type.choices) == [b.key for b in BACKENDS]

@@ -663,7 +663,7 @@ def test_2014_client_update_and_invalid_bodies(kubecfg_2014, loopback_master, tm
     fewer.write_text(FRONTEND_V1BETA1.read_text().replace('"replicas": 3', '"replicas": 1'))
     updated = kubecfg_2014("-c", str(fewer), "update", "replicationControllers/frontend")
     assert updated.returncode == 0, updated.stderr
-    assert rows(updated.stdout) == [["frontend", "busybox", "app=guestbook,name=frontend", "1"]]
+    assert rows(updated.stdout) == [["frontend", "guestbook", "app=guestbook,name=frontend", "1"]]
     assert loopback_master.store.get("ReplicationController", "frontend").body["replicas"] == 1
     assert kubecfg_2014("delete", "replicationControllers/frontend").returncode == 0
 

@@ -30,7 +30,7 @@ def bad(tmp_path):
 def test_success_is_one_line_and_exit_0(capsys):
     code, out, err = cp(capsys, "validate", str(EXAMPLES / "seed-2014"), "-f", str(EXAMPLES / "guestbook" / "v1beta1"))
     assert code == 0 and err == ""
-    assert out == "ok: 7 objects (2 Pod, 3 ReplicationController, 2 Service) in 7 files\n"
+    assert out == "ok: 8 objects (2 Pod, 3 ReplicationController, 3 Service) in 8 files\n"
 
 
 def test_every_error_one_per_line_exit_1_no_traceback(capsys, bad):

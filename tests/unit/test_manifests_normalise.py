@@ -37,15 +37,55 @@ def _without_version(obj: model.Object) -> model.Object:
     return dataclasses.replace(obj, meta=dataclasses.replace(obj.meta, api_version="-"))
 
 
-def test_the_guestbook_in_v1beta1_json_and_in_v1_yaml_is_the_same_model():
-    old = load_paths([str(EXAMPLES / "guestbook" / "v1beta1")])
-    new = load_paths([str(EXAMPLES / "guestbook" / "v1")])
+def _inside(obj: model.Object) -> model.Object:
+    """An object as the fleet's pods see it: a service's name, selector and ports, not how it is reached from
+    outside the fleet (v1beta1: its port on every minion; v1: ``type``, ``nodePort``, its address)."""
+    obj = _without_version(obj)
+    if not isinstance(obj, model.Service):
+        return obj
+    ports = tuple(model.ServicePort(p.port, p.target_port, p.protocol, p.name) for p in obj.ports)
+    return model.Service(obj.meta, ports, obj.selector, obj.create_external_load_balancer)
+
+
+def _as_in_v1beta1(obj: model.Object) -> model.Object:
+    """The two documented differences of the 2014 copy: a v1beta1 service takes its port on every minion, so
+    redis-replica cannot repeat redis-master's 6379; it is on 10001, and the frontend is told so."""
+    if isinstance(obj, model.Service) and obj.meta.name == "redis-replica":
+        return dataclasses.replace(obj, ports=(dataclasses.replace(obj.ports[0], port=10001),))
+    if isinstance(obj, model.ReplicationController) and obj.meta.name == "frontend":
+        [web] = obj.template.spec.containers
+        web = dataclasses.replace(web, env=(*web.env, model.EnvVar("REDIS_REPLICA_ADDRESS", "redis-replica:10001")))
+        spec = dataclasses.replace(obj.template.spec, containers=(web,))
+        return dataclasses.replace(obj, template=dataclasses.replace(obj.template, spec=spec))
+    return obj
+
+
+def test_the_guestbook_in_v1beta1_json_and_in_v1_yaml_is_the_same_application():
     key = lambda o: (o.kind, o.meta.name)  # noqa: E731
-    assert [key(o) for o in sorted(old, key=key)] == [key(o) for o in sorted(new, key=key)]
-    assert len(old) == 5
-    assert [_without_version(o) for o in sorted(old, key=key)] == [_without_version(o) for o in sorted(new, key=key)]
+    old = sorted(load_paths([str(EXAMPLES / "guestbook" / "v1beta1")]), key=key)
+    new = sorted(load_paths([str(EXAMPLES / "guestbook" / "v1")]), key=key)
+    assert [key(o) for o in old] == [key(o) for o in new] == [
+        ("Pod", "redis-master"), ("ReplicationController", "frontend"), ("ReplicationController", "redis-replica"),
+        ("Service", "frontend"), ("Service", "redis-master"), ("Service", "redis-replica")]
+    assert [_inside(o) for o in old] == [_inside(_as_in_v1beta1(o)) for o in new]
+    assert [_inside(o) for o in old] != [_inside(o) for o in new]  # the differences are real, and only those
     rcs = {o.meta.name: o for o in new if isinstance(o, model.ReplicationController)}
-    assert rcs["redis-replica"].replicas == 2 and rcs["frontend"].template.spec.containers[0].image == "busybox"
+    assert rcs["redis-replica"].template.spec.containers[0].command == ("redis-server", "--replicaof", "redis-master",
+                                                                        "6379")
+    assert rcs["frontend"].replicas == 3 and rcs["frontend"].template.spec.containers[0].image == "guestbook"
+
+
+def test_the_guestbook_frontend_is_reached_from_outside_on_8000_in_v1beta1_and_by_node_port_30080_in_v1():
+    import yaml
+
+    old = json.loads((EXAMPLES / "guestbook" / "v1beta1" / "frontend-service.json").read_text())
+    assert old["port"] == 8000  # a v1beta1 service: on every minion's own address
+    docs = {d["metadata"]["name"]: d for f in sorted((EXAMPLES / "guestbook" / "v1").glob("*.yaml"))
+            for d in yaml.safe_load_all(f.read_text()) if d["kind"] == "Service"}
+    assert docs["frontend"]["spec"]["type"] == "NodePort"
+    assert [(p["port"], p["nodePort"]) for p in docs["frontend"]["spec"]["ports"]] == [(8000, 30080)]
+    assert [d["spec"].get("type", "ClusterIP") for n, d in sorted(docs.items()) if n != "frontend"] == [
+        "ClusterIP", "ClusterIP"]  # redis stays inside the fleet, both services on 6379
 
 
 @pytest.mark.parametrize("text,kind", [
