@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Sequence
 
 from cluster_pilot.errors import UserError
 from cluster_pilot.host.lock import FleetLock, Holder, lock_host
-from cluster_pilot.host.records import Owner, Records, decode, merge, update
+from cluster_pilot.host.records import Owner, Records, decode, merge, settle, update
 from cluster_pilot.model import SERVICE, Node, Object, Service
 from cluster_pilot.host.observe import HostView, Observation, observe
 from cluster_pilot.plan.planner import Plan, plan, running_pods
@@ -137,8 +137,9 @@ def look_all(objects: Sequence[Object], services: Sequence[Service] | None, node
                             **seen.hosts})
     seen, more = watch(seen)
     fleet, problems = fleet_records(seen, known)
+    now = int(time.time() * 1000)
     change = update(fleet, objects, deleting, options.owner, prune=options.prune, adopt=options.force_adopt,
-                    version=int(time.time() * 1000))
+                    version=now)
     if change.refused and not options.skip_foreign:
         raise UserError("; ".join(change.refused) + "; nothing was changed")
     objects = [o for o in objects if (o.kind, o.meta.name) not in change.refused_keys]
@@ -150,8 +151,8 @@ def look_all(objects: Sequence[Object], services: Sequence[Service] | None, node
     addresses = {n.name: n.address for n in nodes}
     todo = plan(sched, seen, services, addresses, options.applyset if options.prune else None, deleting,
                 evict, options.roll)
-    document = change.records.encode()
-    stale = tuple(sorted(n for n, v in seen.hosts.items() if v.reachable and decode(v.records)[0].encode() != document))
+    copies = {n: decode(v.records)[0] if v.reachable else None for n, v in seen.hosts.items()}
+    document, stale = settle(change.records, copies, now, busy=not todo.empty)
     todo = replace(todo, records=document, records_nodes=stale)
     return Look(seen, sched, todo, change.records, tuple(services), seen.warnings + tuple(problems), change.refused)
 
