@@ -56,32 +56,35 @@ def env_for(job: Job) -> dict[str, str]:
     return gitlab_file_variables(dict.fromkeys(SECRET_NAMES, "")) if job.system == "gitlab" else {}
 
 
-def run_jobs(runner: Runner, jobs: list[Job], repo: Path, network: str | None = None) -> list[JobRun]:
-    """Jobs started together (the same pipeline, or two pipelines at once), each in a fresh container; on
-    ``network="none"`` a job reaches no host at all."""
-    boxes = [(job, runner.start(job.script(), repo, env_for(job), network)) for job in jobs]
+def run_jobs(runner: Runner, jobs: list[tuple[Job, Path]], network: str | None = None) -> list[JobRun]:
+    """Jobs started together (one pipeline's, or several pipelines at once), each in a fresh container with its
+    repository; on ``network="none"`` a job reaches no host at all."""
+    boxes = [(job, runner.start(job.script(), repo, env_for(job), network)) for job, repo in jobs]
     return [runner.finish(f"{job.system}-{job.name}", box) for job, box in boxes]
 
 
 def test_a_pull_request_is_checked_offline(sandbox, runner, tmp_path):
+    """Four pull requests' checks at once: good files on both systems, a bad field, pods that fit nowhere."""
     rc, svc = app("ci-web", PORT)
-    jobs = recipe()
-    good = checkout(sandbox, tmp_path / "good", ("rc.json", rc), ("svc.json", svc))
-    for run in run_jobs(runner, [jobs["github"]["check"], jobs["gitlab"]["check"]], good, network="none"):
-        assert run.code == 0, run.output
-        assert "+ ci-web-" in run.output and "object records" not in run.output, run.output
-
-    broken = checkout(sandbox, tmp_path / "broken", ("rc.json", {**rc, "desiredState": {"replicas": "two"}}))
-    (run,) = run_jobs(runner, [jobs["gitlab"]["check"]], broken, network="none")
-    assert run.code != 0
-    assert "::error file=deploy/rc.json" in run.output, run.output
-    assert "to create" not in run.output, run.output  # the plan never ran: validate's exit code stopped the job
-
     big = json.loads(json.dumps(rc))
     big["desiredState"]["replicas"] = 200  # 40 pods per minion, three minions
-    (run,) = run_jobs(runner, [jobs["github"]["check"]], checkout(sandbox, tmp_path / "big", ("rc.json", big)),
-                      network="none")
-    assert run.code != 0 and "fit on no minion" in run.output, run.output
+    good = checkout(sandbox, tmp_path / "good", ("rc.json", rc), ("svc.json", svc))
+    broken = checkout(sandbox, tmp_path / "broken", ("rc.json", {**rc, "desiredState": {"replicas": "two"}}))
+    jobs = recipe()
+    runs = run_jobs(runner, [(jobs["github"]["check"], good), (jobs["gitlab"]["check"], good),
+                             (jobs["gitlab"]["check"], broken),
+                             (jobs["github"]["check"], checkout(sandbox, tmp_path / "big", ("rc.json", big)))],
+                    network="none")
+    for run in runs[:2]:
+        assert run.code == 0, run.output
+        assert "+ ci-web-" in run.output and "+ service ci-web" in run.output, run.output
+        assert "object records" not in run.output and "service proxy" not in run.output, run.output
+
+    assert runs[2].code != 0
+    assert "::error file=deploy/rc.json" in runs[2].output, runs[2].output
+    assert "to create" not in runs[2].output, runs[2].output  # validate's exit code stopped the job: no plan
+
+    assert runs[3].code != 0 and "fit on no minion" in runs[3].output, runs[3].output
 
 
 def test_the_main_branch_deploys_with_the_secret_key_under_the_lock(sandbox_home, sandbox, runner, tmp_path):
@@ -89,7 +92,7 @@ def test_the_main_branch_deploys_with_the_secret_key_under_the_lock(sandbox_home
     jobs = recipe()
     repo = checkout(sandbox, tmp_path / "repo", ("rc.json", rc), ("svc.json", svc))
     try:
-        runs = run_jobs(runner, [jobs["github"]["deploy"], jobs["gitlab"]["deploy"]], repo)
+        runs = run_jobs(runner, [(jobs["github"]["deploy"], repo), (jobs["gitlab"]["deploy"], repo)])
         for run in runs:
             assert run.code == 0, run.output
         assert any("waiting for the fleet lock" in r.output or "no changes" in r.output for r in runs), runs
@@ -101,7 +104,7 @@ def test_the_main_branch_deploys_with_the_secret_key_under_the_lock(sandbox_home
         assert ssh(sandbox, lock_host.address, f"test -e {LOCK_DIR}").returncode != 0  # released
 
         (repo / "deploy" / "svc.json").unlink()
-        (run,) = run_jobs(runner, [jobs["gitlab"]["deploy"]], repo)
+        (run,) = run_jobs(runner, [(jobs["gitlab"]["deploy"], repo)])
         assert run.code == 0, run.output
         fresh = cli("get", "svc", "-o", "json", "-i", str(sandbox.inventory), home=tmp_path / "fresh")
         services = json.loads(fresh.stdout)["items"]
