@@ -91,11 +91,14 @@ def change_json(c: Change) -> dict[str, Any]:
 
 def as_text(todo: Plan, sched, asked: Sequence[ObjectChange] = (), offline: bool = False) -> str:
     """A ``kubectl diff``-like view: ``+`` create, ``~`` replace, ``-`` remove, ``!`` fits nowhere; then the
-    controllers and services asked differently, then (observing) the minions whose proxy or records change."""
+    controllers and services asked differently, then (observing) the minions whose proxy changes and, on one
+    line, those whose copy of the records is rewritten."""
     listed = shown(todo, offline)
-    hosts = [c for c in listed if c.action in ("proxy", "record")]
-    lines = (describe_plan([c for c in listed if c not in hosts]) + [f"  ! {u.message}" for u in sched.unschedulable]
-             + [f"  {o.describe()}" for o in asked] + describe_plan(hosts))
+    copies = [c.node for c in listed if c.action == "record"]
+    lines = (describe_plan([c for c in listed if c.action not in ("proxy", "record")])
+             + [f"  ! {u.message}" for u in sched.unschedulable] + [f"  {o.describe()}" for o in asked]
+             + describe_plan([c for c in listed if c.action == "proxy"])
+             + ([f"  ~ object records on {', '.join(copies)}"] if copies else []))
     kept = len(todo.kept)
     if not lines:
         return f"no changes ({kept} pod{'' if kept == 1 else 's'} as wanted)"

@@ -174,7 +174,7 @@ def test_an_observing_plan_names_objects_and_minions_whose_proxy_or_records_chan
     text = as_text(todo, types.SimpleNamespace(unschedulable=[]),
                    [ObjectChange("delete", "Service", "old"), ObjectChange("update", "ReplicationController", "w")])
     assert text.splitlines() == ["  + a on m1 [x]", "  - service old", "  ~ replicationController w",
-                                 "  ~ object records on m1", "  ~ service proxy on m2", "  ~ object records on m2",
+                                 "  ~ service proxy on m2", "  ~ object records on m1, m2",
                                  "1 to create, 0 to replace, 0 to remove, 0 unchanged"]
     offline = as_text(todo, types.SimpleNamespace(unschedulable=[]), offline=True)
     assert "proxy" not in offline and "records" not in offline
