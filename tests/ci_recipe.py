@@ -13,7 +13,7 @@ import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import yaml
 
@@ -86,6 +86,6 @@ def recipe(path: Path = DOC) -> dict[str, dict[str, Job]]:
     return {"github": github_jobs(text), "gitlab": gitlab_jobs(text)}
 
 
-def gitlab_file_variables(secrets: Mapping[str, str]) -> dict[str, str]:
+def gitlab_file_variables(names: Iterable[str]) -> dict[str, str]:
     """GitLab's File-type variables: each names the file that holds its value."""
-    return {name: f"{SECRETS_DIR}/{name}" for name in secrets}
+    return {name: f"{SECRETS_DIR}/{name}" for name in names}

@@ -53,7 +53,7 @@ def checkout(sandbox, where: Path, *manifests: tuple[str, dict]) -> Path:
 
 
 def env_for(job: Job) -> dict[str, str]:
-    return gitlab_file_variables(dict.fromkeys(SECRET_NAMES, "")) if job.system == "gitlab" else {}
+    return gitlab_file_variables(SECRET_NAMES) if job.system == "gitlab" else {}
 
 
 def run_jobs(runner: Runner, jobs: list[tuple[Job, Path]], network: str | None = None) -> list[JobRun]:
