@@ -15,8 +15,8 @@ import yaml
 from tests.ci_recipe import Job, gitlab_file_variables, recipe
 from tests.e2e.ci_runner import JobRun, Runner, ensure_runner_image, project_wheel
 from tests.e2e.conftest import cli, pods_of, ssh, wait_for, write_manifest
-from tests.e2e.test_services import minions
-from tests.e2e.test_truth import LOCK_DIR, answers_everywhere, app
+from tests.e2e.test_services import get, minions
+from tests.e2e.test_truth import LOCK_DIR, RECORDS, answers_everywhere, app
 
 pytestmark = pytest.mark.e2e
 PORT = 8095
@@ -50,6 +50,16 @@ def checkout(sandbox, where: Path, *manifests: tuple[str, dict]) -> Path:
     (where / "inventory.yml").write_text(yaml.safe_dump({"all": {
         "vars": {"ansible_ssh_private_key_file": "~/.ssh/fleet"}, "children": {"minions": {"hosts": hosts}}}}))
     return where
+
+
+def answers_nowhere(sandbox, port: int) -> bool:
+    for m in minions(sandbox):
+        try:
+            get(m.address, port, timeout=3)
+            return False
+        except OSError:
+            pass
+    return True
 
 
 def env_for(job: Job) -> dict[str, str]:
@@ -106,9 +116,10 @@ def test_the_main_branch_deploys_with_the_secret_key_under_the_lock(sandbox_home
         (repo / "deploy" / "svc.json").unlink()
         (run,) = run_jobs(runner, [(jobs["gitlab"]["deploy"], repo)])
         assert run.code == 0, run.output
-        fresh = cli("get", "svc", "-o", "json", "-i", str(sandbox.inventory), home=tmp_path / "fresh")
-        services = json.loads(fresh.stdout)["items"]
-        assert not any(s["id"] == "ci-web" for s in services), services
+        records = json.loads(ssh(sandbox, lock_host.address, f"cat {RECORDS}").stdout)["objects"]
+        bodies = {(o["kind"], o["name"]): o["body"] for o in records}
+        assert bodies[("Service", "ci-web")] is None and bodies[("ReplicationController", "ci-web")], records
+        wait_for(lambda: answers_nowhere(sandbox, PORT), 30, "the pruned service to stop answering")
         assert len(pods_of(sandbox, "ci-web")) == 2
     finally:
         write_manifest(tmp_path / "svc.json", svc)
