@@ -106,6 +106,8 @@ def test_the_main_branch_deploys_with_the_secret_key_under_the_lock(sandbox_home
         for run in runs:
             assert run.code == 0, run.output
         assert any("waiting for the fleet lock" in r.output or "no changes" in r.output for r in runs), runs
+        waited = [r.output for r in runs if "waiting for the fleet lock" in r.output]
+        assert all("held by root on runner " in out for out in waited), waited  # one hostname, never mistaken
         key = (runner.secrets / "FLEET_SSH_KEY").read_text().strip().splitlines()[1]
         assert not any(key in r.output for r in runs), "the secret key reached a job's log"
         wait_for(lambda: answers_everywhere(sandbox, PORT), 30, "ci-web to answer on every minion")
