@@ -156,7 +156,8 @@ def collect(records: Records, copies: Iterable[Records | None], now_ms: int) -> 
     return Records(entries, max(records.horizon, *gone.values()))
 
 
-def settle(records: Records, copies: Mapping[str, Records | None], now_ms: int, busy: bool) -> tuple[str, tuple[str, ...]]:
+def settle(records: Records, copies: Mapping[str, Records | None], now_ms: int,
+           busy: bool) -> tuple[str, tuple[str, ...]]:
     """The document every minion should keep, and the answering minions whose copy differs. Tombstones are
     collected only when the records are written anyway (``busy``: the run changes something else), so that
     collecting alone never makes a plan."""
