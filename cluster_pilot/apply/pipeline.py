@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Sequence
 from cluster_pilot.errors import UserError, ValidationFailed
 from cluster_pilot.host.inventory import network_of
 from cluster_pilot.host.lock import FleetLock, Holder, lock_host
-from cluster_pilot.host.records import Owner, Records, decode, merge, readdress, update
+from cluster_pilot.host.records import Owner, Records, decode, merge, readdress, settle, update
 from cluster_pilot.manifests.network import ServiceNetwork
 from cluster_pilot.model import CLUSTER_IP, SERVICE, Node, Object, Service
 from cluster_pilot.host.observe import HostView, Observation, observe
@@ -166,12 +166,12 @@ def look_all(objects: Sequence[Object], services: Sequence[Service] | None, node
     network = network_of(list(nodes))
     busy = {port for p in seen.pods for port, _ in p.host_ports}
     objects, left_out = _allocated(objects, fleet, network, busy, options)
-    version = int(time.time() * 1000)
+    now = int(time.time() * 1000)
     change = update(fleet, objects, deleting, options.owner, prune=options.prune, adopt=options.force_adopt,
-                    version=version)
+                    version=now)
     if change.refused and not options.skip_foreign:
         raise UserError("; ".join(change.refused) + "; nothing was changed")
-    change = replace(change, records=addressed(change.records, network, busy, version))
+    change = replace(change, records=addressed(change.records, network, busy, now))
     objects = [o for o in objects if (o.kind, o.meta.name) not in change.refused_keys]
     recorded = {s.meta.name: s for s in change.records.objects(SERVICE)}
     services = list(recorded.values()) if services is None else [recorded.get(s.meta.name, s) for s in services]
@@ -181,8 +181,8 @@ def look_all(objects: Sequence[Object], services: Sequence[Service] | None, node
     addresses = {n.name: n.address for n in nodes}
     todo = plan(sched, seen, services, addresses, options.applyset if options.prune else None, deleting,
                 evict, options.roll, network)
-    document = change.records.encode()
-    stale = tuple(sorted(n for n, v in seen.hosts.items() if v.reachable and decode(v.records)[0].encode() != document))
+    copies = {n: decode(v.records)[0] if v.reachable else None for n, v in seen.hosts.items()}
+    document, stale = settle(change.records, copies, now, busy=not todo.empty)
     todo = replace(todo, records=document, records_nodes=stale)
     return Look(seen, sched, todo, change.records, tuple(services), seen.warnings + tuple(problems),
                 change.refused + tuple(left_out.values()))

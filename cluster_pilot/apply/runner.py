@@ -129,7 +129,7 @@ def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], h
         thread, runner = ansible_runner.run_async(
             private_data_dir=str(private),
             playbook=str(resource_dir("playbooks") / playbook),
-            inventory=str(inventory),
+            inventory=str(Path(inventory).absolute()),  # ansible-playbook runs in the private dir
             roles_path=[str(resource_dir("roles"))],
             envvars=ansible_env(state_dir, private),
             cmdline=f"-e @{vars_file}",

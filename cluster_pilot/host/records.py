@@ -7,6 +7,11 @@ pod, controller and service as asked (full spec), its owner (the master or an ap
 Every runner reads it back in the observation's round trip; across minions the newest version of each
 object wins (a minion that was down keeps an older copy until the next run rewrites it); a deletion is a
 tombstone with a version of its own, so an old copy cannot bring the object back.
+
+Tombstones do not pile up: a run that writes the records anyway drops those every minion's copy already holds,
+and those older than ``TOMBSTONE_AGE_MS`` (by the version, a millisecond clock every runner reads alike). The
+document then carries a horizon: it knows every object up to that version, so an entry at or below it that
+the document lacks was deleted and collected, and an old copy (a minion that was down) cannot bring it back.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from cluster_pilot.model import KINDS, POD, REPLICATION_CONTROLLER, SERVICE, Obj
 
 RECORDS_DOCUMENT = "/var/lib/cluster-pilot/objects.json"
 FORMAT = 1
+TOMBSTONE_AGE_MS = 7 * 24 * 3600 * 1000  # a minion down longer than this may lose a write only it received
 _WORDS = {POD: "pod", REPLICATION_CONTROLLER: "replicationController", SERVICE: "service"}
 
 
@@ -59,10 +65,16 @@ class Entry:
 @dataclass(frozen=True)
 class Records:
     entries: Mapping[tuple[str, str], Entry] = field(default_factory=dict)
+    horizon: int = 0  # every object up to this version is here, or was deleted and its tombstone collected
 
     @property
     def top(self) -> int:
-        return max((e.version for e in self.entries.values()), default=0)
+        return max((e.version for e in self.entries.values()), default=self.horizon)
+
+    def holds(self, e: Entry) -> bool:
+        """This copy has ``e`` or something newer for its object."""
+        mine = self.entries.get(e.key)
+        return mine is not None and mine.version >= e.version
 
     def live(self, kind: str | None = None) -> list[Entry]:
         return [e for k, e in sorted(self.entries.items())
@@ -78,7 +90,8 @@ class Records:
     def encode(self) -> str:
         """Canonical text: the same records give the same bytes on every runner."""
         docs = [e.doc() for _, e in sorted(self.entries.items())]
-        return json.dumps({"format": FORMAT, "objects": docs}, sort_keys=True, separators=(",", ":"))
+        doc = {"format": FORMAT, "objects": docs} | ({"horizon": self.horizon} if self.horizon else {})
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 
 def decode(text: str | None) -> tuple[Records, list[str]]:
@@ -88,7 +101,7 @@ def decode(text: str | None) -> tuple[Records, list[str]]:
         return Records(), []
     try:
         doc = json.loads(text)
-        items = doc["objects"]
+        items, horizon = doc["objects"], int(doc.get("horizon", 0))
         if not isinstance(items, list):
             raise TypeError("objects is not a list")
     except (ValueError, KeyError, TypeError) as exc:
@@ -107,7 +120,7 @@ def decode(text: str | None) -> tuple[Records, list[str]]:
             problems.append(f"object record {i} skipped ({exc})")
             continue
         entries[e.key] = newest(entries.get(e.key), e)
-    return Records(entries), problems
+    return Records(entries, horizon), problems
 
 
 def newest(a: Entry | None, b: Entry) -> Entry:
@@ -119,11 +132,42 @@ def newest(a: Entry | None, b: Entry) -> Entry:
 
 
 def merge(copies: Iterable[Records]) -> Records:
+    """The newest entry of each object, but none that a copy knowing everything up to its horizon lacks."""
+    copies = list(copies)
+    knowing = [c for c in copies if c.horizon]
     entries: dict[tuple[str, str], Entry] = {}
     for copy in copies:
         for key, e in copy.entries.items():
-            entries[key] = newest(entries.get(key), e)
-    return Records(entries)
+            if not any(c.horizon >= e.version and not c.holds(e) for c in knowing):
+                entries[key] = newest(entries.get(key), e)
+    return Records(entries, max((c.horizon for c in copies), default=0))
+
+
+def collect(records: Records, copies: Iterable[Records | None], now_ms: int) -> Records:
+    """``records`` without the tombstones every minion's copy holds (``None``: a minion that did not answer)
+    or older than ``TOMBSTONE_AGE_MS``; the horizon moves up to the newest one dropped."""
+    copies = list(copies)
+    everywhere = bool(copies) and all(c is not None for c in copies)
+    gone = {k: e.version for k, e in records.entries.items() if e.body is None and (
+        now_ms - e.version >= TOMBSTONE_AGE_MS or everywhere and all(c.holds(e) for c in copies))}
+    if not gone:
+        return records
+    entries = {k: e for k, e in records.entries.items() if k not in gone}
+    return Records(entries, max(records.horizon, *gone.values()))
+
+
+def settle(records: Records, copies: Mapping[str, Records | None], now_ms: int,
+           busy: bool) -> tuple[str, tuple[str, ...]]:
+    """The document every minion should keep, and the answering minions whose copy differs. Tombstones are
+    collected only when the records are written anyway (``busy``: the run changes something else), so that
+    collecting alone never makes a plan."""
+    def differ(document: str) -> tuple[str, ...]:
+        return tuple(sorted(n for n, c in copies.items() if c is not None and c.encode() != document))
+
+    document = records.encode()
+    if busy or differ(document):
+        document = collect(records, copies.values(), now_ms).encode()
+    return document, differ(document)
 
 
 @dataclass(frozen=True)
@@ -173,7 +217,35 @@ def update(current: Records, objects: Sequence[Object], deleting: Iterable[tuple
     for key in sorted(doomed):
         if current.get(*key) is not None and mine(*key):
             entries[key] = replace(entries[key], version=next_version, owner=owner, body=None)
-    return Update(Records(entries), tuple(refused[k] for k in sorted(refused)), frozenset(refused))
+    return Update(Records(entries, current.horizon), tuple(refused[k] for k in sorted(refused)), frozenset(refused))
+
+
+@dataclass(frozen=True)
+class ObjectChange:
+    action: str  # "create", "update" or "delete"
+    kind: str
+    name: str
+
+    def describe(self) -> str:
+        mark = {"create": "+", "update": "~", "delete": "-"}[self.action]
+        return f"{mark} {_WORDS.get(self.kind, self.kind)} {self.name}"
+
+
+def changes(before: Records, after: Records, kinds: Iterable[str] = KINDS) -> list[ObjectChange]:
+    """What an apply asks differently of the fleet, object by object (what a reviewer reads, rather than
+    which minions' copies are rewritten)."""
+    out = []
+    for kind, name in sorted(set(before.entries) | set(after.entries)):
+        if kind not in kinds:
+            continue
+        old, new = before.get(kind, name), after.get(kind, name)
+        if old is None and new is not None:
+            out.append(ObjectChange("create", kind, name))
+        elif old is not None and new is None:
+            out.append(ObjectChange("delete", kind, name))
+        elif old is not None and new is not None and (old.body, old.owner) != (new.body, new.owner):
+            out.append(ObjectChange("update", kind, name))
+    return out
 
 
 def readdress(records: Records, objects: Iterable[Object], version: int) -> Records:

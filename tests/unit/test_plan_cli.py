@@ -40,7 +40,9 @@ def manifests(monkeypatch):
         fake.paths.append(list(paths))
         return list(fake.objects)
 
-    monkeypatch.setitem(sys.modules, "cluster_pilot.manifests", types.SimpleNamespace(load_paths=load_paths))
+    import cluster_pilot.manifests  # the real package stays (the inventory reads its policy module)
+
+    monkeypatch.setattr(cluster_pilot.manifests, "load_paths", load_paths)
     return fake
 
 
@@ -56,7 +58,9 @@ def test_changes_exit_2_with_the_json_shape(capsys, inventory, manifests):
     assert (code, err) == (2, "")
     assert manifests.paths == [["web.json", "solo.yaml"]]
     doc = json.loads(out)
-    assert set(doc) == {"placements", "unschedulable", "changes"}
+    assert set(doc) == {"placements", "unschedulable", "changes", "objects"}
+    assert doc["objects"] == [{"action": "create", "kind": "ReplicationController", "name": "web"}]
+    assert all(c["pod"] for c in doc["changes"])  # offline: no proxy or records lines
     assert doc["unschedulable"] == []
     assert sorted(p["node"] for p in doc["placements"] if p["controller"] == "web") == ["m1", "m2"]
     assert all(set(p) == {"pod", "node", "controller"} for p in doc["placements"])
@@ -148,3 +152,29 @@ def test_with_the_real_manifest_loader(capsys, inventory, tmp_path):
     code, out, _ = plan(capsys, "-f", str(manifest), "-i", inventory, "--assume-empty", "-o", "json")
     assert code == 1
     assert json.loads(out)["unschedulable"] == [{"pod": "web", "reasons": ["2 insufficient cpu"]}]
+
+
+def test_an_offline_plan_lists_pods_and_objects_not_proxies_or_records(capsys, inventory, manifests):
+    from cluster_pilot.model import Service, ServicePort
+
+    manifests.objects = [rc("web", 2), Service(Meta("front", {}), (ServicePort(8000, 80),), {"app": "web"})]
+    code, out, err = plan(capsys, "-f", "x.json", "-i", inventory, "--assume-empty")
+    assert code == 2 and err == ""
+    lines = out.splitlines()
+    assert all(line.startswith("  + web-") and line.endswith(" [nginx]") for line in lines[:2]), lines
+    assert lines[2:] == ["  + replicationController web", "  + service front",
+                         "2 to create, 0 to replace, 0 to remove, 0 unchanged"]
+
+
+def test_an_observing_plan_names_objects_and_minions_whose_proxy_or_records_change():
+    from cluster_pilot.host.records import ObjectChange
+
+    todo = Plan(creates=(Create("m1", Pod(Meta("a", {}), PodSpec((Container("c", "x"),))), None, "h"),),
+                proxy_nodes=("m2",), records_nodes=("m1", "m2"))
+    text = as_text(todo, types.SimpleNamespace(unschedulable=[]),
+                   [ObjectChange("delete", "Service", "old"), ObjectChange("update", "ReplicationController", "w")])
+    assert text.splitlines() == ["  + a on m1 [x]", "  - service old", "  ~ replicationController w",
+                                 "  ~ service proxy on m2", "  ~ object records on m1, m2",
+                                 "1 to create, 0 to replace, 0 to remove, 0 unchanged"]
+    offline = as_text(todo, types.SimpleNamespace(unschedulable=[]), offline=True)
+    assert "proxy" not in offline and "records" not in offline

@@ -7,7 +7,8 @@ import json
 from cluster_pilot.apply.pipeline import Options, fleet_records, look_all
 from cluster_pilot.errors import UserError
 from cluster_pilot.host.observe import HostView, Observation, read_pods
-from cluster_pilot.host.records import Owner, Records, decode, merge, update
+from cluster_pilot.host.records import (TOMBSTONE_AGE_MS, ObjectChange, Owner, Records, changes, collect,
+                                        decode, merge, settle, update)
 from cluster_pilot.model import (Container, Meta, Node, Pod, PodSpec, PodTemplate, Port, ReplicationController,
                                  Resources, Service, ServicePort)
 from tests.unit.test_pipeline_core import running
@@ -123,6 +124,68 @@ def test_damaged_labels_are_a_warning_naming_minion_and_container():
     pods, warnings = read_pods("m1", containers)
     assert pods == ()
     assert len(warnings) == 2 and warnings[0].startswith("m1: container odd:") and "m1: container weird:" in warnings[1]
+
+
+def _copies(**copies: Records | None) -> dict[str, Records | None]:
+    """Each minion's copy as it reads back from its document (None: did not answer)."""
+    return {n: None if c is None else decode(c.encode())[0] for n, c in copies.items()}
+
+
+def test_a_tombstone_every_minion_holds_is_collected_and_no_old_copy_brings_it_back():
+    old = update(Records(), [svc(), web()], (), CLI, version=10).records
+    gone = update(old, [], [("Service", "frontend")], CLI, version=20).records
+    doc, stale = settle(gone, _copies(m1=old, m2=old, m3=None), now_ms=21, busy=True)
+    assert stale == ("m1", "m2") and decode(doc)[0].entries[("Service", "frontend")].body is None  # m3 is down
+
+    back = merge([gone, gone, old])  # m3 answers again, with the old copy
+    doc, stale = settle(back, _copies(m1=gone, m2=gone, m3=old), now_ms=22, busy=True)
+    assert stale == ("m3",) and "frontend" in doc  # m3 does not hold it yet: kept
+
+    doc, stale = settle(gone, _copies(m1=gone, m2=gone, m3=gone), now_ms=23, busy=True)
+    collected = decode(doc)[0]
+    assert stale == ("m1", "m2", "m3") and ("Service", "frontend") not in collected.entries
+    assert collected.horizon == 20 and [e.name for e in collected.live()] == ["web"]
+    # m2 was down for that write (keeps the tombstone); an old copy is restored on m3: neither brings it back
+    merged = merge([collected, gone, old])
+    assert ("Service", "frontend") not in merged.entries and [e.name for e in merged.live()] == ["web"]
+    assert settle(merged, _copies(m1=collected, m2=gone, m3=old), now_ms=24, busy=False)[1] == ("m2", "m3")
+
+
+def test_an_old_tombstone_is_collected_even_with_a_minion_down():
+    gone = update(update(Records(), [svc()], (), CLI, version=10).records, [], [("Service", "frontend")], CLI,
+                  version=20).records
+    down = _copies(m1=gone, m2=None)
+    assert collect(gone, down.values(), now_ms=20 + TOMBSTONE_AGE_MS - 1).entries  # not yet
+    aged = collect(gone, down.values(), now_ms=20 + TOMBSTONE_AGE_MS)
+    assert not aged.entries and aged.horizon == 20
+
+
+def test_collecting_alone_never_makes_a_plan():
+    gone = update(update(Records(), [svc()], (), CLI, version=10).records, [], [("Service", "frontend")], CLI,
+                  version=20).records
+    everywhere = _copies(m1=gone, m2=gone)
+    assert settle(gone, everywhere, now_ms=30, busy=False) == (gone.encode(), ())
+    doc, stale = settle(gone, everywhere, now_ms=30, busy=True)
+    assert stale == ("m1", "m2") and decode(doc)[0] == Records({}, 20)
+
+
+def test_after_a_collection_new_writes_outrank_the_horizon_whatever_the_clock():
+    collected = Records({}, 500)
+    again = update(collected, [svc()], (), CLI, version=3).records  # a runner whose clock is behind
+    assert again.get("Service", "frontend").version > 500 and again.horizon == 500
+    assert merge([again, collected]).get("Service", "frontend") is not None
+
+
+def test_a_plan_lists_the_objects_asked_differently():
+    before = update(Records(), [svc(), web(), lonely()], (), CLI, version=1).records
+    mid = update(before, [svc(port=9000), web(), svc("new")], [("Service", "never-was"), ("Pod", "lonely")],
+                 CLI, version=2).records
+    assert ObjectChange("update", "Service", "frontend") in changes(before, mid)
+    after = update(mid, [], [("Service", "frontend")], CLI, version=3).records
+    assert changes(before, after) == [ObjectChange("delete", "Pod", "lonely"),
+                                      ObjectChange("delete", "Service", "frontend"),
+                                      ObjectChange("create", "Service", "new")]
+    assert [c.describe() for c in changes(Records(), before, ("Service",))] == ["+ service frontend"]
 
 
 def _hash(document: str) -> str:
