@@ -84,6 +84,11 @@ def with_grace(seen: Observation, memory: Memory, now: float, grace: float) -> t
     return Observation(hosts), evict
 
 
+class NotSeenYet(UserError):
+    """A minion that is not declared lost has never been observed: what runs there is unknown, so no pass
+    may plan (it would start a second copy of every pod it cannot see)."""
+
+
 def with_liveness(seen: Observation, asked: frozenset[str], memory: Memory,
                   states: Mapping[str, str]) -> tuple[Observation, set[str], set[str]]:
     """Watch mode's overlay: minions ``asked`` this pass as observed, the other live ones as last seen, the
@@ -104,6 +109,9 @@ def with_liveness(seen: Observation, asked: frozenset[str], memory: Memory,
             continue
         if name in asked and state == READY:
             retry.add(name)
+        if last is None and state != LOST:
+            raise NotSeenYet(f"{name} has not been observed yet ({view.error or 'no heartbeat yet'}); "
+                             "no pass until it is, or until it is lost")
         pods = last.pods if last else ()
         if state == LOST or name in memory.lost or last is None:
             if state == LOST and last is not None and name not in memory.lost:
@@ -274,6 +282,7 @@ class Reconciler:
                 else:
                     return
             elif isinstance(message, Event) and message.action in TRIGGERS:
+                timings.mark(f"event {message.action} received", node)
                 self._dirty[node] = f"event {message.action} of {message.pod}/{message.container}"
                 if message.at and (self._event_at is None or message.at < self._event_at):
                     self._event_at = message.at
@@ -302,6 +311,8 @@ class Reconciler:
             states = self.liveness.states([n.name for n in self.nodes()], now)
             lost_changed = {n for n, s in states.items() if (s == LOST) != (self._states.get(n) == LOST)}
             self._states = states
+            if any(s != READY and s != LOST and n not in self.memory.last_view for n, s in states.items()):
+                return False  # a minion never seen: wait for its first beat (or its loss)
             return bool(self._requested or self._dirty or lost_changed
                         or now - self._last_full >= self.watching.resync)
 
@@ -363,8 +374,9 @@ class Reconciler:
         now = time.monotonic()
         with self._lock:
             states = self._states = self.liveness.states(names, now)
-            why, self._dirty, self._requested = dict(self._dirty), {}, False
+            why, self._dirty, requested, self._requested = dict(self._dirty), {}, self._requested, False
         ready = {n for n, s in states.items() if s == READY}
+        why.update({n: "first look" for n in ready if n not in self.memory.last_view and n not in why})
         if now - self._last_full >= self.watching.resync:
             self._last_full = now
             why.update({n: "resync" for n in ready if n not in why})
@@ -380,9 +392,13 @@ class Reconciler:
         options = Options(prune=True, applyset=APPLYSET, lock_timeout=30, allow_pending=True,
                           observe_timeout=self.watching.observe_timeout, skip_observe=frozenset(names) - asked,
                           verify=False, roll=False, master=self.url, skip_foreign=True, run_deadline=RUN_DEADLINE)
-        return overlay, options, {n: why[n] for n in sorted(asked)}
+        context = {n: "lost (no heartbeat)" for n, s in states.items() if s == LOST}
+        if requested:
+            context["api"] = "a write or an eviction"
+        return overlay, options, {**{n: why[n] for n in sorted(asked)}, **context}
 
     def _pass(self) -> Outcome:
+        timings.mark("pass")
         objects = [from_json(r.body) for r in self.store.list()]
         nodes = self.nodes()
         with self._lock:
@@ -406,7 +422,8 @@ class Reconciler:
         before = self.last
         planned: list[float] = []
         outcome = converge(objects, nodes, self.inventory, self.state_dir, options, evict=evicting, watch=watch,
-                           hooks=Hooks(run_started=lambda plan: planned.append(time.time())))
+                           hooks=Hooks(phase=lambda text: timings.mark(f"phase {text}"),
+                                       run_started=lambda plan: planned.append(time.time())))
         if outcome.refused != self.refused:
             for why_left in outcome.refused:
                 log.warning("reconcile: left alone: %s", why_left)
@@ -421,12 +438,14 @@ class Reconciler:
             self.events.record(found_events)
         with self._lock:
             self.evicting -= {name for name in self.evicting if name not in found}
+        marks = timings.take() if timings.enabled() else []
         if outcome.run is not None:
             self.metrics.ran(outcome)
-            self._ran(outcome, why, event_at, planned[0] if planned else None)
+            self._ran(outcome, why, event_at, planned[0] if planned else None, marks)
         return outcome
 
-    def _ran(self, outcome: Outcome, why: Mapping[str, str], event_at: float | None, planned: float | None) -> None:
+    def _ran(self, outcome: Outcome, why: Mapping[str, str], event_at: float | None, planned: float | None,
+             marks: list[tuple[float, str, str]]) -> None:
         """After a run: say what triggered it and where the time went; in watch mode, look at the minions it
         changed in the next pass (their last views are out of date now)."""
         assert outcome.run is not None
@@ -435,8 +454,8 @@ class Reconciler:
         split = f", event to plan {planned - event_at:.2f} s" if event_at and planned else ""
         log.info("pass ran Ansible on %s (%s) in %.2f s%s; triggered by %s", ",".join(sorted(outcome.run.hosts)),
                  changes, time.time() - (planned or time.time()), split, triggered)
-        if timings.enabled():
-            log.info("pass marks %s", json.dumps({"event": event_at, "planned": planned, "marks": timings.take()}))
+        if marks:
+            log.info("pass marks %s", json.dumps({"event": event_at, "planned": planned, "marks": marks}))
         if self.watching is not None:
             with self._lock:
                 for host in outcome.run.hosts:
