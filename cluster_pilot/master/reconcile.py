@@ -38,7 +38,7 @@ from cluster_pilot.apply import timings
 from cluster_pilot.apply.runner import end_runs, guard_runs
 from cluster_pilot.apply.pipeline import Hooks, Options, Outcome, converge, fleet_records
 from cluster_pilot.master.events import pass_events
-from cluster_pilot.master.liveness import LOST, READY, Liveness
+from cluster_pilot.master.liveness import LOST, READY, SILENT, Liveness
 from cluster_pilot.plan.planner import ACTIONS
 from cluster_pilot.store import Store
 from cluster_pilot.store.events import EventLog
@@ -108,7 +108,8 @@ def with_liveness(seen: Observation, asked: frozenset[str], memory: Memory,
             hosts[name] = view
             continue
         if name in asked and state == READY:
-            retry.add(name)
+            retry.add(name)  # and no action there meanwhile: it may be dying (a late heartbeat comes next)
+            state = SILENT
         if last is None and state != LOST:
             raise NotSeenYet(f"{name} has not been observed yet ({view.error or 'no heartbeat yet'}); "
                              "no pass until it is, or until it is lost")
@@ -121,7 +122,7 @@ def with_liveness(seen: Observation, asked: frozenset[str], memory: Memory,
         elif state == READY:
             hosts[name] = last
         else:
-            hosts[name] = replace(last, reachable=False, stale=True, error="heartbeat late")
+            hosts[name] = replace(last, reachable=False, stale=True, error=view.error or "heartbeat late")
     return Observation(hosts), evict, retry
 
 
@@ -232,9 +233,15 @@ class Reconciler:
             return self._nodes[1]
 
     def snapshot(self) -> Snapshot:
+        seen = self.last
         with self._lock:
             leaving = frozenset(self.evicting)
-        return Snapshot(self.last, leaving, self.generation)
+            states = self.liveness.states(list(seen.hosts), time.monotonic()) if self.watching and seen else {}
+        lost = {n for n, s in states.items() if s == LOST}
+        if seen is not None and lost:  # the heartbeat knows before the next pass ends
+            seen = Observation({n: replace(v, reachable=False, stale=False) if n in lost else v
+                                for n, v in seen.hosts.items()})
+        return Snapshot(seen, leaving, self.generation)
 
     def foreign(self, kind: str, name: str) -> str | None:
         """Why the master must not take ``name`` (a CLI apply set manages it), or None: from the last look."""

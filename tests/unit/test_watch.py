@@ -104,13 +104,14 @@ def test_watch_view_asked_minions_fresh_others_as_last_seen_silent_stale_lost_no
     assert evict == {"web-2"} and not memory.lost and view.hosts["m2"].reachable
 
 
-def test_watch_view_a_ready_minion_whose_observation_failed_is_asked_again_as_last_seen():
+def test_watch_view_a_ready_minion_whose_observation_failed_is_asked_again_and_stale_meanwhile():
     memory = Memory()
     with_liveness(Observation({"m1": _view("m1", pod("web-1", "m1", "web"))}), frozenset({"m1"}), memory,
                   {"m1": READY})
     failed = Observation({"m1": HostView("m1", False, error="no answer within 10 s")})
     view, evict, retry = with_liveness(failed, frozenset({"m1"}), memory, {"m1": READY})
-    assert retry == {"m1"} and view.hosts["m1"].reachable and [p.name for p in view.pods] == ["web-1"]
+    assert retry == {"m1"} and [p.name for p in view.pods] == ["web-1"]
+    assert view.hosts["m1"].stale and not view.hosts["m1"].reachable  # still ready, but no action there
 
 
 def test_watch_view_no_pass_plans_while_a_minion_not_lost_was_never_seen():
