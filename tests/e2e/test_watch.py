@@ -7,14 +7,13 @@ import json
 import os
 import re
 import signal
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import cli, managed_containers, pods_of, rc_manifest, ssh, wait_for
-from tests.e2e.test_master import Master, _rc_running
+from tests.e2e.test_master import Master, _rc_running, lose_minion, minion_ready
 
 pytestmark = pytest.mark.e2e
 
@@ -63,24 +62,15 @@ def test_a_stopped_minion_is_not_ready_its_pods_move_and_nothing_bounces_when_it
     create(master, rc_manifest("mover", 3))
     wait_for(lambda: _rc_running(sandbox, "mover", 3), 180, "3 replicas")
     lost = "minion-2"
-    t0 = time.monotonic()
-    cli("sandbox", "stop", lost, home=sandbox_home)
     try:
-        def not_ready():
-            minion = master.get(f"/api/v1beta1/minions/{lost}")
-            return minion["status"]["conditions"][0]["status"] != "Full"
-
-        wait_for(not_ready, 60, f"{lost} not ready")
-        marked = time.monotonic() - t0
-        wait_for(lambda: _rc_running(sandbox, "mover", 3, avoid=lost), 120, "the controller at full count elsewhere")
-        print(f"\nwatch: {lost} not ready after {marked:.1f} s, controller full after {time.monotonic() - t0:.1f} s")
+        marked, full = lose_minion(master, sandbox_home, sandbox, lost, "mover", 3)
+        print(f"\nwatch: {lost} not ready after {marked:.1f} s, controller full after {full:.1f} s")
         moved = sorted(pods_of(sandbox, "mover"))
         listed = cli("get", "minions", "--server", master.url, home=sandbox_home).stdout
         assert re.search(rf"^{lost}\s.*NotReady", listed, re.M), listed
     finally:
         cli("sandbox", "start", lost, home=sandbox_home)
-    wait_for(lambda: master.get(f"/api/v1beta1/minions/{lost}")["status"]["conditions"][0]["status"] == "Full", 60,
-             f"{lost} ready again")
+    wait_for(lambda: minion_ready(master, lost), 60, f"{lost} ready again")
     wait_for(lambda: not [c for c in managed_containers(sandbox) if c["controller"] == "mover" and c["minion"] == lost],
              120, "the returning minion's stale pods removed")
     passes = master.passes()
