@@ -318,6 +318,9 @@ class Reconciler:
             states = self.liveness.states([n.name for n in self.nodes()], now)
             lost_changed = {n for n, s in states.items() if (s == LOST) != (self._states.get(n) == LOST)}
             self._states = states
+            for name in sorted(lost_changed):
+                log.info("minion %s %s", name, "not ready: no healthy heartbeat" if states[name] == LOST else
+                         "ready again: heartbeats back")
             if any(s != READY and s != LOST and n not in self.memory.last_view for n, s in states.items()):
                 return False  # a minion never seen: wait for its first beat (or its loss)
             return bool(self._requested or self._dirty or lost_changed
