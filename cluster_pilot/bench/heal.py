@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from cluster_pilot.api.kinds import CONTROLLERS, PODS
 from cluster_pilot.apply.timings import ENV as TIMINGS_ENV
 from cluster_pilot.bench import BenchFailed
 from cluster_pilot.bench.apply import _task_spans
@@ -90,7 +91,7 @@ class MasterProcess:
 
     def pods(self, rc: str) -> dict[str, tuple[str, str]]:
         """pod -> (minion, status), for one controller's pods."""
-        items = self.call(f"pods?labels=name%3D{rc}").get("items", [])
+        items = self.call(f"{PODS.v1beta1}?labels=name%3D{rc}").get("items", [])
         return {i["id"]: (i["currentState"].get("host", ""), i["currentState"].get("status", "")) for i in items}
 
     def stop(self) -> None:
@@ -134,7 +135,7 @@ def _below(pid: int, root: int) -> bool:
 
 def _rc(name: str, replicas: int) -> dict:
     labels = {"name": name}
-    return {"kind": "ReplicationController", "apiVersion": "v1beta1", "id": name, "labels": labels,
+    return {"kind": CONTROLLERS.name, "apiVersion": "v1beta1", "id": name, "labels": labels,
             "desiredState": {"replicas": replicas, "replicaSelector": labels, "podTemplate": {
                 "labels": labels, "desiredState": {"manifest": {"version": "v1beta1", "containers": [
                     {"name": "app", "image": "busybox", "command": ["sleep", "2147483647"]}]}}}}}
@@ -251,7 +252,7 @@ def measure(nodes: Sequence[Node], inventory_file: Path, home: Path, sandbox, ki
             master = MasterProcess(work, inventory, port, mode)
             rc = f"heal-{mode}-{count}"
             try:
-                master.call("replicationControllers", _rc(rc, count), "POST")
+                master.call(CONTROLLERS.v1beta1, _rc(rc, count), "POST")
                 wait(lambda: _full(master, rc, count), 600, f"{rc} running", 0.5)
                 wait(lambda: not [n for n in os.listdir(work) if n.startswith("cp-run-")], 120, "the runs to end")
                 idle.append((mode, count, idle_cost(master, window)))
@@ -266,7 +267,7 @@ def measure(nodes: Sequence[Node], inventory_file: Path, home: Path, sandbox, ki
                         say(f"lost minion {i + 1}: full count after {lost[-1]:.2f} s")
             finally:
                 try:
-                    master.call(f"replicationControllers/{rc}", method="DELETE")
+                    master.call(f"{CONTROLLERS.v1beta1}/{rc}", method="DELETE")
                     wait(lambda: not master.pods(rc), 180, f"{rc}'s pods to go", 0.5)
                 finally:
                     master.stop()
