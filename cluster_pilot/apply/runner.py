@@ -173,10 +173,7 @@ def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], h
             _untrack(root)
         status = "timeout" if overdue else runner.status
         if overdue:
-            for r in results.values():
-                if r.ok:
-                    r.unreachable = True
-                    r.messages.append(f"no result within the run's deadline ({deadline:.0f} s): lost for this run")
+            _overdue(results, deadline)
         if status != "successful" and all(r.ok for r in results.values()):
             tail = (runner.stdout.read() if runner.stdout else "").strip().splitlines()[-3:]
             for r in results.values():
@@ -185,6 +182,13 @@ def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], h
         return RunResult(results, status)
     finally:
         shutil.rmtree(private, ignore_errors=True)
+
+
+def _overdue(results: Mapping[str, HostResult], deadline: float) -> None:
+    for r in results.values():
+        if r.ok:
+            r.unreachable = True
+            r.messages.append(f"no result within the run's deadline ({deadline:.0f} s): lost for this run")
 
 
 def descendants(root: int) -> list[int]:
