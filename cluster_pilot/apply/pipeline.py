@@ -21,7 +21,7 @@ from cluster_pilot.host.observe import HostView, Observation, observe
 from cluster_pilot.plan.addresses import allocate
 from cluster_pilot.plan.planner import Plan, plan, running_pods
 from cluster_pilot.apply.render import Settings, render
-from cluster_pilot.apply.runner import RunResult, converge_hosts
+from cluster_pilot.apply.runner import RUN_DEADLINE, RunResult, converge_hosts
 from cluster_pilot.scheduler import Schedule, schedule
 
 
@@ -42,6 +42,7 @@ class Options:
     master: str = ""  # the master's URL when the master drives: it owns what it applies
     force_adopt: bool = False  # take over inputs another owner manages
     skip_foreign: bool = False  # inputs another owner manages are left out (the master) instead of refused
+    run_deadline: float = RUN_DEADLINE  # the Ansible run's whole time; then hosts without a result are lost
 
     @property
     def owner(self) -> Owner:
@@ -231,7 +232,7 @@ def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, 
         addresses = {n.name: n.address for n in nodes}
         settings = Settings(applyset=options.applyset, dns_server=network_of(list(nodes)).dns)
         rendered = render(outcome.plan, outcome.services, addresses, settings)
-        outcome.run = converge_hosts(rendered, inventory, state_dir, hooks.host_progress)
+        outcome.run = converge_hosts(rendered, inventory, state_dir, hooks.host_progress, options.run_deadline)
         if options.verify:
             hooks.phase("verifying")
             after = look_now()

@@ -10,8 +10,11 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -101,7 +104,9 @@ def ansible_env(state_dir: Path, private: Path) -> dict[str, str]:
 
     return {
         "ANSIBLE_PIPELINING": "True",
-        "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=60s",
+        # keepalives: a minion that dies mid-run is unreachable within ~6 s, not after TCP's own minutes
+        "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=60s -o ServerAliveInterval=2 "
+                            "-o ServerAliveCountMax=3",
         "ANSIBLE_SSH_CONTROL_PATH": f"{control_dir(state_dir)}/%%C",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_DEPRECATION_WARNINGS": "False",
@@ -114,8 +119,14 @@ def ansible_env(state_dir: Path, private: Path) -> dict[str, str]:
     }
 
 
+RUN_DEADLINE = 900.0  # seconds a whole run may take by default; a driver may give its own
+
+
 def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], hosts: list[str], state_dir: Path,
-                 totals: Mapping[str, int], progress: Progress = lambda h, d, t: None) -> RunResult:
+                 totals: Mapping[str, int], progress: Progress = lambda h, d, t: None,
+                 deadline: float = RUN_DEADLINE) -> RunResult:
+    """After ``deadline`` seconds the run's whole process tree is killed and every host without a result
+    is unreachable for this run: a minion that died mid-run never holds its driver (or a retry loop) forever."""
     import ansible_runner
 
     results = {h: HostResult(h, totals.get(h, 0)) for h in hosts}
@@ -141,16 +152,28 @@ def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], h
             cancel_callback=cancelled.is_set,
             finished_callback=lambda _: finished.set(),
         )
+        root, overdue = None, False
         try:
             # not thread.join(): a KeyboardInterrupt inside it leaves the thread marked stopped (CPython 3.11)
+            until = time.monotonic() + deadline
             while thread.is_alive() and not finished.wait(0.2):
-                pass
+                root = root or _track(str(vars_file))
+                if time.monotonic() > until:
+                    overdue = True
+                    cancelled.set()
+                    _end_tree(root)
+                    finished.wait(timeout=30)
+                    break
         except KeyboardInterrupt:
             stop_descendants()
             cancelled.set()
             finished.wait(timeout=30)
             raise
-        status = runner.status
+        finally:
+            _untrack(root)
+        status = "timeout" if overdue else runner.status
+        if overdue:
+            _overdue(results, deadline)
         if status != "successful" and all(r.ok for r in results.values()):
             tail = (runner.stdout.read() if runner.stdout else "").strip().splitlines()[-3:]
             for r in results.values():
@@ -159,6 +182,13 @@ def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], h
         return RunResult(results, status)
     finally:
         shutil.rmtree(private, ignore_errors=True)
+
+
+def _overdue(results: Mapping[str, HostResult], deadline: float) -> None:
+    for r in results.values():
+        if r.ok:
+            r.unreachable = True
+            r.messages.append(f"no result within the run's deadline ({deadline:.0f} s): lost for this run")
 
 
 def descendants(root: int) -> list[int]:
@@ -198,9 +228,103 @@ def stop_descendants(root: int | None = None) -> list[int]:
     return found
 
 
+# --- the runs of this process, so that they end with it ------------------------------------------------------
+_runs: set[int] = set()  # ansible-playbook's pid of every run under way
+_runs_lock = threading.Lock()
+_guard: subprocess.Popen | None = None
+
+# Kills the trees of the runs it was told of (+PID, -PID lines) once its stdin closes: when the process that
+# started it ends, however it ends (SIGKILL included), ansible-playbook and its workers, left to init, go too.
+GUARD = r"""
+import os, signal, sys
+runs = set()
+for line in sys.stdin:
+    line = line.strip()
+    if line[:1] == "+": runs.add(int(line[1:]))
+    elif line[:1] == "-": runs.discard(int(line[1:]))
+children = {}
+for e in os.listdir("/proc"):
+    if e.isdigit():
+        try:
+            children.setdefault(int(open("/proc/%s/stat" % e).read().rsplit(")", 1)[1].split()[1]), []).append(int(e))
+        except Exception:
+            pass
+doomed, todo = list(runs), list(runs)
+while todo:
+    for c in children.get(todo.pop(), []):
+        doomed.append(c)
+        todo.append(c)
+for pid in doomed:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+"""
+
+
+def guard_runs() -> None:
+    """From now on, the runs of this process end when it does, even killed (the master starts this once)."""
+    global _guard
+    with _runs_lock:
+        if _guard is None or _guard.poll() is not None:
+            _guard = subprocess.Popen([sys.executable, "-c", GUARD], stdin=subprocess.PIPE, text=True,
+                                      start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for pid in _runs:
+                _tell_guard(f"+{pid}")
+
+
+def _tell_guard(line: str) -> None:
+    if _guard is not None and _guard.stdin is not None:
+        try:
+            _guard.stdin.write(line + "\n")
+            _guard.stdin.flush()
+        except OSError:
+            pass
+
+
+def _track(marker: str) -> int | None:
+    """The run's ansible-playbook (the child whose command line names its private vars file), once it is up."""
+    for pid in descendants(os.getpid()):
+        try:
+            if marker in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                with _runs_lock:
+                    _runs.add(pid)
+                    _tell_guard(f"+{pid}")
+                return pid
+        except OSError:
+            continue
+    return None
+
+
+def _untrack(root: int | None) -> None:
+    if root is not None:
+        with _runs_lock:
+            _runs.discard(root)
+            _tell_guard(f"-{root}")
+
+
+def _end_tree(root: int | None) -> None:
+    if root is None:
+        return
+    stop_descendants(root)
+    try:
+        os.kill(root, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def end_runs() -> None:
+    """Kill every run of this process now, whole trees (a master that stops)."""
+    with _runs_lock:
+        roots = list(_runs)
+    for root in roots:
+        _end_tree(root)
+
+
 def converge_hosts(rendered: Rendered, inventory: Path, state_dir: Path,
-                   progress: Progress = lambda h, d, t: None) -> RunResult:
+                   progress: Progress = lambda h, d, t: None, deadline: float = RUN_DEADLINE) -> RunResult:
     """One Ansible run for every host with something to do."""
     hosts = sorted(rendered.hosts)
     totals = {h: action_count(rendered, h) for h in hosts}
-    return run_playbook("apply.yml", inventory, playbook_vars(rendered), hosts, state_dir, totals, progress)
+    return run_playbook("apply.yml", inventory, playbook_vars(rendered), hosts, state_dir, totals, progress,
+                        deadline)

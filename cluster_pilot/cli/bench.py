@@ -4,6 +4,7 @@ figures. Each benchmark module is imported on use, so ``bench scheduler`` does n
 from __future__ import annotations
 
 import os
+import statistics
 from typing import TYPE_CHECKING, Sequence
 
 import click
@@ -256,3 +257,44 @@ def _proxy_notes(f: ProxyFigures, s: ProxySettings, loaded: Sequence[WrkRun]) ->
                      f"the ~{f.port_limit} local ports one destination can use (TIME_WAIT), or of the conntrack "
                      "table; their rate is bounded by that, not by the proxy: use a shorter --duration")
     return notes
+
+
+@bench.command("heal")
+@click.option("--minions", "minion_count", type=click.IntRange(3), default=None,
+              help="Use the sandbox's first N minions [default: all of them].")
+@click.option("--kills", type=click.IntRange(1, 100), default=10, show_default=True)
+@click.option("--stops", type=click.IntRange(0, 10), default=3, show_default=True)
+@click.option("--window", type=click.FloatRange(5, 600), default=30.0, show_default=True,
+              help="Seconds each idle CPU figure is measured over.")
+def heal(minion_count, kills, stops, window) -> int:
+    """A real master on the sandbox: killed pod to Running (median, p95, where the time went), stopped minion to
+    full count, and the master's idle CPU with --observe watch and poll, on 3 minions and on N."""
+    from cluster_pilot.bench.heal import measure, medians, percentile, sub_inventory
+    from cluster_pilot.sandbox import Sandbox
+
+    inventory_file, every = load_nodes(None)
+    home, _ = open_state()
+    nodes = every[:minion_count] if minion_count else every
+    if len(nodes) < len(every):
+        inventory_file = sub_inventory(nodes, home / f"bench-heal-inventory-{len(nodes)}.json")
+    load = os.getloadavg()[0]
+    f = measure(nodes, inventory_file, home, Sandbox(home), kills, stops, window, say=click.echo)
+    seconds = [h.seconds for h in f.heals]
+    click.echo(f"heal on {f.minions} minions (load average {load:.1f} before, {os.getloadavg()[0]:.1f} after): "
+               f"killed pod to Running in the API, {len(seconds)} kills: median {statistics.median(seconds):.2f} s, "
+               f"p95 {percentile(seconds, 0.95):.2f} s (goal: median <= 3 s)")
+    for stage, value in medians(f.heals):
+        click.echo(f"    {stage:<40} {value:7.3f} s (median)")
+    if f.lost:
+        click.echo(f"lost minion to full count, {len(f.lost)} stops: {', '.join(f'{s:.1f}' for s in f.lost)} s, "
+                   f"median {statistics.median(f.lost):.1f} s (goal <= 10 s)")
+    cost = {(mode, n): c for mode, n, c in f.idle}
+    for n in sorted({n for _, n in cost}):
+        click.echo(f"idle master on {n} minions: watch {cost[('watch', n)]:.2f} CPU s/min, poll "
+                   f"{cost[('poll', n)]:.2f} CPU s/min ({f.idle_window_s:.0f} s windows)")
+    counts = sorted({n for _, n in cost})
+    if len(counts) > 1:
+        lo, hi = counts[0], counts[-1]
+        click.echo(f"idle growth {lo} -> {hi} minions: watch x{cost[('watch', hi)] / cost[('watch', lo)]:.2f}, "
+                   f"poll x{cost[('poll', hi)] / cost[('poll', lo)]:.2f} (goal: watch < x2)")
+    return 0

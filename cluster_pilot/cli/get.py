@@ -190,8 +190,10 @@ def _get_from_master(kind: str, name: str | None, selector: str | None, output: 
     rows = []
     for i in items:
         state = i.get("currentState") or i.get("status") or {}
+        ready = [c.get("status") for c in state.get("conditions") or () if c.get("kind") == "Ready"]
+        status = ("Ready" if ready[0] == "Full" else "NotReady") if ready else ""  # a minion's, as Kubernetes prints it
         rows.append([str(i.get("id", "")), format_labels(i.get("labels") or {}),
-                     str(state.get("status") or state.get("replicas") or state.get("host") or "")])
+                     status or str(state.get("status") or state.get("replicas") or state.get("host") or "")])
     _table(["ID", "LABELS", "STATUS"], rows)
     return 0
 

@@ -101,8 +101,16 @@ def _split_listen(listen: str) -> tuple[str, int]:
               help="Longest time between two reconcile passes.")
 @click.option("--heal-interval", type=click.FloatRange(0.2), default=1.0, show_default=True,
               help="How often the loop looks for drift (a pass with nothing to do runs no Ansible).")
-@click.option("--minion-grace", type=click.FloatRange(0), default=10.0, show_default=True,
-              help="Seconds a minion may not answer before it is not ready and its controllers' pods move.")
+@click.option("--minion-grace", type=click.FloatRange(0), default=None,
+              help="Seconds a minion may be silent before it is not ready and its controllers' pods move "
+                   "[default: 4 with --observe watch (4 missed heartbeats), 10 with poll].")
+@click.option("--observe", "observe_mode", type=click.Choice(["watch", "poll"]), default="watch", show_default=True,
+              help="watch: a session per minion streams container events and heartbeats; poll: ask every "
+                   "minion every --heal-interval (the earlier design, kept for comparison).")
+@click.option("--resync", type=click.FloatRange(1), default=30.0, show_default=True,
+              help="watch: seconds between two whole observations of every minion (a missed event costs one).")
+@click.option("--hold-down", type=click.FloatRange(0), default=10.0, show_default=True,
+              help="watch: seconds after a lost minion came back during which it is not declared lost again.")
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--insecure-loopback", is_flag=True,
@@ -114,15 +122,15 @@ def _split_listen(listen: str) -> tuple[str, int]:
               help="Largest request body in bytes; larger ones get 413.")
 @click.option("--history", "history_limit", type=click.IntRange(1), default=100, show_default=True,
               help="Versions of each object the store's history keeps.")
-def master(listen, inventory, state_url, interval, heal_interval, minion_grace, tls_cert, tls_key,
-           insecure_loopback, host_names, max_body, history_limit) -> int:
+def master(listen, inventory, state_url, interval, heal_interval, minion_grace, observe_mode, resync, hold_down,
+           tls_cert, tls_key, insecure_loopback, host_names, max_body, history_limit) -> int:
     """Serve /api/v1beta1 and keep the minions matching what it stores."""
     import uvicorn
 
     from cluster_pilot.host.inventory import fleet_policy, load_inventory
     from cluster_pilot.master.api import Settings, create_app
     from cluster_pilot.master.guard import Rules
-    from cluster_pilot.master.reconcile import Reconciler
+    from cluster_pilot.master.reconcile import Reconciler, WatchSettings
     from cluster_pilot.store import open_store
 
     host, port = _split_listen(listen)
@@ -147,8 +155,11 @@ def master(listen, inventory, state_url, interval, heal_interval, minion_grace, 
     if insecure_loopback:
         logging.getLogger("cluster_pilot.master").warning(
             "--insecure-loopback: requests from loopback over plain HTTP need no token")
-    reconciler = Reconciler(store, inventory_file, home, load_inventory, grace=minion_grace, interval=interval,
-                            heal_interval=heal_interval, url=f"{'https' if tls_cert else 'http'}://{listen}")
+    watch = WatchSettings(resync=resync, hold_down=hold_down) if observe_mode == "watch" else None
+    grace = minion_grace if minion_grace is not None else (4.0 if watch else 10.0)
+    reconciler = Reconciler(store, inventory_file, home, load_inventory, grace=grace, interval=interval,
+                            heal_interval=heal_interval, url=f"{'https' if tls_cert else 'http'}://{listen}",
+                            watch=watch)
     rules = Rules(listen=host, port=port, names=tuple(host_names), max_body=max_body)
     app = create_app(store, reconciler, Settings(token=token, insecure_loopback=insecure_loopback, rules=rules,
                                                  policy=policy))

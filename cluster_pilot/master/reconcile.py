@@ -1,20 +1,29 @@
 """The master's loop: make the minions match the store, again and again, through the one pipeline.
 
-Every write triggers a pass, and the loop also wakes on its own (``heal_interval``, 1 s by default: a pass
-that finds nothing to do costs one observation and no Ansible run). Minions that stop answering are given
-``grace`` seconds: meanwhile their pods count as running where they were; after it they are not ready, the
-pods of their controllers are replaced elsewhere, and when they come back those stale pods are evicted
+Every write triggers a pass. How the loop learns of drift is ``observe``:
+
+- ``watch`` (the default): one long-lived SSH session per minion streams its managed containers' events and a
+  heartbeat (``host/watch.py``). An event triggers a pass that observes that minion alone (the others as last
+  seen); every ``resync`` seconds, and after a session (re)opens, a minion is observed whole again, so a
+  missed event costs at most one resync. Liveness is the heartbeat (``master/liveness.py``): a minion silent
+  for ``grace`` seconds, or whose dockerd does not answer, is not ready.
+- ``poll`` (the earlier design, kept for comparison): every ``heal_interval`` a pass observes every minion
+  over SSH; a minion is live while it answers within ``observe_timeout``.
+
+Either way, meanwhile a silent minion's pods count as running where they were; after the grace it is not
+ready, the pods of its controllers are replaced elsewhere, and when it comes back those stale pods are evicted
 before any proxy sends them traffic. Bare pods on a lost minion are reported lost, never moved.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from prometheus_client import (CollectorRegistry, Counter, Gauge, Summary, disable_created_metrics,
                                generate_latest)
@@ -24,8 +33,12 @@ from cluster_pilot.model import Node, from_json
 from cluster_pilot.host.observe import HostView, Observation, observe_host
 from cluster_pilot.host.records import Owner, refusal
 from cluster_pilot.host.ssh import control_dir
-from cluster_pilot.apply.pipeline import Options, Outcome, converge, fleet_records
+from cluster_pilot.host.watch import TRIGGERS, Beat, Closed, Event, Message, Resync, Session
+from cluster_pilot.apply import timings
+from cluster_pilot.apply.runner import end_runs, guard_runs
+from cluster_pilot.apply.pipeline import Hooks, Options, Outcome, converge, fleet_records
 from cluster_pilot.master.events import pass_events
+from cluster_pilot.master.liveness import LOST, READY, SILENT, Liveness
 from cluster_pilot.plan.planner import ACTIONS
 from cluster_pilot.store import Store
 from cluster_pilot.store.events import EventLog
@@ -33,6 +46,7 @@ from cluster_pilot.store.events import EventLog
 log = logging.getLogger("cluster_pilot.master")
 
 APPLYSET = "master"
+RUN_DEADLINE = 180.0  # a pass's Ansible run; a minion that dies mid-run is lost for it, never holds the loop
 
 
 @dataclass
@@ -68,6 +82,57 @@ def with_grace(seen: Observation, memory: Memory, now: float, grace: float) -> t
                 memory.lost[name] = frozenset(p.name for p in pods if p.controller)
             hosts[name] = replace(view, pods=pods)  # not ready: bare pods stay (lost), controllers' move
     return Observation(hosts), evict
+
+
+class NotSeenYet(UserError):
+    """A minion that is not declared lost has never been observed: what runs there is unknown, so no pass
+    may plan (it would start a second copy of every pod it cannot see)."""
+
+
+def with_liveness(seen: Observation, asked: frozenset[str], memory: Memory,
+                  states: Mapping[str, str]) -> tuple[Observation, set[str], set[str]]:
+    """Watch mode's overlay: minions ``asked`` this pass as observed, the other live ones as last seen, the
+    silent ones stale and the lost ones not ready (their state from the heartbeat, ``states``). Returns the
+    view, pods to evict (a lost minion's controller pods, once it is seen again) and ready minions whose
+    observation failed (to ask again). Updates ``memory``."""
+    hosts: dict[str, HostView] = {}
+    evict: set[str] = set()
+    retry: set[str] = set()
+    for name, view in seen.hosts.items():
+        state = states.get(name, LOST)
+        last = memory.last_view.get(name)
+        fresh = name in asked and view.reachable
+        if state != LOST and fresh:
+            memory.last_view[name] = view
+            evict |= memory.lost.pop(name, frozenset())
+            hosts[name] = view
+            continue
+        if name in asked and state == READY:
+            retry.add(name)  # and no action there meanwhile: it may be dying (a late heartbeat comes next)
+            state = SILENT
+        if last is None and state != LOST:
+            raise NotSeenYet(f"{name} has not been observed yet ({view.error or 'no heartbeat yet'}); "
+                             "no pass until it is, or until it is lost")
+        pods = last.pods if last else ()
+        if state == LOST or name in memory.lost or last is None:
+            if state == LOST and last is not None and name not in memory.lost:
+                memory.lost[name] = frozenset(p.name for p in pods if p.controller)
+            error = "no heartbeat" if state == LOST else (view.error or "not observed yet")
+            hosts[name] = HostView(name, False, pods, error=error)
+        elif state == READY:
+            hosts[name] = last
+        else:
+            hosts[name] = replace(last, reachable=False, stale=True, error=view.error or "heartbeat late")
+    return Observation(hosts), evict, retry
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    """``--observe watch``: how often a minion is observed whole, and flap damping (see ``liveness``)."""
+
+    resync: float = 30.0
+    hold_down: float = 10.0
+    observe_timeout: float = 10.0  # no longer decides liveness: a loaded minion may take its time
 
 
 disable_created_metrics()  # the series /metrics always had, without a `_created` timestamp beside each counter
@@ -122,7 +187,8 @@ class Metrics:
 class Reconciler:
     def __init__(self, store: Store, inventory: Path, state_dir: Path, load_nodes: Callable[[Path], list[Node]],
                  grace: float = 10.0, interval: float = 5.0, heal_interval: float = 1.0,
-                 observe_timeout: float = 2.0, events: EventLog | None = None, url: str = "") -> None:
+                 observe_timeout: float = 2.0, events: EventLog | None = None, url: str = "",
+                 watch: WatchSettings | None = None) -> None:
         self.store = store
         self.url = url or "this master"  # who owns what it applies, as the records and refusals name it
         self.events = events
@@ -148,6 +214,14 @@ class Reconciler:
         self.last_outcome: Outcome | None = None
         self.generation = 0  # passes completed; a client may wait for the pass after its write
         self.refused: tuple[str, ...] = ()  # stored objects left alone: the CLI manages them
+        self.watching = watch  # None: poll every minion every heal_interval
+        self.liveness = Liveness(grace, watch.hold_down if watch else 0.0, started=time.monotonic())
+        self.sessions: dict[str, Session] = {}
+        self._dirty: dict[str, str] = {}  # minion -> why it must be observed in the next pass
+        self._event_at: float | None = None  # when the earliest event not yet acted on happened (wall clock)
+        self._requested = True  # a write, an eviction, or the first pass
+        self._states: dict[str, str] = {}
+        self._last_full = float("-inf")
 
     # --- what the API reads -----------------------------------------------------------------------------
     def nodes(self) -> list[Node]:
@@ -159,9 +233,15 @@ class Reconciler:
             return self._nodes[1]
 
     def snapshot(self) -> Snapshot:
+        seen = self.last
         with self._lock:
             leaving = frozenset(self.evicting)
-        return Snapshot(self.last, leaving, self.generation)
+            states = self.liveness.states(list(seen.hosts), time.monotonic()) if self.watching and seen else {}
+        lost = {n for n, s in states.items() if s == LOST}
+        if seen is not None and lost:  # the heartbeat knows before the next pass ends
+            seen = Observation({n: replace(v, reachable=False, stale=False) if n in lost else v
+                                for n, v in seen.hosts.items()})
+        return Snapshot(seen, leaving, self.generation)
 
     def foreign(self, kind: str, name: str) -> str | None:
         """Why the master must not take ``name`` (a CLI apply set manages it), or None: from the last look."""
@@ -177,19 +257,74 @@ class Reconciler:
         self.trigger()
 
     def trigger(self) -> None:
+        with self._lock:
+            self._requested = True
         self._wake.set()
 
     # --- the loop -------------------------------------------------------------------------------------------
     def start(self) -> None:
+        guard_runs()
         self._thread = threading.Thread(target=self._loop, name="reconcile", daemon=True)
         self._thread.start()
-        threading.Thread(target=self._probe, name="probe-lost-minions", daemon=True).start()
+        if self.watching is None:
+            threading.Thread(target=self._probe, name="probe-lost-minions", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        end_runs()  # a pass stuck on a dead minion ends now, its whole process tree with it
         if self._thread is not None:
             self._thread.join(timeout=120)
+        for session in self.sessions.values():
+            session.stop()
+
+    # --- the watch -------------------------------------------------------------------------------------------
+    def _heard(self, node: str, message: Message) -> None:
+        """From a session's thread: what the minion's helper said."""
+        now = time.monotonic()
+        with self._lock:
+            if isinstance(message, Beat):
+                if self.liveness.beat(node, now, message.docker):
+                    self._dirty[node] = "came back"
+                else:
+                    return
+            elif isinstance(message, Event) and message.action in TRIGGERS:
+                timings.mark(f"event {message.action} received", node)
+                self._dirty[node] = f"event {message.action} of {message.pod}/{message.container}"
+                if message.at and (self._event_at is None or message.at < self._event_at):
+                    self._event_at = message.at
+            elif isinstance(message, Resync):
+                self._dirty[node] = f"resync: {message.reason}"
+            elif isinstance(message, Closed):
+                log.info("watch of %s closed: %s", node, message.reason)
+                return
+        self._wake.set()
+
+    def _sync_sessions(self) -> None:
+        """One session per minion of the inventory, as it is now."""
+        nodes = {n.name: n for n in self.nodes()}
+        for name in [n for n in self.sessions if n not in nodes or self.sessions[n].node != nodes[n]]:
+            self.sessions.pop(name).stop()
+        for name, node in nodes.items():
+            if name not in self.sessions:
+                self.sessions[name] = Session(node, control_dir(self.state_dir), self._heard).start()
+
+    def _due(self) -> bool:
+        """Watch mode: whether this wake needs a pass (a write, an event, a reconnect, a minion lost or
+        back, the resync); an idle wake costs no SSH at all."""
+        now = time.monotonic()
+        assert self.watching is not None
+        with self._lock:
+            states = self.liveness.states([n.name for n in self.nodes()], now)
+            lost_changed = {n for n, s in states.items() if (s == LOST) != (self._states.get(n) == LOST)}
+            self._states = states
+            for name in sorted(lost_changed):
+                log.info("minion %s %s", name, "not ready: no healthy heartbeat" if states[name] == LOST else
+                         "ready again: heartbeats back")
+            if any(s != READY and s != LOST and n not in self.memory.last_view for n, s in states.items()):
+                return False  # a minion never seen: wait for its first beat (or its loss)
+            return bool(self._requested or self._dirty or lost_changed
+                        or now - self._last_full >= self.watching.resync)
 
     def _probe(self) -> None:
         """Asks the minions declared lost, apart from the passes (which no longer wait for them)."""
@@ -210,6 +345,10 @@ class Reconciler:
             self._wake.clear()
             if self._stop.is_set():
                 break
+            if self.watching is not None:
+                self._sync_sessions()
+                if not self._due():
+                    continue
             self.run_once()
 
     def run_once(self) -> Outcome | None:
@@ -228,15 +367,61 @@ class Reconciler:
         self.generation += 1
         return outcome
 
+    def _poll_look(self) -> tuple[Callable[[Observation], tuple[Observation, set[str]]], Options, dict[str, str]]:
+        """Poll mode: every minion but the lost ones is asked; liveness is answering within the timeout."""
+        with self._lock:
+            down = frozenset(set(self.memory.lost) - self._answering)
+        options = Options(prune=True, applyset=APPLYSET, lock_timeout=30, allow_pending=True,
+                          observe_timeout=self.observe_timeout, skip_observe=down, roll=False, master=self.url,
+                          skip_foreign=True, run_deadline=RUN_DEADLINE)
+        return lambda seen: with_grace(seen, self.memory, time.monotonic(), self.grace), options, {}
+
+    def _watch_look(self, names: list[str]) -> tuple[Callable[[Observation], tuple[Observation, set[str]]],
+                                                     Options, dict[str, str]]:
+        """Watch mode: only the minions something happened on are asked (every live one at a resync); the
+        others are taken as last seen. Also returns why each minion is asked."""
+        assert self.watching is not None
+        now = time.monotonic()
+        with self._lock:
+            states = self._states = self.liveness.states(names, now)
+            why, self._dirty, requested, self._requested = dict(self._dirty), {}, self._requested, False
+        ready = {n for n, s in states.items() if s == READY}
+        why.update({n: "first look" for n in ready if n not in self.memory.last_view and n not in why})
+        if now - self._last_full >= self.watching.resync:
+            self._last_full = now
+            why.update({n: "resync" for n in ready if n not in why})
+        asked = frozenset(set(why) & ready)
+
+        def overlay(seen: Observation) -> tuple[Observation, set[str]]:
+            view, evict, retry = with_liveness(seen, asked, self.memory, states)
+            with self._lock:
+                for name in retry:
+                    self._dirty.setdefault(name, f"observation failed: {seen.hosts[name].error}")
+            return view, evict
+
+        options = Options(prune=True, applyset=APPLYSET, lock_timeout=30, allow_pending=True,
+                          observe_timeout=self.watching.observe_timeout, skip_observe=frozenset(names) - asked,
+                          verify=False, roll=False, master=self.url, skip_foreign=True, run_deadline=RUN_DEADLINE)
+        context = {n: "lost (no heartbeat)" for n, s in states.items() if s == LOST}
+        if requested:
+            context["api"] = "a write or an eviction"
+        return overlay, options, {**{n: why[n] for n in sorted(asked)}, **context}
+
     def _pass(self) -> Outcome:
+        timings.mark("pass")
         objects = [from_json(r.body) for r in self.store.list()]
         nodes = self.nodes()
         with self._lock:
             evicting = set(self.evicting)
+            event_at, self._event_at = self._event_at, None
         found: set[str] = set()  # pods seen on answering minions during this pass
+        if self.watching is None:
+            overlay, options, why = self._poll_look()
+        else:
+            overlay, options, why = self._watch_look([n.name for n in nodes])
 
         def watch(seen: Observation) -> tuple[Observation, set[str]]:
-            view, stale = with_grace(seen, self.memory, time.monotonic(), self.grace)
+            view, stale = overlay(seen)
             with self._lock:
                 self.evicting |= stale  # kept until they are gone, whichever look of the pass first saw them
                 now_evicting = set(self.evicting)
@@ -244,17 +429,14 @@ class Reconciler:
             found.update(p.name for p in view.pods if view.hosts[p.node].reachable)
             return view, now_evicting
 
-        with self._lock:
-            down = frozenset(set(self.memory.lost) - self._answering)
         before = self.last
-        outcome = converge(objects, nodes, self.inventory, self.state_dir,
-                           Options(prune=True, applyset=APPLYSET, lock_timeout=30, allow_pending=True,
-                                   observe_timeout=self.observe_timeout, skip_observe=down,
-                                   roll=False, master=self.url, skip_foreign=True),
-                           evict=evicting, watch=watch)
+        planned: list[float] = []
+        outcome = converge(objects, nodes, self.inventory, self.state_dir, options, evict=evicting, watch=watch,
+                           hooks=Hooks(phase=lambda text: timings.mark(f"phase {text}"),
+                                       run_started=lambda plan: planned.append(time.time())))
         if outcome.refused != self.refused:
-            for why in outcome.refused:
-                log.warning("reconcile: left alone: %s", why)
+            for why_left in outcome.refused:
+                log.warning("reconcile: left alone: %s", why_left)
         self.refused = outcome.refused
         for warning in outcome.warnings:
             log.warning("reconcile: %s", warning)
@@ -266,6 +448,26 @@ class Reconciler:
             self.events.record(found_events)
         with self._lock:
             self.evicting -= {name for name in self.evicting if name not in found}
+        marks = timings.take() if timings.enabled() else []
         if outcome.run is not None:
             self.metrics.ran(outcome)
+            self._ran(outcome, why, event_at, planned[0] if planned else None, marks)
         return outcome
+
+    def _ran(self, outcome: Outcome, why: Mapping[str, str], event_at: float | None, planned: float | None,
+             marks: list[tuple[float, str, str]]) -> None:
+        """After a run: say what triggered it and where the time went; in watch mode, look at the minions it
+        changed in the next pass (their last views are out of date now)."""
+        assert outcome.run is not None
+        changes = ", ".join(f"{c.action} {c.pod or ''}@{c.node}".replace(" @", " ") for c in outcome.plan.changes())
+        triggered = "; ".join(f"{n}: {w}" for n, w in why.items()) or "a write, a lost minion or the poll"
+        split = f", event to plan {planned - event_at:.2f} s" if event_at and planned else ""
+        log.info("pass ran Ansible on %s (%s) in %.2f s%s; triggered by %s", ",".join(sorted(outcome.run.hosts)),
+                 changes, time.time() - (planned or time.time()), split, triggered)
+        if marks:
+            log.info("pass marks %s", json.dumps({"event": event_at, "planned": planned, "marks": marks}))
+        if self.watching is not None:
+            with self._lock:
+                for host in outcome.run.hosts:
+                    self._dirty.setdefault(host, "after this master's run")
+            self._wake.set()
