@@ -88,8 +88,9 @@ def test_a_cut_watch_session_is_reopened_and_resynced_so_a_missed_event_is_not_l
     pids = helper.stdout.split()
     assert len(pids) == 1, helper.stdout
     before = len(passes_that_ran(master))
-    # the helper goes, and the container goes while no helper watches (the session reopens a second later)
-    ssh(sandbox, victim["address"], f"kill {pids[0]}; docker rm -f {victim['id']} >/dev/null")
+    # the container goes while the helper is frozen (its session still open, so nothing reopens before the removal
+    # is done), then the helper goes: the event is lost with it, and only the reopened session's resync can heal
+    ssh(sandbox, victim["address"], f"kill -STOP {pids[0]}; docker rm -f {victim['id']} >/dev/null; kill -KILL {pids[0]}")
     wait_for(lambda: _rc_running(sandbox, "resynced", 3) and victim["id"] not in
              {c["id"] for c in managed_containers(sandbox)}, 120, "the container removed unwatched replaced")
     log = master.log.read_text()
