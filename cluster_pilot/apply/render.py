@@ -15,8 +15,8 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from cluster_pilot.model import POD, REPLICATION_CONTROLLER, Container, Service, Volume, host_safe_name
-from cluster_pilot.host.podformat import (INFRA, PodRecord, container_name, infra_labels, member_labels, pod_dir,
-                                          volume_dir)
+from cluster_pilot.host.podformat import (INFRA, PodRecord, container_name, member_labels, network_owner, owner_labels,
+                                          pod_dir, volume_dir)
 from cluster_pilot.plan.planner import Create, Plan, Remove, by_node
 from cluster_pilot.plan.proxy import discovery_env
 
@@ -31,9 +31,19 @@ class Settings:
     batches: int = 4  # progress updates per host and phase
 
 
-def _infra_body(create: Create, settings: Settings) -> dict[str, Any]:
-    """The infra container holds the pod's network namespace, hence every published port."""
+def _record(create: Create, settings: Settings) -> PodRecord:
     spec = create.pod.spec
+    return PodRecord(
+        pod=create.name, spec_hash=create.spec_hash, controller=create.controller,
+        kind=REPLICATION_CONTROLLER if create.controller else POD, labels=create.pod.meta.labels,
+        containers=tuple(c.name for c in spec.containers), cpu_millis=spec.cpu_millis,
+        memory_bytes=spec.memory_bytes, ports=tuple(create.ports), applyset=settings.applyset,
+        restart_policy=spec.restart_policy)
+
+
+def _network(create: Create, settings: Settings) -> dict[str, Any]:
+    """What the container owning the pod's network namespace (``podformat.network_owner``) adds to its body:
+    the pod's hostname, every published port, the pod's record. Containers joining it can set none of these."""
     exposed: dict[str, dict] = {}
     bindings: dict[str, list[dict[str, str]]] = {}
     for p in create.ports:
@@ -42,36 +52,43 @@ def _infra_body(create: Create, settings: Settings) -> dict[str, Any]:
         binding = {"HostIp": "", "HostPort": str(p.host_port)}
         if binding not in bindings.setdefault(key, []):
             bindings[key].append(binding)
-    labels = infra_labels(PodRecord(
-        pod=create.name, spec_hash=create.spec_hash, controller=create.controller,
-        kind=REPLICATION_CONTROLLER if create.controller else POD, labels=create.pod.meta.labels,
-        containers=tuple(c.name for c in spec.containers), cpu_millis=spec.cpu_millis,
-        memory_bytes=spec.memory_bytes, ports=tuple(create.ports), applyset=settings.applyset,
-        restart_policy=spec.restart_policy))
     return {
-        "Image": settings.infra_image,
-        "Entrypoint": ["sleep"],
-        "Cmd": ["2147483647"],
         "Hostname": host_safe_name(create.name),
-        "Labels": labels,
+        "Labels": owner_labels(_record(create, settings)),
         "ExposedPorts": exposed,
-        "HostConfig": {"PortBindings": bindings, "RestartPolicy": {"Name": _RESTART.get(spec.restart_policy, "always")},
-                       "Init": True, "IpcMode": "shareable"},
+        "HostConfig": {"PortBindings": bindings},
     }
 
 
-def _container_body(create: Create, c: Container, infra: str, volumes: Mapping[str, Volume],
+def _owning(body: dict[str, Any], network: Mapping[str, Any]) -> dict[str, Any]:
+    """``body`` made the owner of its pod's network namespace."""
+    return {**body, **network, "HostConfig": {**body["HostConfig"], **network["HostConfig"]}}
+
+
+def _infra_body(create: Create, settings: Settings) -> dict[str, Any]:
+    """The infra container of a pod of several containers: it holds the namespace they all join."""
+    return _owning({
+        "Image": settings.infra_image,
+        "Entrypoint": ["sleep"],
+        "Cmd": ["2147483647"],
+        "HostConfig": {"RestartPolicy": {"Name": _RESTART.get(create.pod.spec.restart_policy, "always")},
+                       "Init": True, "IpcMode": "shareable"},
+    }, _network(create, settings))
+
+
+def _container_body(create: Create, c: Container, infra: str | None, volumes: Mapping[str, Volume],
                     discovery: list[tuple[str, str]]) -> dict[str, Any]:
+    """``infra``: the container whose namespaces it joins; None for the one container of a pod."""
     spec = create.pod.spec
     cpu = c.cpu_limit_millis or c.cpu_millis
     memory = c.memory_limit_bytes or c.memory_bytes
     host_config: dict[str, Any] = {
         "Init": True,  # a process that is PID 1 ignores SIGTERM: stopping would always wait for the kill
-        "NetworkMode": f"container:{infra}",
-        "IpcMode": f"container:{infra}",
         "RestartPolicy": {"Name": _RESTART.get(spec.restart_policy, "always")},
         "Binds": [_bind(create, m.name, m.mount_path, m.read_only, volumes) for m in c.volume_mounts],
     }
+    if infra is not None:
+        host_config |= {"NetworkMode": f"container:{infra}", "IpcMode": f"container:{infra}"}
     if cpu:
         host_config["NanoCpus"] = cpu * 1_000_000
     if memory:
@@ -103,17 +120,25 @@ def _bind(create: Create, volume: str, path: str, read_only: bool, volumes: Mapp
 
 def render_create(create: Create, settings: Settings, services: Sequence[Service] = (),
                   proxy_address: str = "") -> dict[str, Any]:
+    """The pod's containers, the owner of its network namespace first (``podformat.network_owner``)."""
     spec = create.pod.spec
     discovery = discovery_env(services, proxy_address) if proxy_address else []
-    infra = container_name(create.name, INFRA, create.spec_hash)
     volumes = {v.name: v for v in spec.volumes}
     dirs = [volume_dir(create.name, create.spec_hash, v.name) for v in spec.volumes if v.kind != "hostDir"]
-    containers = [{"name": infra, "body": _infra_body(create, settings)}]
-    containers += [{"name": container_name(create.name, c.name, create.spec_hash),
-                    "body": _container_body(create, c, infra, volumes, discovery)} for c in spec.containers]
-    images = sorted({settings.infra_image, *(c.image for c in spec.containers)})
+    images = {c.image for c in spec.containers}
+    if network_owner([c.name for c in spec.containers]) != INFRA:
+        (only,) = spec.containers
+        containers = [{"name": container_name(create.name, only.name, create.spec_hash),
+                       "body": _owning(_container_body(create, only, None, volumes, discovery),
+                                       _network(create, settings))}]
+    else:
+        infra = container_name(create.name, INFRA, create.spec_hash)
+        containers = [{"name": infra, "body": _infra_body(create, settings)}]
+        containers += [{"name": container_name(create.name, c.name, create.spec_hash),
+                        "body": _container_body(create, c, infra, volumes, discovery)} for c in spec.containers]
+        images.add(settings.infra_image)
     always = any(c.image_pull_policy == "Always" for c in spec.containers)
-    return {"pod": create.name, "images": images, "pull": "always" if always else "missing", "dirs": dirs,
+    return {"pod": create.name, "images": sorted(images), "pull": "always" if always else "missing", "dirs": dirs,
             "containers": containers}
 
 

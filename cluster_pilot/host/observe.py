@@ -1,8 +1,8 @@
 """What runs where, read from the hosts themselves: one SSH round trip per host, every host at once.
 
-The hosts are the truth. Every managed container carries ``io.cluster-pilot.*`` labels, and a pod's infra
-container also carries the pod's labels, requests and ports, so a runner with no local state rebuilds the
-whole picture from one observation. SSH uses the inventory's own settings and an OpenSSH control master
+The hosts are the truth. Every managed container carries ``io.cluster-pilot.*`` labels, and the container that
+owns a pod's network namespace also carries the pod's labels, requests and ports, so a runner with no local
+state rebuilds the whole picture from one observation. SSH uses the inventory's own settings and an OpenSSH control master
 shared with the Ansible run that may follow, so the second connection to a host costs no handshake.
 """
 
@@ -17,7 +17,7 @@ from typing import Iterable, Mapping, Sequence
 
 from cluster_pilot.model import Node
 from cluster_pilot.host.podformat import (INFRA, LABEL_CONTAINERS, LABEL_POD, LABEL_POD_LABELS, LABEL_PORTS,
-                                          LABEL_PREFIX, Published, read_member, read_record)
+                                          LABEL_PREFIX, Member, Published, holds_record, read_member, read_record)
 from cluster_pilot.host.records import RECORDS_DOCUMENT
 from cluster_pilot.host.ssh import HostDidNotAnswer, control_dir, run_python
 
@@ -89,6 +89,7 @@ class ObservedPod:
     ports: tuple[Published, ...] = ()
     applyset: str = ""
     restart_policy: str = ""  # "" on bare pods made before the label existed: an exited container is final
+    owner: str = INFRA  # the container owning the pod's network namespace (podformat.network_owner); "" if gone
 
     @property
     def host_ports(self) -> tuple[tuple[int, str], ...]:
@@ -96,15 +97,16 @@ class ObservedPod:
 
     @property
     def complete(self) -> bool:
-        """Infra runs and every container exists and was started: dockerd restarts a crashed one itself
-        (a crash loop is the pod's own business, not a reason to recreate it); a container never started,
-        dead, or an infra container that is down (its network namespace gone) makes the pod broken. So does
-        a container that exited which its restart policy says should run: dockerd does not bring it back (a
-        host that rebooted starts the infra containers, while the others, joining a namespace not yet there,
-        fail once and stay down)."""
+        """The namespace's owner is there (an infra container also up) and every container exists and was
+        started: dockerd restarts a crashed one itself (a crash loop is the pod's own business, not a reason
+        to recreate it); a container never started, dead, or an infra container that is down (its network
+        namespace gone) makes the pod broken. So does a container that exited which its restart policy says
+        should run: dockerd does not bring it back (a host that rebooted starts the infra containers, while
+        the others, joining a namespace not yet there, fail once and stay down)."""
         names = {c.container for c in self.containers}
-        infra_up = any(c.container == INFRA and c.state in ("running", "restarting") for c in self.containers)
-        return infra_up and set(self.expected) <= names and not any(
+        owner = next((c for c in self.containers if self.owner and c.container == self.owner), None)
+        owner_up = owner is not None and (owner.container != INFRA or owner.state in ("running", "restarting"))
+        return owner_up and set(self.expected) <= names and not any(
             c.state in ("created", "dead", "removing") or self._left_down(c) for c in self.containers)
 
     def _left_down(self, c: ObservedContainer) -> bool:
@@ -165,7 +167,7 @@ class Observation:
 
 
 def group_pods(node: str, containers: Sequence[Mapping]) -> tuple[ObservedPod, ...]:
-    """Docker's container list -> pods, keyed by pod name and spec hash; the infra container first."""
+    """Docker's container list -> pods, keyed by pod name and spec hash; the namespace's owner first."""
     return read_pods(node, containers)[0]
 
 
@@ -186,7 +188,7 @@ def read_pods(node: str, containers: Sequence[Mapping]) -> tuple[tuple[ObservedP
         groups.setdefault((oc.pod, oc.spec_hash), []).append(oc)
     pods = []
     for (name, spec_hash), members in sorted(groups.items()):
-        members.sort(key=lambda m: (m.container != INFRA, m.container))
+        members.sort(key=lambda m: (m.container != INFRA, not _owns(m), m.container))
         try:
             pods.append(_pod(node, name, spec_hash, members))
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
@@ -196,7 +198,7 @@ def read_pods(node: str, containers: Sequence[Mapping]) -> tuple[tuple[ObservedP
 
 
 def _pod(node: str, name: str, spec_hash: str, members: list[ObservedContainer]) -> ObservedPod:
-    labels = members[0].labels  # the infra container's, or what is left when it is gone
+    labels = members[0].labels  # the namespace owner's, or what is left when it is gone
     for key in (LABEL_POD_LABELS, LABEL_CONTAINERS, LABEL_PORTS):
         if labels.get(key):
             json.loads(labels[key])  # read_record is lenient; a label that is not JSON at all is damage
@@ -209,7 +211,12 @@ def _pod(node: str, name: str, spec_hash: str, members: list[ObservedContainer])
         name=name, node=node, spec_hash=spec_hash, controller=record.controller, kind=record.kind,
         labels=record.labels, containers=tuple(members), expected=record.containers,
         cpu_millis=record.cpu_millis, memory_bytes=record.memory_bytes, ports=record.ports,
-        applyset=record.applyset, restart_policy=record.restart_policy)
+        applyset=record.applyset, restart_policy=record.restart_policy,
+        owner=members[0].container if _owns(members[0]) else "")
+
+
+def _owns(c: ObservedContainer) -> bool:
+    return holds_record(Member(c.pod, c.container, c.spec_hash), c.labels)
 
 
 def _exit_code(status: str) -> int | None:

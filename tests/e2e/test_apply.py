@@ -99,7 +99,8 @@ def _assert_exactly(sandbox, controller: str, replicas: int) -> None:
     assert len(pods) == replicas, sorted(pods)
     for name, containers in pods.items():
         roles = sorted(c["container"] for c in containers)
-        assert roles == ["POD", "app"], (name, containers)  # one version per pod: no duplicate, no orphan
+        # one version per pod, no duplicate, no orphan; a single-container pod has no infra container
+        assert roles == ["app"], (name, containers)
         assert all(c["state"] == "running" for c in containers)
 
 
@@ -139,9 +140,9 @@ def test_a_minion_lost_mid_apply_fails_naming_it_and_the_next_apply_converges(sa
 
 def test_a_rebooted_minions_pods_are_repaired_by_the_next_apply(sandbox_home, sandbox, tmp_path):
     """A reboot brings the infra containers back, but dockerd sometimes gives up on the containers joining
-    their namespaces (it starts them in parallel, before the namespace is there). That race is made certain
-    here: after the restart the joined containers are stopped with plain docker, left exited as dockerd
-    leaves them. The next apply must replace exactly those pods, and every pod runs complete after it."""
+    their namespaces (it starts them in parallel, before the namespace is there). Here the pods have one
+    container each (no infra container), and the same end is made certain: after the restart the containers
+    are stopped with plain docker, left exited as dockerd leaves such a container. The next apply must replace exactly those pods, and every pod runs complete after it."""
     f = write_manifest(tmp_path / "reboot.json", rc_manifest("reboot", 6))
     apply(sandbox_home, f)
     on_3 = {name for name, cs in pods_of(sandbox, "reboot").items() if cs[0]["minion"] == "minion-3"}

@@ -21,7 +21,8 @@ description:
 options:
   create:
     description:
-      - JSON list of pods to create; each has C(pod), C(images), C(pull), C(dirs) and C(containers) (infra first).
+      - JSON list of pods to create; each has C(pod), C(images), C(pull), C(dirs) and C(containers), the one
+        owning the pod's network namespace first (the infra container, or a single-container pod's own).
       - JSON text rather than a structure, so that no value is re-typed or templated on the way.
     type: str
     default: "[]"
@@ -189,20 +190,27 @@ def check_binds(body):
             raise ValueError("host path %s passes through a symbolic link on this minion: refused" % source)
 
 
+def network_owner(action):
+    """The container that owns the pod's network namespace (its hostname, ports, and whatever else is set per
+    pod network): rendered first, the others join it; a pod of one container has no infra container."""
+    return action["containers"][0]
+
+
 def create_pod(docker, action):
     for c in action["containers"]:
         check_binds(c["body"])
     for d in action.get("dirs", []):
         os.makedirs(d, exist_ok=True)
-    created = False
-    for c in action["containers"]:
+    owner = network_owner(action)
+    created = docker.run(owner["name"], owner["body"])  # the namespace the others join must run first
+    for c in action["containers"][1:]:
         created = docker.run(c["name"], c["body"]) or created
     return created
 
 
 def remove_pod(docker, action):
     ids = list(action.get("ids", []))
-    # application containers before the infra container that holds their network namespace
+    # the containers joining a network namespace before the one owning it
     for ident in ids[1:] + ids[:1]:
         docker.remove(ident)
     d = action.get("dir")
