@@ -34,7 +34,7 @@ class Options:
     lock_timeout: float = 60.0
     observe_timeout: float = 20.0  # per host; a minion that does not answer in time is unreachable
     skip_observe: frozenset[str] = frozenset()  # minions known to be down: not asked (a driver probes them)
-    verify: bool = True  # look once more after the run (a loop that looks again anyway can skip it)
+    verify: bool = True  # what remains after the run: none when it reports every action done, else look again
     roll: bool = True  # replace controller pods whose template changed (see planner.plan)
     master: str = ""  # the master's URL when the master drives: it owns what it applies
     force_adopt: bool = False  # take over inputs another owner manages
@@ -165,6 +165,14 @@ def look(objects: Sequence[Object], services: Sequence[Service] | None, nodes: S
     return found.seen, found.schedule, found.plan
 
 
+def reported_done(run: RunResult) -> bool:
+    """Whether the run itself says every planned action is done: each host's module reported each of its pods
+    created (and started) or removed, its proxy and records tasks succeeded, and nothing failed or went
+    unreachable. Then a second observation would only read back what the modules just answered; it is kept
+    for a run that did not finish, to say what is left."""
+    return run.ok and all(h.done == h.total for h in run.hosts.values())
+
+
 def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, state_dir: Path,
              options: Options = Options(), deleting: Iterable[tuple[str, str]] = (),
              hooks: Hooks = Hooks(), services: Sequence[Service] | None = None, evict: Iterable[str] = (),
@@ -199,7 +207,9 @@ def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, 
         addresses = {n.name: n.address for n in nodes}
         rendered = render(outcome.plan, outcome.services, addresses, Settings(applyset=options.applyset))
         outcome.run = converge_hosts(rendered, inventory, state_dir, hooks.host_progress)
-        if options.verify:
+        if options.verify and reported_done(outcome.run):
+            outcome.remaining = Plan()
+        elif options.verify:
             hooks.phase("verifying")
             after = look_now()
             outcome.remaining = after.plan

@@ -185,3 +185,33 @@ def test_bad_input_touches_no_host(sandbox_home, sandbox, tmp_path):
     assert "bad.json:" in proc.stderr and "containerPort" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert sorted(c["id"] for c in managed_containers(sandbox)) == before
+
+
+def test_a_single_container_pod_keeps_its_published_port_across_a_restart_and_is_not_replaced(
+        sandbox_home, sandbox, tmp_path):
+    """A pod of one container has no infra container: the container owns its network namespace, and dockerd's
+    restart keeps its port binding, so the pod answers again on the same port and no apply replaces it."""
+    pod = {"kind": "Pod", "apiVersion": "v1beta1", "id": "survivor", "labels": {"name": "survivor"},
+           "desiredState": {"manifest": {"version": "v1beta1", "containers": [{
+               "name": "db", "image": "redis", "command": ["redis-server", "--protected-mode", "no"],
+               "ports": [{"containerPort": 6379, "hostPort": 16379}]}]}}}
+    f = write_manifest(tmp_path / "survivor.json", pod)
+    apply(sandbox_home, f)
+    (only,) = [c for c in managed_containers(sandbox) if c["pod"] == "survivor"]
+    assert only["container"] == "db" and only["state"] == "running"
+    ping = ("python3 -c \"import socket; s = socket.create_connection(('127.0.0.1', 16379), 2); "
+            "s.sendall(b'PING\\r\\n'); print(s.recv(16).decode().strip())\"")
+
+    def answers() -> bool:
+        return ssh(sandbox, only["address"], ping).stdout.strip() == "+PONG"
+
+    wait_for(answers, 30, "redis to answer on the published port")
+    killed = ssh(sandbox, only["address"], f"docker exec {only['id']} kill 1")  # docker-init passes it on
+    assert killed.returncode == 0, killed.stderr
+    restarts = f"docker inspect -f '{{{{.RestartCount}}}}' {only['id']}"
+    wait_for(lambda: ssh(sandbox, only["address"], restarts).stdout.strip() not in ("", "0"), 60,
+             "dockerd to restart the container")
+    wait_for(answers, 30, "the same port to answer again")
+    assert "no changes" in apply(sandbox_home, f).stderr
+    assert [c["id"] for c in managed_containers(sandbox) if c["pod"] == "survivor"] == [only["id"]]
+    cli("delete", "pods/survivor", home=sandbox_home)

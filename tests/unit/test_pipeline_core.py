@@ -248,3 +248,14 @@ def test_an_exited_container_that_its_policy_says_should_run_makes_the_pod_broke
     assert _pod_after("Always", "restarting", "Restarting (1) 1 second ago").complete  # dockerd is on it
     assert _pod_after("Always", "exited", "Exited (143) 3 seconds ago", labelled=False).complete  # older bare pod
     assert _pod_after("Always", "running", "Up 2 seconds").complete
+
+
+def test_a_run_that_reports_every_action_done_needs_no_second_look():
+    from cluster_pilot.apply.pipeline import reported_done
+    from cluster_pilot.apply.runner import HostResult, RunResult
+
+    assert reported_done(RunResult({"m1": HostResult("m1", 3, 3), "m2": HostResult("m2", 0)}, "successful"))
+    assert not reported_done(RunResult({"m1": HostResult("m1", 3, 2)}, "successful"))  # one pod unreported
+    assert not reported_done(RunResult({"m1": HostResult("m1", 3, 3, failed=True)}, "failed"))
+    assert not reported_done(RunResult({"m1": HostResult("m1", 3, 3, unreachable=True)}, "successful"))
+    assert not reported_done(RunResult({"m1": HostResult("m1", 3, 3)}, "canceled"))
