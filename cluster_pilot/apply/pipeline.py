@@ -9,17 +9,18 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from cluster_pilot.errors import UserError
-from cluster_pilot.host.lock import FleetLock, Holder, lock_host
 from cluster_pilot.host.records import Owner, Records, decode, merge, update
 from cluster_pilot.model import SERVICE, Node, Object, Service
 from cluster_pilot.host.observe import HostView, Observation, observe
 from cluster_pilot.plan.planner import Plan, plan, running_pods
-from cluster_pilot.apply.render import Settings, render
-from cluster_pilot.apply.runner import RunResult, converge_hosts
 from cluster_pilot.scheduler import Schedule, schedule
+
+if TYPE_CHECKING:  # imported where a run needs them: a no-op apply never loads the lock, render or Ansible's runner
+    from cluster_pilot.host.lock import Holder
+    from cluster_pilot.apply.runner import RunResult
 
 
 Watch = Callable[[Observation], tuple[Observation, Iterable[str]]]
@@ -192,6 +193,10 @@ def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, 
     outcome = look_now()
     if outcome.blocked or outcome.plan.empty or options.dry_run:
         return outcome
+
+    from cluster_pilot.host.lock import FleetLock, lock_host
+    from cluster_pilot.apply.render import Settings, render
+    from cluster_pilot.apply.runner import converge_hosts
 
     hooks.phase("locking")
     with FleetLock(lock_host(nodes), state_dir) as lock:

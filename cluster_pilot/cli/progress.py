@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cluster_pilot.host.lock import Holder
 from cluster_pilot.host.records import Records
 from cluster_pilot.model import Node, Object, Service
 from cluster_pilot.apply import timings
 from cluster_pilot.apply.pipeline import Hooks, Options, Outcome, converge
 from cluster_pilot.plan.planner import ACTIONS, Change, Plan
+
+if TYPE_CHECKING:  # loaded when a run starts: a no-op apply needs neither
+    from rich.progress import Progress
+
+    from cluster_pilot.host.lock import Holder
 
 err = Console(stderr=True, highlight=False)
 
@@ -69,6 +72,8 @@ class _Live:
         self.stop_status()
         for line in describe_plan(plan.changes()):
             err.print(line, markup=False)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         self.progress = Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=err, transient=False)
         self.progress.start()
