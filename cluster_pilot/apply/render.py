@@ -222,16 +222,30 @@ def unsafe_yaml(variables: Mapping[str, Any]) -> str:
     return yaml.dump(_mark(dict(variables)), Dumper=_UnsafeDumper, sort_keys=True, allow_unicode=True, width=1 << 20)
 
 
+def _converge(phases: Mapping[str, list]) -> list[dict[str, str]]:
+    """The remove-first and create phases as the batches of one ``cp_pods`` task, which removes before it
+    creates: every remove-first pod goes in the first batch, so two phases cost one Ansible task."""
+    removing = [pod for batch in phases.get("remove_first", []) for pod in batch]
+    creates = phases.get("create", [])
+    if not removing and not creates:
+        return []
+    return [{"remove": json.dumps(removing if i == 0 else [], sort_keys=True),
+             "create": json.dumps(batch, sort_keys=True)} for i, batch in enumerate(creates or [[]])]
+
+
 def playbook_vars(rendered: Rendered) -> dict[str, Any]:
-    """``cp_hosts``: per host and phase, each batch as one JSON text; ``cp_proxy``: the proxy document.
+    """``cp_hosts``: per host, ``converge`` (see ``_converge``) and ``remove`` batches as JSON texts;
+    ``cp_proxy``: the proxy document.
 
     One opaque string per batch: Ansible neither templates it (``!unsafe``) nor re-types what is inside
     (ansible-core 2.19 turns an ``!unsafe '80'`` into the integer 80), and the module decodes it itself.
     The proxy document goes both as data for the role's template and as the exact text the minion keeps
     (its hash is how observation tells whether a minion's proxy is up to date).
     """
-    hosts = {host: {phase: [json.dumps(batch, sort_keys=True) for batch in batches]
-                    for phase, batches in phases.items()} for host, phases in rendered.hosts.items()}
+    hosts: dict[str, dict[str, Any]] = {
+        host: {"converge": _converge(phases),
+               "remove": [json.dumps(batch, sort_keys=True) for batch in phases.get("remove", [])]}
+        for host, phases in rendered.hosts.items()}
     for host in hosts:
         hosts[host]["proxy"] = host in rendered.proxy_hosts
         hosts[host]["drain"] = bool(rendered.drain_document) and host in rendered.proxy_hosts

@@ -2,8 +2,9 @@
 
 The hosts are the truth. Every managed container carries ``io.cluster-pilot.*`` labels, and the container that
 owns a pod's network namespace also carries the pod's labels, requests and ports, so a runner with no local
-state rebuilds the whole picture from one observation. SSH uses the inventory's own settings and an OpenSSH control master
-shared with the Ansible run that may follow, so the second connection to a host costs no handshake.
+state rebuilds the whole picture from one observation. SSH uses the inventory's own settings and an OpenSSH
+control master shared with the Ansible run that may follow, so the second connection to a host costs no
+handshake.
 """
 
 from __future__ import annotations

@@ -143,7 +143,7 @@ def test_manifest_values_reach_ansible_as_unsafe_opaque_data():
     p = plan(s, empty())
     text = unsafe_yaml(playbook_vars(render(p)))
     doc = yaml.safe_load(text.replace("!unsafe", ""))
-    batch = json.loads(next(iter(doc["cp_hosts"].values()))["create"][0])
+    batch = json.loads(next(iter(doc["cp_hosts"].values()))["converge"][0]["create"])
     (app,) = (c["body"] for c in batch[0]["containers"])
     assert app["Env"] == [f"E={evil}", "N=80"]  # verbatim, and "80" still a string
     assert app["Entrypoint"] == ["sh", "-c", "echo $(touch /tmp/p2); touch /tmp/p3"]

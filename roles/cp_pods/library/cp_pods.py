@@ -27,7 +27,9 @@ options:
     type: str
     default: "[]"
   remove:
-    description: JSON list of pods to remove; each has C(pod), C(ids) and C(dir).
+    description:
+      - JSON list of pods to remove; each has C(pod), C(ids) and C(dir).
+      - Removed before any pod of C(create) is made, which is not made when a removal failed.
     type: str
     default: "[]"
   socket:
@@ -221,6 +223,18 @@ def remove_pod(docker, action):
             os.rmdir(parent)
 
 
+def finish(done, failed, jobs):
+    """Wait for each (kind, pod, future); note it done or failed, with why."""
+    for kind, pod, future in jobs:
+        try:
+            future.result()
+            done[kind].append(pod)
+        except Abandoned:
+            failed.append({"pod": pod, "error": "not done: the run was abandoned"})
+        except Exception as exc:
+            failed.append({"pod": pod, "error": str(exc)})
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -251,8 +265,12 @@ def main():
 
     workers = max(1, min(8, len(wanted) + len(creates) + len(removes)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
+        pulls = [(image, pool.submit(pull, (image, always))) for image, always in sorted(wanted.items())]
+        # removals before creations: a pod going away may hold the host ports or the container names
+        # (a broken copy of the same version) that a new one needs
+        finish(done, failed, [("removed", a["pod"], pool.submit(remove_pod, docker, a)) for a in removes])
         bad_images = {}
-        for (image, _), future in [(item, pool.submit(pull, item)) for item in sorted(wanted.items())]:
+        for image, future in pulls:
             try:
                 if future.result():
                     done["pulled"].append(image)
@@ -261,19 +279,13 @@ def main():
         jobs = []
         for action in creates:
             missing = [i for i in action.get("images", []) if i in bad_images]
-            if missing:
+            if failed:
+                failed.append({"pod": action["pod"], "error": "not created: a pod to remove first was not removed"})
+            elif missing:
                 failed.append({"pod": action["pod"], "error": bad_images[missing[0]]})
-                continue
-            jobs.append(("created", action["pod"], pool.submit(create_pod, docker, action)))
-        jobs += [("removed", a["pod"], pool.submit(remove_pod, docker, a)) for a in removes]
-        for kind, pod, future in jobs:
-            try:
-                future.result()
-                done[kind].append(pod)
-            except Abandoned:
-                failed.append({"pod": pod, "error": "not done: the run was abandoned"})
-            except Exception as exc:
-                failed.append({"pod": pod, "error": str(exc)})
+            else:
+                jobs.append(("created", action["pod"], pool.submit(create_pod, docker, action)))
+        finish(done, failed, jobs)
 
     changed = bool(done["created"] or done["removed"] or done["pulled"])
     if failed:
