@@ -132,10 +132,7 @@ def look_all(objects: Sequence[Object], services: Sequence[Service] | None, node
     """
     deleting = tuple(deleting)
     if seen is None:
-        asked = [n for n in nodes if n.name not in options.skip_observe]
-        seen = observe(asked, state_dir, options.observe_timeout)
-        seen = Observation({**{n.name: HostView(n.name, False, error="down (not asked)") for n in nodes},
-                            **seen.hosts})
+        seen = observe(nodes, state_dir, options.observe_timeout, options.skip_observe)
     seen, more = watch(seen)
     fleet, problems = fleet_records(seen, known)
     change = update(fleet, objects, deleting, options.owner, prune=options.prune, adopt=options.force_adopt,
@@ -177,20 +174,22 @@ def reported_done(run: RunResult) -> bool:
 def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, state_dir: Path,
              options: Options = Options(), deleting: Iterable[tuple[str, str]] = (),
              hooks: Hooks = Hooks(), services: Sequence[Service] | None = None, evict: Iterable[str] = (),
-             watch: Watch = lambda seen: (seen, ()), known: Records | None = None) -> Outcome:
+             watch: Watch = lambda seen: (seen, ()), known: Records | None = None,
+             first: Callable[[], Observation] | None = None) -> Outcome:
     """``services``: every service the proxies serve; by default the fleet's records with the inputs'.
-    ``known``: see ``fleet_records``."""
+    ``known``: see ``fleet_records``; ``first``: the first observation, started earlier
+    (``host.observe.observe_soon``)."""
     deleting, evict = tuple(deleting), tuple(evict)
 
-    def look_now() -> Outcome:
-        found = look_all(objects, services, nodes, state_dir, options, deleting, evict=evict, watch=watch,
+    def look_now(seen: Observation | None = None) -> Outcome:
+        found = look_all(objects, services, nodes, state_dir, options, deleting, seen, evict=evict, watch=watch,
                          known=known)
         return Outcome(found.seen, found.schedule, found.plan, unreachable=found.seen.unreachable,
                        warnings=found.warnings, refused=found.refused, services=found.services,
                        blocked=bool(found.schedule.unschedulable) and not options.allow_pending)
 
     hooks.phase("observing")
-    outcome = look_now()
+    outcome = look_now(first() if first is not None else None)
     if outcome.blocked or outcome.plan.empty or options.dry_run:
         return outcome
 

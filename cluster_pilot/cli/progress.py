@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from rich.console import Console
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # loaded when a run starts: a no-op apply needs neither
     from rich.progress import Progress
 
     from cluster_pilot.host.lock import Holder
+    from cluster_pilot.host.observe import Observation
 
 err = Console(stderr=True, highlight=False)
 
@@ -93,13 +94,15 @@ class _Live:
 
 def run(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, home: Path, options: Options,
         deleting: Iterable[tuple[str, str]] = (), verb: str = "apply",
-        services: Sequence[Service] | None = None, known: Records | None = None) -> tuple[int, Outcome]:
+        services: Sequence[Service] | None = None, known: Records | None = None,
+        first: Callable[[], Observation] | None = None) -> tuple[int, Outcome]:
     t0 = time.monotonic()
     live = _Live()
     hooks = Hooks(phase=lambda text: (timings.mark(text), live.phase(text)), host_progress=live.host,
                   lock_wait=live.lock_wait, run_started=lambda plan: (timings.mark("run"), live.run_started(plan)))
     try:
-        outcome = converge(objects, nodes, inventory, home, options, deleting, hooks, services, known=known)
+        outcome = converge(objects, nodes, inventory, home, options, deleting, hooks, services, known=known,
+                           first=first)
     finally:
         live.close()
         timings.mark("converged")
