@@ -20,7 +20,7 @@ from cluster_pilot.host.podformat import (INFRA, PodRecord, container_name, memb
 from cluster_pilot.plan.planner import Create, Plan, Remove, by_node
 from cluster_pilot.plan.proxy import discovery_env
 
-MODULE_WIDTH = 8  # pods the cp_pods module works on at once (its thread pool)
+MODULE_WIDTH = 16  # pods the cp_pods module works on at once (its thread pool, WIDTH there)
 _RESTART = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
 
 

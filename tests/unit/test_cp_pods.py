@@ -279,3 +279,9 @@ def test_a_dockerd_that_does_not_answer_fails_every_pod_naming_it(capsys, tmp_pa
     assert [f["pod"] for f in result["failed_pods"]] == ["old"]
     assert "No such file" in result["failed_pods"][0]["error"] and result["changed"] is False
 
+
+
+def test_the_module_works_on_as_many_pods_at_once_as_render_batches_for_it():
+    from cluster_pilot.apply.render import MODULE_WIDTH
+
+    assert cp_pods.WIDTH == MODULE_WIDTH

@@ -97,6 +97,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.cp_podformat import POD_DIR
 
 
+# Pods worked on at once (render's MODULE_WIDTH): a minion's dockerd made 10 containers in 1.6-1.8 s ten at
+# a time, 1.9-2.0 s five at a time, 2.8-3.2 s one after another.
+WIDTH = 16
+
+
 class DockerError(Exception):
     pass
 
@@ -263,7 +268,7 @@ def main():
             return image
         return None
 
-    workers = max(1, min(8, len(wanted) + len(creates) + len(removes)))
+    workers = max(1, min(WIDTH, len(wanted) + len(creates) + len(removes)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pulls = [(image, pool.submit(pull, (image, always))) for image, always in sorted(wanted.items())]
         # removals before creations: a pod going away may hold the host ports or the container names
