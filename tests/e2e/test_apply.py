@@ -121,9 +121,12 @@ def test_sigint_in_the_middle_then_the_next_apply_converges(sandbox_home, sandbo
 
 
 def test_a_minion_lost_mid_apply_fails_naming_it_and_the_next_apply_converges(sandbox_home, sandbox, tmp_path):
-    f = write_manifest(tmp_path / "lost.json", rc_manifest("lost", 9))
+    # mid-apply: as soon as its Ansible run starts (the run's private dir on a command line); with enough pods
+    # that the run is still going when the minion has stopped, however fast the pods start
+    f = write_manifest(tmp_path / "lost.json", rc_manifest("lost", 30))
     proc = _start_apply(sandbox_home, f)
-    wait_for(lambda: pods_of(sandbox, "lost") or proc.poll() is not None, 60, "the run to start")
+    wait_for(lambda: _processes_mentioning(f"{sandbox_home}/cp-run-") or proc.poll() is not None, 60,
+             "the run to start", 0.05)
     cli("sandbox", "stop", "minion-3", home=sandbox_home)
     try:
         _, err = proc.communicate(timeout=180)
@@ -134,7 +137,7 @@ def test_a_minion_lost_mid_apply_fails_naming_it_and_the_next_apply_converges(sa
     finally:
         cli("sandbox", "start", "minion-3", home=sandbox_home)
     apply(sandbox_home, f)
-    _assert_exactly(sandbox, "lost", 9)
+    _assert_exactly(sandbox, "lost", 30)
     cli("delete", "rc/lost", home=sandbox_home)
 
 
