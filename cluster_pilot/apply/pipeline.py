@@ -9,20 +9,21 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from cluster_pilot.errors import UserError, ValidationFailed
 from cluster_pilot.host.inventory import network_of
-from cluster_pilot.host.lock import FleetLock, Holder, lock_host
 from cluster_pilot.host.records import Owner, Records, decode, merge, readdress, settle, update
 from cluster_pilot.manifests.network import ServiceNetwork
 from cluster_pilot.model import CLUSTER_IP, SERVICE, Node, Object, Service
 from cluster_pilot.host.observe import HostView, Observation, observe
 from cluster_pilot.plan.addresses import allocate
 from cluster_pilot.plan.planner import Plan, plan, running_pods
-from cluster_pilot.apply.render import Settings, render
-from cluster_pilot.apply.runner import RUN_DEADLINE, RunResult, converge_hosts
 from cluster_pilot.scheduler import Schedule, schedule
+
+if TYPE_CHECKING:  # imported where a run needs them: a no-op apply never loads the lock, render or Ansible's runner
+    from cluster_pilot.host.lock import Holder
+    from cluster_pilot.apply.runner import RunResult
 
 
 Watch = Callable[[Observation], tuple[Observation, Iterable[str]]]
@@ -37,12 +38,12 @@ class Options:
     lock_timeout: float = 60.0
     observe_timeout: float = 20.0  # per host; a minion that does not answer in time is unreachable
     skip_observe: frozenset[str] = frozenset()  # minions known to be down: not asked (a driver probes them)
-    verify: bool = True  # look once more after the run (a loop that looks again anyway can skip it)
+    verify: bool = True  # what remains after the run: none when it reports every action done, else look again
     roll: bool = True  # replace controller pods whose template changed (see planner.plan)
     master: str = ""  # the master's URL when the master drives: it owns what it applies
     force_adopt: bool = False  # take over inputs another owner manages
     skip_foreign: bool = False  # inputs another owner manages are left out (the master) instead of refused
-    run_deadline: float = RUN_DEADLINE  # the Ansible run's whole time; then hosts without a result are lost
+    run_deadline: float | None = None  # the run's whole time (None: the runner's); then hosts without a result are lost
 
     @property
     def owner(self) -> Owner:
@@ -158,10 +159,7 @@ def look_all(objects: Sequence[Object], services: Sequence[Service] | None, node
     """
     deleting = tuple(deleting)
     if seen is None:
-        asked = [n for n in nodes if n.name not in options.skip_observe]
-        seen = observe(asked, state_dir, options.observe_timeout)
-        seen = Observation({**{n.name: HostView(n.name, False, error="down (not asked)") for n in nodes},
-                            **seen.hosts})
+        seen = observe(nodes, state_dir, options.observe_timeout, options.skip_observe)
     seen, more = watch(seen)
     fleet, problems = fleet_records(seen, known)
     network = network_of(list(nodes))
@@ -198,25 +196,39 @@ def look(objects: Sequence[Object], services: Sequence[Service] | None, nodes: S
     return found.seen, found.schedule, found.plan
 
 
+def reported_done(run: RunResult) -> bool:
+    """Whether the run itself says every planned action is done: each host's module reported each of its pods
+    created (and started) or removed, its proxy and records tasks succeeded, and nothing failed or went
+    unreachable. Then a second observation would only read back what the modules just answered; it is kept
+    for a run that did not finish, to say what is left."""
+    return run.ok and all(h.done == h.total for h in run.hosts.values())
+
+
 def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, state_dir: Path,
              options: Options = Options(), deleting: Iterable[tuple[str, str]] = (),
              hooks: Hooks = Hooks(), services: Sequence[Service] | None = None, evict: Iterable[str] = (),
-             watch: Watch = lambda seen: (seen, ()), known: Records | None = None) -> Outcome:
+             watch: Watch = lambda seen: (seen, ()), known: Records | None = None,
+             first: Callable[[], Observation] | None = None) -> Outcome:
     """``services``: every service the proxies serve; by default the fleet's records with the inputs'.
-    ``known``: see ``fleet_records``."""
+    ``known``: see ``fleet_records``; ``first``: the first observation, started earlier
+    (``host.observe.observe_soon``)."""
     deleting, evict = tuple(deleting), tuple(evict)
 
-    def look_now() -> Outcome:
-        found = look_all(objects, services, nodes, state_dir, options, deleting, evict=evict, watch=watch,
+    def look_now(seen: Observation | None = None) -> Outcome:
+        found = look_all(objects, services, nodes, state_dir, options, deleting, seen, evict=evict, watch=watch,
                          known=known)
         return Outcome(found.seen, found.schedule, found.plan, unreachable=found.seen.unreachable,
                        warnings=found.warnings, refused=found.refused, services=found.services,
                        blocked=bool(found.schedule.unschedulable) and not options.allow_pending)
 
     hooks.phase("observing")
-    outcome = look_now()
+    outcome = look_now(first() if first is not None else None)
     if outcome.blocked or outcome.plan.empty or options.dry_run:
         return outcome
+
+    from cluster_pilot.host.lock import FleetLock, lock_host
+    from cluster_pilot.apply.render import Settings, render
+    from cluster_pilot.apply.runner import converge_hosts
 
     hooks.phase("locking")
     with FleetLock(lock_host(nodes), state_dir) as lock:
@@ -233,7 +245,9 @@ def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, 
         settings = Settings(applyset=options.applyset, dns_server=network_of(list(nodes)).dns)
         rendered = render(outcome.plan, outcome.services, addresses, settings)
         outcome.run = converge_hosts(rendered, inventory, state_dir, hooks.host_progress, options.run_deadline)
-        if options.verify:
+        if options.verify and reported_done(outcome.run):
+            outcome.remaining = Plan()
+        elif options.verify:
             hooks.phase("verifying")
             after = look_now()
             outcome.remaining = after.plan

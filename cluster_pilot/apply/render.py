@@ -15,13 +15,13 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from cluster_pilot.model import POD, REPLICATION_CONTROLLER, Container, Service, Volume, host_safe_name
-from cluster_pilot.host.podformat import (INFRA, PodRecord, container_name, infra_labels, member_labels, pod_dir,
-                                          volume_dir)
+from cluster_pilot.host.podformat import (INFRA, PodRecord, container_name, member_labels, network_owner, owner_labels,
+                                          pod_dir, volume_dir)
 from cluster_pilot.plan.planner import Create, Plan, Remove, by_node
 from cluster_pilot.manifests.network import search_path
 from cluster_pilot.plan.proxy import discovery_env
 
-MODULE_WIDTH = 8  # pods the cp_pods module works on at once (its thread pool)
+MODULE_WIDTH = 16  # pods the cp_pods module works on at once (its thread pool, WIDTH there)
 _RESTART = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
 
 
@@ -33,9 +33,20 @@ class Settings:
     dns_server: str = ""  # the minions' DNS server (see manifests.network); "": Docker's default resolver
 
 
-def _infra_body(create: Create, settings: Settings) -> dict[str, Any]:
-    """The infra container holds the pod's network namespace, hence every published port."""
+def _record(create: Create, settings: Settings) -> PodRecord:
     spec = create.pod.spec
+    return PodRecord(
+        pod=create.name, spec_hash=create.spec_hash, controller=create.controller,
+        kind=REPLICATION_CONTROLLER if create.controller else POD, labels=create.pod.meta.labels,
+        containers=tuple(c.name for c in spec.containers), cpu_millis=spec.cpu_millis,
+        memory_bytes=spec.memory_bytes, ports=tuple(create.ports), applyset=settings.applyset,
+        restart_policy=spec.restart_policy)
+
+
+def _network(create: Create, settings: Settings) -> dict[str, Any]:
+    """What the container owning the pod's network namespace (``podformat.network_owner``) adds to its body:
+    the pod's hostname, every published port, its resolver, the pod's record. Containers joining it can set
+    none of these."""
     exposed: dict[str, dict] = {}
     bindings: dict[str, list[dict[str, str]]] = {}
     for p in create.ports:
@@ -44,44 +55,51 @@ def _infra_body(create: Create, settings: Settings) -> dict[str, Any]:
         binding = {"HostIp": "", "HostPort": str(p.host_port)}
         if binding not in bindings.setdefault(key, []):
             bindings[key].append(binding)
-    labels = infra_labels(PodRecord(
-        pod=create.name, spec_hash=create.spec_hash, controller=create.controller,
-        kind=REPLICATION_CONTROLLER if create.controller else POD, labels=create.pod.meta.labels,
-        containers=tuple(c.name for c in spec.containers), cpu_millis=spec.cpu_millis,
-        memory_bytes=spec.memory_bytes, ports=tuple(create.ports), applyset=settings.applyset,
-        restart_policy=spec.restart_policy))
     return {
-        "Image": settings.infra_image,
-        "Entrypoint": ["sleep"],
-        "Cmd": ["2147483647"],
         "Hostname": host_safe_name(create.name),
-        "Labels": labels,
+        "Labels": owner_labels(_record(create, settings)),
         "ExposedPorts": exposed,
-        "HostConfig": {"PortBindings": bindings, "RestartPolicy": {"Name": _RESTART.get(spec.restart_policy, "always")},
-                       "Init": True, "IpcMode": "shareable", **_resolver(create, settings)},
+        "HostConfig": {"PortBindings": bindings, **_resolver(create, settings)},
     }
 
 
 def _resolver(create: Create, settings: Settings) -> dict[str, Any]:
-    """The pod's resolver, set on the container owning its network namespace (its other containers share the
-    resolv.conf): the minions' DNS server, and a search path that finds services of the pod's namespace."""
+    """The pod's resolver (its other containers share the owner's resolv.conf): the minions' DNS server, and a
+    search path that finds services of the pod's namespace."""
     if not settings.dns_server:
         return {}
     return {"Dns": [settings.dns_server], "DnsSearch": list(search_path(create.pod.meta.namespace))}
 
 
-def _container_body(create: Create, c: Container, infra: str, volumes: Mapping[str, Volume],
+def _owning(body: dict[str, Any], network: Mapping[str, Any]) -> dict[str, Any]:
+    """``body`` made the owner of its pod's network namespace."""
+    return {**body, **network, "HostConfig": {**body["HostConfig"], **network["HostConfig"]}}
+
+
+def _infra_body(create: Create, settings: Settings) -> dict[str, Any]:
+    """The infra container of a pod of several containers: it holds the namespace they all join."""
+    return _owning({
+        "Image": settings.infra_image,
+        "Entrypoint": ["sleep"],
+        "Cmd": ["2147483647"],
+        "HostConfig": {"RestartPolicy": {"Name": _RESTART.get(create.pod.spec.restart_policy, "always")},
+                       "Init": True, "IpcMode": "shareable"},
+    }, _network(create, settings))
+
+
+def _container_body(create: Create, c: Container, infra: str | None, volumes: Mapping[str, Volume],
                     discovery: list[tuple[str, str]]) -> dict[str, Any]:
+    """``infra``: the container whose namespaces it joins; None for the one container of a pod."""
     spec = create.pod.spec
     cpu = c.cpu_limit_millis or c.cpu_millis
     memory = c.memory_limit_bytes or c.memory_bytes
     host_config: dict[str, Any] = {
         "Init": True,  # a process that is PID 1 ignores SIGTERM: stopping would always wait for the kill
-        "NetworkMode": f"container:{infra}",
-        "IpcMode": f"container:{infra}",
         "RestartPolicy": {"Name": _RESTART.get(spec.restart_policy, "always")},
         "Binds": [_bind(create, m.name, m.mount_path, m.read_only, volumes) for m in c.volume_mounts],
     }
+    if infra is not None:
+        host_config |= {"NetworkMode": f"container:{infra}", "IpcMode": f"container:{infra}"}
     if cpu:
         host_config["NanoCpus"] = cpu * 1_000_000
     if memory:
@@ -113,17 +131,25 @@ def _bind(create: Create, volume: str, path: str, read_only: bool, volumes: Mapp
 
 def render_create(create: Create, settings: Settings, services: Sequence[Service] = (),
                   proxy_address: str = "") -> dict[str, Any]:
+    """The pod's containers, the owner of its network namespace first (``podformat.network_owner``)."""
     spec = create.pod.spec
     discovery = discovery_env(services, proxy_address) if proxy_address else []
-    infra = container_name(create.name, INFRA, create.spec_hash)
     volumes = {v.name: v for v in spec.volumes}
     dirs = [volume_dir(create.name, create.spec_hash, v.name) for v in spec.volumes if v.kind != "hostDir"]
-    containers = [{"name": infra, "body": _infra_body(create, settings)}]
-    containers += [{"name": container_name(create.name, c.name, create.spec_hash),
-                    "body": _container_body(create, c, infra, volumes, discovery)} for c in spec.containers]
-    images = sorted({settings.infra_image, *(c.image for c in spec.containers)})
+    images = {c.image for c in spec.containers}
+    if network_owner([c.name for c in spec.containers]) != INFRA:
+        (only,) = spec.containers
+        containers = [{"name": container_name(create.name, only.name, create.spec_hash),
+                       "body": _owning(_container_body(create, only, None, volumes, discovery),
+                                       _network(create, settings))}]
+    else:
+        infra = container_name(create.name, INFRA, create.spec_hash)
+        containers = [{"name": infra, "body": _infra_body(create, settings)}]
+        containers += [{"name": container_name(create.name, c.name, create.spec_hash),
+                        "body": _container_body(create, c, infra, volumes, discovery)} for c in spec.containers]
+        images.add(settings.infra_image)
     always = any(c.image_pull_policy == "Always" for c in spec.containers)
-    return {"pod": create.name, "images": images, "pull": "always" if always else "missing", "dirs": dirs,
+    return {"pod": create.name, "images": sorted(images), "pull": "always" if always else "missing", "dirs": dirs,
             "containers": containers}
 
 
@@ -207,16 +233,30 @@ def unsafe_yaml(variables: Mapping[str, Any]) -> str:
     return yaml.dump(_mark(dict(variables)), Dumper=_UnsafeDumper, sort_keys=True, allow_unicode=True, width=1 << 20)
 
 
+def _converge(phases: Mapping[str, list]) -> list[dict[str, str]]:
+    """The remove-first and create phases as the batches of one ``cp_pods`` task, which removes before it
+    creates: every remove-first pod goes in the first batch, so two phases cost one Ansible task."""
+    removing = [pod for batch in phases.get("remove_first", []) for pod in batch]
+    creates = phases.get("create", [])
+    if not removing and not creates:
+        return []
+    return [{"remove": json.dumps(removing if i == 0 else [], sort_keys=True),
+             "create": json.dumps(batch, sort_keys=True)} for i, batch in enumerate(creates or [[]])]
+
+
 def playbook_vars(rendered: Rendered) -> dict[str, Any]:
-    """``cp_hosts``: per host and phase, each batch as one JSON text; ``cp_proxy``: the proxy document.
+    """``cp_hosts``: per host, ``converge`` (see ``_converge``) and ``remove`` batches as JSON texts;
+    ``cp_proxy``: the proxy document.
 
     One opaque string per batch: Ansible neither templates it (``!unsafe``) nor re-types what is inside
     (ansible-core 2.19 turns an ``!unsafe '80'`` into the integer 80), and the module decodes it itself.
     The proxy document goes both as data for the role's template and as the exact text the minion keeps
     (its hash is how observation tells whether a minion's proxy is up to date).
     """
-    hosts = {host: {phase: [json.dumps(batch, sort_keys=True) for batch in batches]
-                    for phase, batches in phases.items()} for host, phases in rendered.hosts.items()}
+    hosts: dict[str, dict[str, Any]] = {
+        host: {"converge": _converge(phases),
+               "remove": [json.dumps(batch, sort_keys=True) for batch in phases.get("remove", [])]}
+        for host, phases in rendered.hosts.items()}
     for host in hosts:
         hosts[host]["proxy"] = host in rendered.proxy_hosts
         hosts[host]["drain"] = bool(rendered.drain_document) and host in rendered.proxy_hosts

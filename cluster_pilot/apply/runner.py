@@ -124,11 +124,13 @@ RUN_DEADLINE = 900.0  # seconds a whole run may take by default; a driver may gi
 
 def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], hosts: list[str], state_dir: Path,
                  totals: Mapping[str, int], progress: Progress = lambda h, d, t: None,
-                 deadline: float = RUN_DEADLINE) -> RunResult:
-    """After ``deadline`` seconds the run's whole process tree is killed and every host without a result
-    is unreachable for this run: a minion that died mid-run never holds its driver (or a retry loop) forever."""
+                 deadline: float | None = None) -> RunResult:
+    """After ``deadline`` seconds (None: ``RUN_DEADLINE``) the run's whole process tree is killed and every host
+    without a result is unreachable for this run: a minion that died mid-run never holds its driver (or a retry
+    loop) forever."""
     import ansible_runner
 
+    deadline = RUN_DEADLINE if deadline is None else deadline
     results = {h: HostResult(h, totals.get(h, 0)) for h in hosts}
     private = Path(tempfile.mkdtemp(prefix="cp-run-", dir=state_dir))
     try:
@@ -322,7 +324,7 @@ def end_runs() -> None:
 
 
 def converge_hosts(rendered: Rendered, inventory: Path, state_dir: Path,
-                   progress: Progress = lambda h, d, t: None, deadline: float = RUN_DEADLINE) -> RunResult:
+                   progress: Progress = lambda h, d, t: None, deadline: float | None = None) -> RunResult:
     """One Ansible run for every host with something to do."""
     hosts = sorted(rendered.hosts)
     totals = {h: action_count(rendered, h) for h in hosts}

@@ -9,12 +9,13 @@ a subprocess with a home of its own (so a fresh store and fresh SSH connections)
 
 The subprocess writes a timing trace (``apply.timings``), from which ``split`` tells where the time went.
 
-In process (``measure``): ``converge`` called here, against the same containers with their infra containers, and
-warm SSH; the wall time of changing one pod's image, every other pod untouched.
+In process (``measure``): ``converge`` called here, against the same floor over warm SSH; the wall time of
+changing one pod's image, every other pod untouched.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import statistics
@@ -92,17 +93,10 @@ def _clean(nodes: Sequence[Node], home: Path) -> None:
                                          "name=cpfloor-); [ -z \"$ids\" ] || docker rm -f $ids >/dev/null")
 
 
-def _raw_floor(nodes: Sequence[Node], home: Path, n: int) -> float:
-    return _parallel_ssh(nodes, home, lambda node: " && ".join(
-        f"docker run -d --name cpfloor-{i}-pod busybox sleep 2147483647 >/dev/null && "
-        f"docker run -d --name cpfloor-{i}-app --network container:cpfloor-{i}-pod busybox sleep 2147483647 >/dev/null"
-        for i in range(n)))
-
-
 def measure(nodes: Sequence[Node], inventory_file: Path, home: Path, pods_per_host: int) -> ApplyFigures:
     rc = _workload(pods_per_host, len(nodes))
     _clean(nodes, home)
-    raw = _raw_floor(nodes, home, pods_per_host)
+    raw = _user_floor(nodes, home, pods_per_host, fresh=False)
     _clean(nodes, home)
     observe(nodes, home)  # warm the SSH control masters, as the floors' own sessions are warm too
     t0 = time.monotonic()
@@ -164,7 +158,8 @@ def median_run(runs: Sequence[ProcessRun]) -> ProcessRun:
 
 def _task_spans(marks: Sequence[tuple[float, str, str]]) -> list[tuple[str, float, float]]:
     """Each Ansible task as (what it was, start, end): from its start to the next task's (the linear strategy
-    waits for every host), named by its role: the module's Docker work, the proxy, or Ansible's own."""
+    waits for every host), named by its role: the module's Docker work, the proxy, the object records, or
+    Ansible's own."""
     starts = [(t, name.split(":", 2)) for t, name, _ in marks if name.startswith(("playbook_on_task_start:",
                                                                                    "playbook_on_stats:"))]
     ran = {name.split(":", 2)[2] for _, name, _ in marks if name.startswith("runner_on_ok:")}
@@ -174,6 +169,8 @@ def _task_spans(marks: Sequence[tuple[float, str, str]]) -> list[tuple[str, floa
             spans.append(("cp_pods module (Docker work)", t, end))
         elif task in ran and (role == "cp_proxy" or task == PROXY_DONE_TASK):
             spans.append(("proxy", t, end))
+        elif task in ran and role == "cp_records":
+            spans.append(("object records (cp_records)", t, end))
         else:
             spans.append(("Ansible per-task overhead", t, end))
     return spans
@@ -224,11 +221,25 @@ def _manifests(objects: Sequence[object], work: Path) -> list[str]:
     return args
 
 
+@functools.cache
+def _installed_env(work: Path) -> dict[str, str]:
+    """The environment of an installed ``cluster-pilot``: its modules compiled, as pip compiles a wheel's at
+    install. A source checkout run under ``PYTHONDONTWRITEBYTECODE`` would compile every module on every
+    run, a cost no user pays; the bytecode goes to a cache in ``work``, never into the checkout."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    package = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], env=env, capture_output=True,
+                   timeout=300, check=True)
+    return env
+
+
 def _run_cli(args: Sequence[str], home: Path, work: Path) -> ProcessRun:
-    """``cluster-pilot ARGS`` as a user runs it, timed from outside, split by its own trace."""
+    """``cluster-pilot ARGS`` as a user runs it (``_installed_env``), timed from outside, split by its own
+    trace."""
     trace = work / "trace.json"
     trace.unlink(missing_ok=True)
-    env = {**os.environ, "CLUSTER_PILOT_HOME": str(home), TIMINGS_ENV: str(trace)}
+    env = {**_installed_env(work), "CLUSTER_PILOT_HOME": str(home), TIMINGS_ENV: str(trace)}
     launched, t0 = time.time(), time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "cluster_pilot", *args], env=env, capture_output=True, text=True,
                           timeout=900)
@@ -247,9 +258,9 @@ def _close_connections(nodes: Sequence[Node], home: Path) -> None:
         subprocess.run([*command[:-2], "-O", "exit", command[-2]], capture_output=True, timeout=30)
 
 
-def _user_floor(nodes: Sequence[Node], home: Path, n: int) -> float:
+def _user_floor(nodes: Sequence[Node], home: Path, n: int, fresh: bool = True) -> float:
     return _parallel_ssh(nodes, home, lambda node: " && ".join(
-        f"docker run -d --name cpfloor-{i} busybox sleep 2147483647 >/dev/null" for i in range(n)), fresh=True)
+        f"docker run -d --name cpfloor-{i} busybox sleep 2147483647 >/dev/null" for i in range(n)), fresh=fresh)
 
 
 def measure_process(nodes: Sequence[Node], inventory_file: Path, home: Path, pods_per_host: int,

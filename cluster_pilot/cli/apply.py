@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from cluster_pilot.cli import progress
 from cluster_pilot.cli.options import inventory_option, load_nodes, open_state
+from cluster_pilot.home import state_dir
+from cluster_pilot.host.observe import observe_soon
 from cluster_pilot.host.records import Records, seed
 from cluster_pilot.model import SERVICE, Service, from_json, to_json
-from cluster_pilot.apply.pipeline import Options
 
 
 def load_objects(paths: tuple[str, ...], kind: str | None, nodes=None):
@@ -70,11 +70,16 @@ def apply(paths, inventory, kind, prune, applyset, dry_run, allow_pending, lock_
         return send_to_master(load_objects(paths, kind), server, prune=prune, dry_run=dry_run, ca_file=ca_file,
                               insecure=insecure, token=token)
     inventory_file, nodes = load_nodes(inventory)
-    objects = load_objects(paths, kind, nodes)
-    home, store = open_state()
+    first = observe_soon(nodes, state_dir())  # read-only; overlaps loading the pipeline and validating inputs
+    from cluster_pilot.apply.pipeline import Options
+    from cluster_pilot.cli import progress
+
     options = Options(prune=prune, dry_run=dry_run, allow_pending=allow_pending, applyset=applyset,
                       lock_timeout=lock_timeout, force_adopt=force_adopt)
-    code, outcome = progress.run(objects, nodes, inventory_file, home, options, known=known_records(store))
+    objects = load_objects(paths, kind, nodes)
+    home, store = open_state()
+    code, outcome = progress.run(objects, nodes, inventory_file, home, options, known=known_records(store),
+                                 first=first)
     if not dry_run and not outcome.blocked:
         for obj in objects:
             store.put(obj.kind, obj.meta.name, to_json(obj), applyset=applyset, actor="apply")

@@ -58,7 +58,7 @@ def scheduler(node_count: int, pod_count: int, seed: int) -> int:
 @click.option("--repeat", type=click.IntRange(1, 20), default=3, show_default=True,
               help="Interleaved runs of each whole-process figure; medians are shown.")
 @click.option("--in-process/--no-in-process", default=True, show_default=True,
-              help="Also measure converge() called in this process, against floors with infra containers.")
+              help="Also measure converge() called in this process, against the same floors over warm SSH.")
 def apply_bench(inventory, pods_per_host, repeat, in_process) -> int:
     """Whole-process cold and no-op ``cluster-pilot apply`` (and one image change) against a user's floors,
     with where the time went; then the in-process figures."""
@@ -72,8 +72,8 @@ def apply_bench(inventory, pods_per_host, repeat, in_process) -> int:
         from cluster_pilot.bench.apply import measure
 
         f = measure(nodes, inventory_file, home, pods_per_host)
-        click.echo(f"in process: {f.pods} pods ({2 * f.pods} containers with the infra containers), warm SSH")
-        click.echo(f"  raw floor (parallel ssh + docker run -d, infra included): {f.raw_floor_s:.2f} s")
+        click.echo(f"in process: {f.pods} pods, warm SSH")
+        click.echo(f"  raw floor (parallel ssh + docker run -d): {f.raw_floor_s:.2f} s")
         click.echo(f"  cold converge: {f.cold_s:.2f} s  ratio {f.cold_s / f.raw_floor_s:.2f}")
         click.echo(f"  observation floor (parallel ssh docker ps, warm): {f.observation_floor_s * 1000:.0f} ms")
         click.echo(f"  no-op converge: {f.noop_s * 1000:.0f} ms  ratio {f.noop_s / f.observation_floor_s:.2f}")
@@ -94,7 +94,8 @@ def _apply_process_report(f: ProcessFigures) -> list[str]:
     floor, cold = median(f.user_floors), median_run(f.colds)
     noop_floor, noop, warm = median(f.noop_floors), median_run(f.noops), median_run(f.warm_noops)
     return [
-        f"whole process: {f.hosts} minions, {f.pods} single-container replicas; load average {f.load[0]:.1f} "
+        f"whole process (modules compiled, as installed): {f.hosts} minions, {f.pods} single-container replicas; "
+        f"load average {f.load[0]:.1f} "
         f"before, {f.load[1]:.1f} after; medians of {len(f.colds)} interleaved runs",
         f"user floor (docker run -d one after another per host, fresh ssh, hosts in parallel): {floor:.2f} s "
         f"(runs: {runs(f.user_floors)})",

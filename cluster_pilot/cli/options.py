@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import click
-import yaml
 
 from cluster_pilot.api import kinds
 from cluster_pilot.api.kinds import MINION  # noqa: F401 - the verbs import it from here
@@ -64,6 +63,8 @@ def emit(doc: Any, output: str) -> None:
     if output == "json":
         click.echo(json.dumps(doc, indent=2, sort_keys=False))
     else:
+        import yaml  # only for -o yaml: other commands need not load it
+
         click.echo(yaml.safe_dump(doc, sort_keys=False), nl=False)
 
 

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cluster_pilot.host.lock import Holder
 from cluster_pilot.host.records import Records
 from cluster_pilot.model import Node, Object, Service
 from cluster_pilot.apply import timings
 from cluster_pilot.apply.pipeline import Hooks, Options, Outcome, converge
 from cluster_pilot.plan.planner import ACTIONS, Change, Plan
+
+if TYPE_CHECKING:  # loaded when a run starts: a no-op apply needs neither
+    from rich.progress import Progress
+
+    from cluster_pilot.host.lock import Holder
+    from cluster_pilot.host.observe import Observation
 
 err = Console(stderr=True, highlight=False)
 
@@ -69,6 +73,8 @@ class _Live:
         self.stop_status()
         for line in describe_plan(plan.changes()):
             err.print(line, markup=False)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         self.progress = Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=err, transient=False)
         self.progress.start()
@@ -88,13 +94,15 @@ class _Live:
 
 def run(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, home: Path, options: Options,
         deleting: Iterable[tuple[str, str]] = (), verb: str = "apply",
-        services: Sequence[Service] | None = None, known: Records | None = None) -> tuple[int, Outcome]:
+        services: Sequence[Service] | None = None, known: Records | None = None,
+        first: Callable[[], Observation] | None = None) -> tuple[int, Outcome]:
     t0 = time.monotonic()
     live = _Live()
     hooks = Hooks(phase=lambda text: (timings.mark(text), live.phase(text)), host_progress=live.host,
                   lock_wait=live.lock_wait, run_started=lambda plan: (timings.mark("run"), live.run_started(plan)))
     try:
-        outcome = converge(objects, nodes, inventory, home, options, deleting, hooks, services, known=known)
+        outcome = converge(objects, nodes, inventory, home, options, deleting, hooks, services, known=known,
+                           first=first)
     finally:
         live.close()
         timings.mark("converged")

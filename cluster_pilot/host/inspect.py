@@ -141,9 +141,9 @@ def restarts(p: ObservedPod, statuses: Mapping[str, ContainerStatus]) -> int | N
 
 
 def created(p: ObservedPod, statuses: Mapping[str, ContainerStatus]) -> float | None:
-    """When the pod was made: its infra container's creation."""
-    infra = next((c for c in p.containers if c.container == INFRA), None)
-    st = statuses.get(infra.id) if infra else None
+    """When the pod was made: the creation of the container owning its network namespace."""
+    owner = next((c for c in p.containers if c.container == p.owner), None)
+    st = statuses.get(owner.id) if owner else None
     return st.created if st else None
 
 

@@ -1,25 +1,25 @@
 """What runs where, read from the hosts themselves: one SSH round trip per host, every host at once.
 
-The hosts are the truth. Every managed container carries ``io.cluster-pilot.*`` labels, and a pod's infra
-container also carries the pod's labels, requests and ports, so a runner with no local state rebuilds the
-whole picture from one observation. SSH uses the inventory's own settings and an OpenSSH control master
-shared with the Ansible run that may follow, so the second connection to a host costs no handshake.
+The hosts are the truth. Every managed container carries ``io.cluster-pilot.*`` labels, and the container that
+owns a pod's network namespace also carries the pod's labels, requests and ports, so a runner with no local
+state rebuilds the whole picture from one observation. SSH uses the inventory's own settings and an OpenSSH
+control master shared with the Ansible run that may follow, so the second connection to a host costs no
+handshake.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Collection, Iterable, Mapping, Sequence
 
 from cluster_pilot.model import Node
 from cluster_pilot.host.podformat import (INFRA, LABEL_CONTAINERS, LABEL_POD, LABEL_POD_LABELS, LABEL_PORTS,
-                                          LABEL_PREFIX, Published, read_member, read_record)
+                                          LABEL_PREFIX, Member, Published, holds_record, read_member, read_record)
 from cluster_pilot.host.records import RECORDS_DOCUMENT
-from cluster_pilot.host.ssh import HostDidNotAnswer, control_dir, run_python
+from cluster_pilot.host.ssh import Asked, HostDidNotAnswer, control_dir
 
 PROXY_DOCUMENT = "/etc/cluster-pilot/proxy.json"
 
@@ -89,6 +89,7 @@ class ObservedPod:
     ports: tuple[Published, ...] = ()
     applyset: str = ""
     restart_policy: str = ""  # "" on bare pods made before the label existed: an exited container is final
+    owner: str = INFRA  # the container owning the pod's network namespace (podformat.network_owner); "" if gone
 
     @property
     def host_ports(self) -> tuple[tuple[int, str], ...]:
@@ -96,15 +97,16 @@ class ObservedPod:
 
     @property
     def complete(self) -> bool:
-        """Infra runs and every container exists and was started: dockerd restarts a crashed one itself
-        (a crash loop is the pod's own business, not a reason to recreate it); a container never started,
-        dead, or an infra container that is down (its network namespace gone) makes the pod broken. So does
-        a container that exited which its restart policy says should run: dockerd does not bring it back (a
-        host that rebooted starts the infra containers, while the others, joining a namespace not yet there,
-        fail once and stay down)."""
+        """The namespace's owner is there (an infra container also up) and every container exists and was
+        started: dockerd restarts a crashed one itself (a crash loop is the pod's own business, not a reason
+        to recreate it); a container never started, dead, or an infra container that is down (its network
+        namespace gone) makes the pod broken. So does a container that exited which its restart policy says
+        should run: dockerd does not bring it back (a host that rebooted starts the infra containers, while
+        the others, joining a namespace not yet there, fail once and stay down)."""
         names = {c.container for c in self.containers}
-        infra_up = any(c.container == INFRA and c.state in ("running", "restarting") for c in self.containers)
-        return infra_up and set(self.expected) <= names and not any(
+        owner = next((c for c in self.containers if self.owner and c.container == self.owner), None)
+        owner_up = owner is not None and (owner.container != INFRA or owner.state in ("running", "restarting"))
+        return owner_up and set(self.expected) <= names and not any(
             c.state in ("created", "dead", "removing") or self._left_down(c) for c in self.containers)
 
     def _left_down(self, c: ObservedContainer) -> bool:
@@ -165,7 +167,7 @@ class Observation:
 
 
 def group_pods(node: str, containers: Sequence[Mapping]) -> tuple[ObservedPod, ...]:
-    """Docker's container list -> pods, keyed by pod name and spec hash; the infra container first."""
+    """Docker's container list -> pods, keyed by pod name and spec hash; the namespace's owner first."""
     return read_pods(node, containers)[0]
 
 
@@ -186,7 +188,7 @@ def read_pods(node: str, containers: Sequence[Mapping]) -> tuple[tuple[ObservedP
         groups.setdefault((oc.pod, oc.spec_hash), []).append(oc)
     pods = []
     for (name, spec_hash), members in sorted(groups.items()):
-        members.sort(key=lambda m: (m.container != INFRA, m.container))
+        members.sort(key=lambda m: (m.container != INFRA, not _owns(m), m.container))
         try:
             pods.append(_pod(node, name, spec_hash, members))
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
@@ -196,7 +198,7 @@ def read_pods(node: str, containers: Sequence[Mapping]) -> tuple[tuple[ObservedP
 
 
 def _pod(node: str, name: str, spec_hash: str, members: list[ObservedContainer]) -> ObservedPod:
-    labels = members[0].labels  # the infra container's, or what is left when it is gone
+    labels = members[0].labels  # the namespace owner's, or what is left when it is gone
     for key in (LABEL_POD_LABELS, LABEL_CONTAINERS, LABEL_PORTS):
         if labels.get(key):
             json.loads(labels[key])  # read_record is lenient; a label that is not JSON at all is damage
@@ -209,7 +211,12 @@ def _pod(node: str, name: str, spec_hash: str, members: list[ObservedContainer])
         name=name, node=node, spec_hash=spec_hash, controller=record.controller, kind=record.kind,
         labels=record.labels, containers=tuple(members), expected=record.containers,
         cpu_millis=record.cpu_millis, memory_bytes=record.memory_bytes, ports=record.ports,
-        applyset=record.applyset, restart_policy=record.restart_policy)
+        applyset=record.applyset, restart_policy=record.restart_policy,
+        owner=members[0].container if _owns(members[0]) else "")
+
+
+def _owns(c: ObservedContainer) -> bool:
+    return holds_record(Member(c.pod, c.container, c.spec_hash), c.labels)
 
 
 def _exit_code(status: str) -> int | None:
@@ -218,9 +225,9 @@ def _exit_code(status: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def observe_host(node: Node, cm_dir: Path, timeout: float = 20.0) -> HostView:
+def _view(node: Node, asked: Asked) -> HostView:
     try:
-        doc = run_python(node, cm_dir, PROBE, timeout=timeout)
+        doc = asked.answer()
     except HostDidNotAnswer as exc:
         return HostView(node.name, False, error=str(exc))
     if "error" in doc:
@@ -229,10 +236,40 @@ def observe_host(node: Node, cm_dir: Path, timeout: float = 20.0) -> HostView:
     return HostView(node.name, True, pods, proxy=doc.get("proxy"), records=doc.get("records"), warnings=warnings)
 
 
-def observe(nodes: Sequence[Node], state_dir: Path, timeout: float = 20.0) -> Observation:
+def observe_host(node: Node, cm_dir: Path, timeout: float = 20.0) -> HostView:
+    return _view(node, Asked(node, cm_dir, PROBE, timeout=timeout))
+
+
+WINDOW = 64  # hosts asked at once (each an ssh client with three pipes)
+
+
+def observe_soon(nodes: Sequence[Node], state_dir: Path, timeout: float = 20.0,
+                 skip: Collection[str] = ()) -> Callable[[], Observation]:
+    """Ask every host now (the first ``WINDOW`` of them; each answer read starts the next) and return how
+    to collect the answers: those ``skip`` names (known to be down) are not asked and reported down.
+
+    The ssh clients run on their own while the caller works: a driver starts them before it loads the rest
+    of itself and validates its inputs, so the SSH round trips overlap that work (for a no-op apply, most
+    of its time). Observation only reads: an input found bad still changes nothing.
+    """
     cm_dir = control_dir(state_dir)
-    if not nodes:
-        return Observation({})
-    with ThreadPoolExecutor(max_workers=min(64, len(nodes))) as pool:
-        views = list(pool.map(lambda n: observe_host(n, cm_dir, timeout), nodes))
-    return Observation({v.node: v for v in views})
+    pending = [n for n in nodes if n.name not in skip]
+    asked = [(n, Asked(n, cm_dir, PROBE, timeout=timeout)) for n in pending[:WINDOW]]
+    later = pending[WINDOW:]
+
+    def collect() -> Observation:
+        views = {n.name: HostView(n.name, False, error="down (not asked)") for n in nodes if n.name in skip}
+        while asked:
+            node, question = asked.pop(0)
+            if later:
+                asked.append((later[0], Asked(later.pop(0), cm_dir, PROBE, timeout=timeout)))
+            views[node.name] = _view(node, question)
+        return Observation({n.name: views[n.name] for n in nodes})
+
+    return collect
+
+
+def observe(nodes: Sequence[Node], state_dir: Path, timeout: float = 20.0,
+            skip: Collection[str] = ()) -> Observation:
+    """Every host at once (see ``observe_soon``)."""
+    return observe_soon(nodes, state_dir, timeout, skip)()

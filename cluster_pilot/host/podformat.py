@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from cluster_pilot.model import POD
 
@@ -27,7 +27,8 @@ LABEL_POD = LABEL_PREFIX + "pod"
 LABEL_CONTROLLER = LABEL_PREFIX + "controller"  # "" for a bare pod
 LABEL_CONTAINER = LABEL_PREFIX + "container"
 LABEL_SPEC_HASH = LABEL_PREFIX + "spec-hash"
-# On the infra container only: the rest of what observation needs to know about the pod.
+# On the container that owns the pod's network namespace only (``network_owner``): the rest of what observation
+# needs to know about the pod.
 LABEL_KIND = LABEL_PREFIX + "kind"  # kind of the object that owns the pod: Pod or ReplicationController
 LABEL_POD_LABELS = LABEL_PREFIX + "pod-labels"  # JSON object, keys sorted
 LABEL_REQUESTS = LABEL_PREFIX + "requests"  # "cpu_millis,memory_bytes"
@@ -93,9 +94,19 @@ def member_labels(pod: str, controller: str | None, container: str, spec_hash: s
             LABEL_SPEC_HASH: spec_hash}
 
 
-def infra_labels(record: PodRecord) -> dict[str, str]:
-    """The infra container's labels: its membership and the whole record."""
-    return member_labels(record.pod, record.controller, INFRA, record.spec_hash) | {
+def network_owner(containers: Sequence[str]) -> str:
+    """The container that owns a pod's network namespace, so its published ports, and carries its record.
+
+    A pod of several containers has an infra container that the others join (they share localhost, and the
+    namespace outlives any of them). A pod of one container owns its namespace itself: dockerd keeps its port
+    bindings and restart policy across restarts, so an infra container would only double the Docker work.
+    """
+    return containers[0] if len(containers) == 1 else INFRA
+
+
+def owner_labels(record: PodRecord) -> dict[str, str]:
+    """The labels of the pod's ``network_owner``: its membership and the whole record."""
+    return member_labels(record.pod, record.controller, network_owner(record.containers), record.spec_hash) | {
         LABEL_KIND: record.kind,
         LABEL_POD_LABELS: json.dumps(dict(record.labels), sort_keys=True),
         LABEL_REQUESTS: f"{record.cpu_millis},{record.memory_bytes}",
@@ -114,9 +125,15 @@ def read_member(labels: Mapping[str, str]) -> Member | None:
     return Member(labels[LABEL_POD], labels.get(LABEL_CONTAINER, ""), labels.get(LABEL_SPEC_HASH, ""))
 
 
+def holds_record(member: Member, labels: Mapping[str, str]) -> bool:
+    """Whether this container owns its pod's namespace: an infra container (also one made by an earlier
+    version, whatever its labels), or a single-container pod's container, which carries the record."""
+    return member.container == INFRA or LABEL_CONTAINERS in labels
+
+
 def read_record(labels: Mapping[str, str]) -> PodRecord:
-    """The inverse of ``infra_labels``, lenient: a missing or unreadable label reads as its empty value, so a
-    pod made by an earlier version (or one whose infra container is gone, read from an app container's
+    """The inverse of ``owner_labels``, lenient: a missing or unreadable label reads as its empty value, so a
+    pod made by an earlier version (or one whose owner container is gone, read from another container's
     labels) is still seen."""
     cpu, _, memory = labels.get(LABEL_REQUESTS, "0,0").partition(",")
     controller = labels.get(LABEL_CONTROLLER) or None

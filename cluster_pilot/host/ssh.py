@@ -9,6 +9,7 @@ import os
 import shlex
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from cluster_pilot.errors import UserError
@@ -59,18 +60,35 @@ class HostDidNotAnswer(Exception):
 def run_python(node: Node, cm_dir: Path, script: str, stdin: str = "", timeout: float = 20.0) -> dict:
     """Run a stdlib-only ``script`` with the host's python (``python3 -c``), ``stdin`` as its input; its last
     output line, a JSON object, is the answer. Observation and the lock talk to hosts this one way."""
-    python = str(node.vars.get("ansible_python_interpreter") or "python3")
-    cmd = ssh_command(node, cm_dir, f"{shlex.quote(python)} -c {shlex.quote(script)}")
-    try:
-        proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise HostDidNotAnswer(f"no answer within {timeout:.0f} s") from None
-    if proc.returncode != 0:
-        raise HostDidNotAnswer((proc.stderr.strip().splitlines() or [f"ssh exited {proc.returncode}"])[-1])
-    try:
-        answer = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        raise HostDidNotAnswer("unreadable answer from the host") from None
-    if not isinstance(answer, dict):
-        raise HostDidNotAnswer("unreadable answer from the host")
-    return answer
+    return Asked(node, cm_dir, script, stdin, timeout).answer()
+
+
+class Asked:
+    """``run_python`` in two steps: the ssh client starts at once, and ``answer`` waits for it, so a caller
+    asks every host, does its own work, then collects the answers (no thread of its own per host)."""
+
+    def __init__(self, node: Node, cm_dir: Path, script: str, stdin: str = "", timeout: float = 20.0) -> None:
+        python = str(node.vars.get("ansible_python_interpreter") or "python3")
+        cmd = ssh_command(node, cm_dir, f"{shlex.quote(python)} -c {shlex.quote(script)}")
+        self.deadline = time.monotonic() + timeout
+        self.timeout = timeout
+        self.stdin = stdin
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+
+    def answer(self) -> dict:
+        try:
+            out, err = self.proc.communicate(self.stdin, timeout=max(0.0, self.deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            raise HostDidNotAnswer(f"no answer within {self.timeout:.0f} s") from None
+        if self.proc.returncode != 0:
+            raise HostDidNotAnswer((err.strip().splitlines() or [f"ssh exited {self.proc.returncode}"])[-1])
+        try:
+            answer = json.loads(out.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise HostDidNotAnswer("unreadable answer from the host") from None
+        if not isinstance(answer, dict):
+            raise HostDidNotAnswer("unreadable answer from the host")
+        return answer

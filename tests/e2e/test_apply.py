@@ -99,7 +99,8 @@ def _assert_exactly(sandbox, controller: str, replicas: int) -> None:
     assert len(pods) == replicas, sorted(pods)
     for name, containers in pods.items():
         roles = sorted(c["container"] for c in containers)
-        assert roles == ["POD", "app"], (name, containers)  # one version per pod: no duplicate, no orphan
+        # one version per pod, no duplicate, no orphan; a single-container pod has no infra container
+        assert roles == ["app"], (name, containers)
         assert all(c["state"] == "running" for c in containers)
 
 
@@ -120,9 +121,12 @@ def test_sigint_in_the_middle_then_the_next_apply_converges(sandbox_home, sandbo
 
 
 def test_a_minion_lost_mid_apply_fails_naming_it_and_the_next_apply_converges(sandbox_home, sandbox, tmp_path):
-    f = write_manifest(tmp_path / "lost.json", rc_manifest("lost", 9))
+    # mid-apply: as soon as its Ansible run starts (the run's private dir on a command line); with enough pods
+    # that the run is still going when the minion has stopped, however fast the pods start
+    f = write_manifest(tmp_path / "lost.json", rc_manifest("lost", 30))
     proc = _start_apply(sandbox_home, f)
-    wait_for(lambda: pods_of(sandbox, "lost") or proc.poll() is not None, 60, "the run to start")
+    wait_for(lambda: _processes_mentioning(f"{sandbox_home}/cp-run-") or proc.poll() is not None, 60,
+             "the run to start", 0.05)
     cli("sandbox", "stop", "minion-3", home=sandbox_home)
     try:
         _, err = proc.communicate(timeout=180)
@@ -133,15 +137,15 @@ def test_a_minion_lost_mid_apply_fails_naming_it_and_the_next_apply_converges(sa
     finally:
         cli("sandbox", "start", "minion-3", home=sandbox_home)
     apply(sandbox_home, f)
-    _assert_exactly(sandbox, "lost", 9)
+    _assert_exactly(sandbox, "lost", 30)
     cli("delete", "rc/lost", home=sandbox_home)
 
 
 def test_a_rebooted_minions_pods_are_repaired_by_the_next_apply(sandbox_home, sandbox, tmp_path):
     """A reboot brings the infra containers back, but dockerd sometimes gives up on the containers joining
-    their namespaces (it starts them in parallel, before the namespace is there). That race is made certain
-    here: after the restart the joined containers are stopped with plain docker, left exited as dockerd
-    leaves them. The next apply must replace exactly those pods, and every pod runs complete after it."""
+    their namespaces (it starts them in parallel, before the namespace is there). Here the pods have one
+    container each (no infra container), and the same end is made certain: after the restart the containers
+    are stopped with plain docker, left exited as dockerd leaves such a container. The next apply must replace exactly those pods, and every pod runs complete after it."""
     f = write_manifest(tmp_path / "reboot.json", rc_manifest("reboot", 6))
     apply(sandbox_home, f)
     on_3 = {name for name, cs in pods_of(sandbox, "reboot").items() if cs[0]["minion"] == "minion-3"}
@@ -184,3 +188,35 @@ def test_bad_input_touches_no_host(sandbox_home, sandbox, tmp_path):
     assert "bad.json:" in proc.stderr and "containerPort" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert sorted(c["id"] for c in managed_containers(sandbox)) == before
+
+
+def test_a_single_container_pod_keeps_its_published_port_across_a_restart_and_is_not_replaced(
+        sandbox_home, sandbox, tmp_path):
+    """A pod of one container has no infra container: the container owns its network namespace, and dockerd's
+    restart keeps its port binding, so the pod answers again on the same port and no apply replaces it."""
+    pod = {"kind": "Pod", "apiVersion": "v1beta1", "id": "survivor", "labels": {"name": "survivor"},
+           "desiredState": {"manifest": {"version": "v1beta1", "containers": [{
+               "name": "db", "image": "redis", "command": ["redis-server", "--protected-mode", "no"],
+               "ports": [{"containerPort": 6379, "hostPort": 16379}]}]}}}
+    f = write_manifest(tmp_path / "survivor.json", pod)
+    apply(sandbox_home, f)
+    (only,) = [c for c in managed_containers(sandbox) if c["pod"] == "survivor"]
+    assert only["container"] == "db" and only["state"] == "running"
+
+    def say(command: str) -> str:
+        script = ("import socket; s = socket.create_connection(('127.0.0.1', 16379), 2); "
+                  f"s.sendall(b'{command}\\r\\n'); print(s.recv(16).decode().strip())")
+        return ssh(sandbox, only["address"], f'python3 -c "{script}"').stdout
+
+    def answers() -> bool:
+        return say("PING").strip() == "+PONG"
+
+    wait_for(answers, 30, "redis to answer on the published port")
+    say("SHUTDOWN NOSAVE")  # the server exits: dockerd restarts the container, as a crash
+    restarts = f"docker inspect -f '{{{{.RestartCount}}}}' {only['id']}"
+    wait_for(lambda: ssh(sandbox, only["address"], restarts).stdout.strip() not in ("", "0"), 60,
+             "dockerd to restart the container")
+    wait_for(answers, 30, "the same port to answer again")
+    assert "no changes" in apply(sandbox_home, f).stderr
+    assert [c["id"] for c in managed_containers(sandbox) if c["pod"] == "survivor"] == [only["id"]]
+    cli("delete", "pods/survivor", home=sandbox_home)

@@ -240,6 +240,31 @@ def test_the_module_reports_failures_per_pod_and_does_the_other_pods(engine, cap
     assert sorted(c["name"] for c in dockerd.containers.values()) == ["cp_good_POD_h", "cp_good_app_h"]
 
 
+def test_the_module_removes_before_it_creates_so_a_broken_copy_frees_its_names(engine, capsys):
+    """A broken copy of the very version to create holds its container names: created alongside, its
+    replacement would find them taken (409) and start the broken containers again."""
+    dockerd, docker = engine
+    dockerd.images.add("busybox:latest")
+    cp_pods.create_pod(docker, _create("web-1", "app"))  # id0, id1
+    result = _run_main(docker.path, capsys, create=[_create("web-1", "app")],
+                       remove=[{"pod": "web-1", "ids": ["id0", "id1"]}])
+    assert (result["removed"], result["created"]) == (["web-1"], ["web-1"])
+    assert sorted(dockerd.containers) == ["id2", "id3"]  # made anew, not the old ones started again
+
+
+def test_when_a_removal_fails_the_module_creates_nothing(engine, capsys, monkeypatch):
+    dockerd, docker = engine
+    dockerd.images.add("busybox:latest")
+
+    def refuse(self, ident):
+        raise cp_pods.DockerError(f"POST /containers/{ident}/stop: 500 busy")
+
+    monkeypatch.setattr(cp_pods.Docker, "remove", refuse)
+    result = _run_main(docker.path, capsys, create=[_create("new", "app")], remove=[{"pod": "old", "ids": ["id9"]}])
+    assert [f["pod"] for f in result["failed_pods"]] == ["old", "new"]
+    assert not dockerd.calls("POST", "/containers/create")
+
+
 def test_the_module_refuses_input_that_is_not_json(engine, capsys):
     _, docker = engine
     args = {"create": "[{", "socket": docker.path}
@@ -254,3 +279,9 @@ def test_a_dockerd_that_does_not_answer_fails_every_pod_naming_it(capsys, tmp_pa
     assert [f["pod"] for f in result["failed_pods"]] == ["old"]
     assert "No such file" in result["failed_pods"][0]["error"] and result["changed"] is False
 
+
+
+def test_the_module_works_on_as_many_pods_at_once_as_render_batches_for_it():
+    from cluster_pilot.apply.render import MODULE_WIDTH
+
+    assert cp_pods.WIDTH == MODULE_WIDTH

@@ -116,15 +116,18 @@ def test_unreachable_hosts_get_no_action():
 def test_render_makes_docker_bodies_sharing_the_infra_namespace():
     pod = Pod(Meta("redisMaster", {"name": "redis"}),
               PodSpec((Container("redis", "redis", env=(EnvVar("A", "b"),), ports=(Port(6379, 6379),),
-                                 memory_bytes=64 << 20, volume_mounts=(VolumeMount("data", "/data"),)),),
+                                 memory_bytes=64 << 20, volume_mounts=(VolumeMount("data", "/data"),)),
+                       Container("side", "busybox")),
                       volumes=(Volume("data"),)))
     h = spec_hash(pod, None)
     create = plan(schedule([pod], NODES, []), empty()).creates[0]
     body = render_create(create, Settings())
-    infra, redis = body["containers"]
+    infra, redis, side = body["containers"]
     assert infra["name"] == container_name("redisMaster", "POD", h)
     assert infra["body"]["HostConfig"]["PortBindings"] == {"6379/tcp": [{"HostIp": "", "HostPort": "6379"}]}
     assert redis["body"]["HostConfig"]["NetworkMode"] == f"container:{infra['name']}"
+    assert side["body"]["HostConfig"]["IpcMode"] == f"container:{infra['name']}"
+    assert "PortBindings" not in redis["body"]["HostConfig"] and "Hostname" not in redis["body"]
     assert redis["body"]["HostConfig"]["Memory"] == 64 << 20
     assert redis["body"]["Env"] == ["A=b"]
     assert redis["body"]["HostConfig"]["Binds"][0].endswith("/volumes/data:/data:rw")
@@ -140,8 +143,8 @@ def test_manifest_values_reach_ansible_as_unsafe_opaque_data():
     p = plan(s, empty())
     text = unsafe_yaml(playbook_vars(render(p)))
     doc = yaml.safe_load(text.replace("!unsafe", ""))
-    batch = json.loads(next(iter(doc["cp_hosts"].values()))["create"][0])
-    app = batch[0]["containers"][1]["body"]
+    batch = json.loads(next(iter(doc["cp_hosts"].values()))["converge"][0]["create"])
+    (app,) = (c["body"] for c in batch[0]["containers"])
     assert app["Env"] == [f"E={evil}", "N=80"]  # verbatim, and "80" still a string
     assert app["Entrypoint"] == ["sh", "-c", "echo $(touch /tmp/p2); touch /tmp/p3"]
     for line in text.splitlines():
@@ -208,7 +211,7 @@ def test_a_broken_pod_is_recreated_on_its_old_dynamic_port_so_no_proxy_changes()
     node = first.creates[0].node
     healthy = [{"Id": c["name"], "Names": ["/" + c["name"]], "Image": "busybox", "Labels": c["body"]["Labels"],
                 "State": "running"} for c in body["containers"]]
-    broken = [c for c in healthy if c["Labels"]["io.cluster-pilot.container"] == "POD"]  # app container removed
+    broken = [c | {"State": "exited", "Status": "Exited (137) 1 second ago"} for c in healthy]  # killed, left down
     hosts = {n.name: HostView(n.name, True, proxy=document_hash(first.proxy)) for n in NODES}
     hosts[node] = HostView(node, True, group_pods(node, broken), proxy=document_hash(first.proxy))
     seen = Observation(hosts)
@@ -245,3 +248,14 @@ def test_an_exited_container_that_its_policy_says_should_run_makes_the_pod_broke
     assert _pod_after("Always", "restarting", "Restarting (1) 1 second ago").complete  # dockerd is on it
     assert _pod_after("Always", "exited", "Exited (143) 3 seconds ago", labelled=False).complete  # older bare pod
     assert _pod_after("Always", "running", "Up 2 seconds").complete
+
+
+def test_a_run_that_reports_every_action_done_needs_no_second_look():
+    from cluster_pilot.apply.pipeline import reported_done
+    from cluster_pilot.apply.runner import HostResult, RunResult
+
+    assert reported_done(RunResult({"m1": HostResult("m1", 3, 3), "m2": HostResult("m2", 0)}, "successful"))
+    assert not reported_done(RunResult({"m1": HostResult("m1", 3, 2)}, "successful"))  # one pod unreported
+    assert not reported_done(RunResult({"m1": HostResult("m1", 3, 3, failed=True)}, "failed"))
+    assert not reported_done(RunResult({"m1": HostResult("m1", 3, 3, unreachable=True)}, "successful"))
+    assert not reported_done(RunResult({"m1": HostResult("m1", 3, 3)}, "canceled"))

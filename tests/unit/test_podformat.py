@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from cluster_pilot.host import podformat
 from cluster_pilot.host.observe import PROBE, group_pods
-from cluster_pilot.host.podformat import (INFRA, PodRecord, Published, container_name, infra_labels, member_labels,
+from cluster_pilot.host.podformat import (INFRA, PodRecord, Published, container_name, member_labels, network_owner,
+                                          owner_labels,
                                           read_member, read_record)
 from cluster_pilot.model import Container, Meta, Node, Port, PodSpec, PodTemplate, ReplicationController, Resources
 from cluster_pilot.plan.planner import plan
@@ -22,29 +23,62 @@ from tests.unit.ansible_modules import ROLES, load_file, load_module
 HOST_COPY = ROLES / "cp_pods" / "module_utils" / "cp_podformat.py"
 
 
+def _create(*containers: Container):
+    node = Node("m1", "10.0.0.1", Resources(2000, 4 << 30, 40))
+    rc = ReplicationController(Meta("web", {"app": "web"}), 1, {"app": "web"},
+                               PodTemplate({"b": "2", "a": "1"}, PodSpec(containers)))
+    (create,) = plan(schedule([rc], [node], []), _empty(node)).creates
+    return create
+
+
+_WEB = Container("web", "nginx", ports=(Port(80, 8080, name="http"),), cpu_millis=100, memory_bytes=64 << 20)
+
+
+def _record_labels(create, containers: str, requests: str = "100,67108864") -> dict[str, str]:
+    return {"io.cluster-pilot.kind": "ReplicationController",
+            "io.cluster-pilot.pod-labels": '{"a": "1", "b": "2"}',
+            "io.cluster-pilot.requests": requests,
+            "io.cluster-pilot.ports": '[["web", 80, "TCP", 8080, "http"]]',
+            "io.cluster-pilot.containers": containers,
+            "io.cluster-pilot.applyset": "ci",
+            "io.cluster-pilot.restart-policy": "Always"}
+
+
 def test_an_infra_container_carries_the_labels_hosts_carry_today():
     """Byte for byte what pods made before this module carry, so existing hosts keep being read."""
-    node = Node("m1", "10.0.0.1", Resources(2000, 4 << 30, 40))
-    spec = PodSpec((Container("web", "nginx", ports=(Port(80, 8080, name="http"),), cpu_millis=100,
-                              memory_bytes=64 << 20),))
-    rc = ReplicationController(Meta("web", {"app": "web"}), 1, {"app": "web"}, PodTemplate({"b": "2", "a": "1"}, spec))
-    (create,) = plan(schedule([rc], [node], []), _empty(node)).creates
-    infra, web = render_create(create, Settings(applyset="ci"))["containers"]
+    create = _create(_WEB, Container("side", "busybox"))
+    infra, web, side = render_create(create, Settings(applyset="ci"))["containers"]
     assert infra["name"] == f"cp_{create.name}_POD_{create.spec_hash}"
     assert web["name"] == f"cp_{create.name}_web_{create.spec_hash}"
     membership = {"io.cluster-pilot.pod": create.name, "io.cluster-pilot.controller": "web",
                   "io.cluster-pilot.spec-hash": create.spec_hash}
     assert web["body"]["Labels"] == membership | {"io.cluster-pilot.container": "web"}
-    assert infra["body"]["Labels"] == membership | {
-        "io.cluster-pilot.container": "POD",
-        "io.cluster-pilot.kind": "ReplicationController",
-        "io.cluster-pilot.pod-labels": '{"a": "1", "b": "2"}',
-        "io.cluster-pilot.requests": "100,67108864",
-        "io.cluster-pilot.ports": '[["web", 80, "TCP", 8080, "http"]]',
-        "io.cluster-pilot.containers": '["web"]',
-        "io.cluster-pilot.applyset": "ci",
-        "io.cluster-pilot.restart-policy": "Always",
-    }
+    assert infra["body"]["Labels"] == membership | {"io.cluster-pilot.container": "POD"} | _record_labels(
+        create, '["web", "side"]')
+
+
+def test_a_single_container_pod_is_one_container_owning_its_namespace_ports_and_record():
+    create = _create(_WEB)
+    rendered = render_create(create, Settings(applyset="ci"))
+    (web,) = rendered["containers"]
+    assert web["name"] == f"cp_{create.name}_web_{create.spec_hash}"
+    assert rendered["images"] == ["nginx"]  # no infra image to pull either
+    assert web["body"]["Labels"] == {"io.cluster-pilot.pod": create.name, "io.cluster-pilot.controller": "web",
+                                     "io.cluster-pilot.spec-hash": create.spec_hash,
+                                     "io.cluster-pilot.container": "web"} | _record_labels(create, '["web"]')
+    host = web["body"]["HostConfig"]
+    assert "NetworkMode" not in host and "IpcMode" not in host
+    assert host["PortBindings"] == {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}
+    assert host["RestartPolicy"] == {"Name": "always"} and host["Memory"] == 64 << 20
+    assert web["body"]["Hostname"] == create.name and web["body"]["ExposedPorts"] == {"80/tcp": {}}
+    listed = [{"Id": "1", "Names": ["/" + web["name"]], "State": "running", "Labels": web["body"]["Labels"]}]
+    (pod,) = group_pods("m1", listed)
+    assert (pod.owner, pod.expected, pod.complete, pod.ports) == ("web", ("web",), True, create.ports)
+
+
+def test_the_network_owner_is_the_infra_container_only_for_pods_of_several_containers():
+    assert network_owner(["app"]) == "app"
+    assert network_owner(["app", "side"]) == INFRA
 
 
 def _empty(node: Node):
@@ -66,9 +100,10 @@ _records = st.builds(
 
 
 @given(_records)
-def test_what_the_infra_labels_say_reads_back_as_the_same_record(record):
-    assert read_record(infra_labels(record)) == record
-    assert read_member(infra_labels(record)) == podformat.Member(record.pod, INFRA, record.spec_hash)
+def test_what_the_owner_labels_say_reads_back_as_the_same_record(record):
+    assert read_record(owner_labels(record)) == record
+    owner = INFRA if len(record.containers) > 1 else record.containers[0]
+    assert read_member(owner_labels(record)) == podformat.Member(record.pod, owner, record.spec_hash)
 
 
 def test_labels_of_older_or_damaged_pods_read_as_empty_values():
@@ -84,7 +119,7 @@ def test_labels_of_older_or_damaged_pods_read_as_empty_values():
 def test_observation_groups_a_pod_with_its_infra_container_first_whatever_dockerd_lists_first():
     record = PodRecord("web-1", "h1", "web", "ReplicationController", {"app": "web"}, ("app", "side"))
     listed = [{"Id": name, "Names": ["/" + container_name("web-1", name, "h1")], "State": "running",
-               "Labels": infra_labels(record) if name == INFRA else member_labels("web-1", "web", name, "h1")}
+               "Labels": owner_labels(record) if name == INFRA else member_labels("web-1", "web", name, "h1")}
               for name in ("side", INFRA, "app")]
     (pod,) = group_pods("m1", listed)
     assert [c.container for c in pod.containers] == [INFRA, "app", "side"]

@@ -49,3 +49,18 @@ def test_a_socket_dir_of_another_user_is_refused(short_dir, monkeypatch):
     monkeypatch.setattr(os, "getuid", lambda: 4242)
     with pytest.raises(UserError, match="another user"):
         control_dir(short_dir)
+
+
+def test_observation_asks_every_host_through_a_window_and_names_why_each_did_not_answer(short_dir, monkeypatch):
+    """Real ssh clients against a closed port: each host's own failure comes back, in inventory order, also
+    for hosts started only as earlier answers were read; a skipped host is not asked at all."""
+    from cluster_pilot.host import observe as observe_module
+    from cluster_pilot.model import Node, Resources
+
+    monkeypatch.setattr(observe_module, "WINDOW", 1)
+    nodes = [Node(f"m{i}", "127.0.0.1", Resources(1000, 1 << 30, 10), vars={"ansible_port": 1})
+             for i in range(3)] + [Node("down", "127.0.0.1", Resources(1000, 1 << 30, 10))]
+    seen = observe_module.observe(nodes, short_dir, timeout=10, skip={"down"})
+    assert list(seen.hosts) == ["m0", "m1", "m2", "down"]
+    assert seen.unreachable["down"] == "down (not asked)"
+    assert all("refused" in seen.unreachable[f"m{i}"] for i in range(3)), seen.unreachable
