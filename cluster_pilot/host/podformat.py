@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 from cluster_pilot.model import POD
 
 # Part of every pod's spec hash: bump it when the way a pod becomes containers changes, so pods are replaced.
-RUNTIME_VERSION = 2
+RUNTIME_VERSION = 3  # 3: one container per single-container pod; the minions' DNS and service addresses
 
 INFRA = "POD"  # the container name of a pod's infra container, as the seed-era kubelet called it
 POD_DIR = "/var/lib/cluster-pilot/pods"  # per pod and spec hash: its emptyDir volumes
