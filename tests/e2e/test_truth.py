@@ -116,7 +116,7 @@ def test_master_and_cli_on_one_fleet(sandbox_home, sandbox, runners, tmp_path):
                "-f", str(write_manifest(tmp_path / "m-svc.json", m_svc))]
     runner = runners("cli")
     runner("apply", *cli_files)
-    master = Master(sandbox_home, "--insecure-loopback").start()
+    master = Master(sandbox_home, "--insecure-loopback", "--resync", "2").start()  # whole passes are what is tested
     try:
         start = master.passes()
         wait_for(lambda: master.passes() >= start + 3, 60, "three master passes")
@@ -159,7 +159,7 @@ def test_damaged_labels_are_reported_and_change_nothing(sandbox_home, sandbox, r
         planned = runners("d")("plan", "-f", str(write_manifest(tmp_path / "p.json", lonely("calm"))), check=False)
         assert planned.returncode == 2, planned.stderr
         assert f"warning: {m1.name}: container foreign-x" in planned.stderr, planned.stderr
-        master = Master(sandbox_home, "--insecure-loopback").start()
+        master = Master(sandbox_home, "--insecure-loopback", "--resync", "2").start()
         try:
             wait_for(lambda: "container foreign-x" in master.log.read_text(), 120, "the master to report foreign-x")
             start = master.passes()
