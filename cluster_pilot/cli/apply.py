@@ -8,7 +8,7 @@ from cluster_pilot.cli.options import inventory_option, load_nodes, open_state
 from cluster_pilot.home import state_dir
 from cluster_pilot.host.observe import observe_soon
 from cluster_pilot.host.records import Records, seed
-from cluster_pilot.model import SERVICE, Service, from_json, to_json
+from cluster_pilot.model import from_json, to_json
 
 
 def load_objects(paths: tuple[str, ...], kind: str | None, nodes=None):
@@ -22,10 +22,6 @@ def load_objects(paths: tuple[str, ...], kind: str | None, nodes=None):
     if nodes is None:
         return load_paths(list(paths), kind_hint=kind)
     return load_paths(list(paths), kind_hint=kind, policy=fleet_policy(nodes))
-
-
-def recorded_services(store) -> list[Service]:
-    return [from_json(r.body) for r in store.list(SERVICE)]
 
 
 def known_records(store) -> Records:
