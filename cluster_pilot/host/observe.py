@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Collection, Iterable, Mapping, Sequence
@@ -23,40 +24,59 @@ from cluster_pilot.host.ssh import Asked, HostDidNotAnswer, control_dir
 
 PROXY_DOCUMENT = "/etc/cluster-pilot/proxy.json"
 
-# Runs on each host with its python3: asks dockerd over its socket, prints one JSON document.
-PROBE = r"""
-import hashlib, http.client, json, socket, sys, urllib.parse
-PROXY_DOCUMENT = "@PROXY_DOCUMENT@"
-RECORDS_DOCUMENT = "@RECORDS_DOCUMENT@"
-class C(http.client.HTTPConnection):
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(20)
-        self.sock.connect("/var/run/docker.sock")
+DOCKER_SOCKET = "/var/run/docker.sock"
+_LIST = "/containers/json?all=1&filters=" + urllib.parse.quote(json.dumps({"label": [LABEL_POD]}))
+
+# Runs on each host with its python3 and prints one JSON document: dockerd's container list as dockerd wrote
+# it (spliced in, never parsed there), the proxy document's hash and the records. Plain HTTP/1.0 over the
+# socket and nothing imported it can do without: http.client, urllib and decoding the list doubled the
+# probe's CPU on the host (57 -> 30 ms, as much as ``docker ps`` itself).
+_PROBE = r"""
+import json, socket, sys
+def ask():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(20)
+    s.connect(@DOCKER_SOCKET@)
+    s.sendall(b"GET @LIST@ HTTP/1.0\r\nHost: docker\r\n\r\n")
+    chunks = []
+    while True:
+        b = s.recv(1 << 18)
+        if not b:
+            return b"".join(chunks)
+        chunks.append(b)
+def read(path, binary):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    if binary:
+        import hashlib
+        return hashlib.sha256(data).hexdigest()
+    return data.decode("utf-8", "replace")
 try:
-    c = C("localhost")
-    q = urllib.parse.quote(json.dumps({"label": ["@LABEL_POD@"]}))
-    c.request("GET", "/containers/json?all=1&filters=" + q)
-    r = c.getresponse()
-    body = r.read()
-    if r.status != 200:
-        print(json.dumps({"error": "dockerd answered %d: %s" % (r.status, body[:200].decode("utf-8", "replace"))}))
+    head, _, body = ask().partition(b"\r\n\r\n")
+    status = head.split(b" ", 2)[1:2]
+    if status != [b"200"]:
+        text = (b" ".join(status) or b"?").decode("ascii", "replace")
+        print(json.dumps({"error": "dockerd answered %s: %s" % (text, body[:200].decode("utf-8", "replace"))}))
     else:
-        try:
-            with open(PROXY_DOCUMENT, "rb") as f:
-                proxy = hashlib.sha256(f.read()).hexdigest()
-        except OSError:
-            proxy = None
-        try:
-            with open(RECORDS_DOCUMENT, encoding="utf-8", errors="replace") as f:
-                records = f.read()
-        except OSError:
-            records = None
-        print(json.dumps({"containers": json.loads(body), "proxy": proxy, "records": records}))
+        tail = json.dumps({"proxy": read(@PROXY_DOCUMENT@, True), "records": read(@RECORDS_DOCUMENT@, False)})
+        sys.stdout.buffer.write(b'{"containers": ' + body.strip() + b", " + tail[1:].encode() + b"\n")
 except Exception as e:
     print(json.dumps({"error": "dockerd does not answer: %s" % e}))
-""".replace("@PROXY_DOCUMENT@", PROXY_DOCUMENT).replace("@LABEL_POD@", LABEL_POD).replace(
-    "@RECORDS_DOCUMENT@", RECORDS_DOCUMENT)
+"""
+
+
+def probe_script(docker_socket: str = DOCKER_SOCKET, proxy_document: str = PROXY_DOCUMENT,
+                 records_document: str = RECORDS_DOCUMENT) -> str:
+    """The probe, its paths filled in (a test points them at a fake dockerd)."""
+    return (_PROBE.replace("@DOCKER_SOCKET@", json.dumps(docker_socket)).replace("@LIST@", _LIST)
+            .replace("@PROXY_DOCUMENT@", json.dumps(proxy_document))
+            .replace("@RECORDS_DOCUMENT@", json.dumps(records_document)))
+
+
+PROBE = probe_script()
 
 
 @dataclass(frozen=True)

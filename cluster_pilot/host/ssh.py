@@ -73,16 +73,17 @@ class Asked:
         self.deadline = time.monotonic() + timeout
         self.timeout = timeout
         self.stdin = stdin
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def answer(self) -> dict:
         try:
-            out, err = self.proc.communicate(self.stdin, timeout=max(0.0, self.deadline - time.monotonic()))
+            raw, raw_err = self.proc.communicate(self.stdin.encode(),
+                                                 timeout=max(0.0, self.deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.communicate()
             raise HostDidNotAnswer(f"no answer within {self.timeout:.0f} s") from None
+        out, err = raw.decode("utf-8", "replace"), raw_err.decode("utf-8", "replace")  # whatever our locale
         if self.proc.returncode != 0:
             raise HostDidNotAnswer((err.strip().splitlines() or [f"ssh exited {self.proc.returncode}"])[-1])
         try:
