@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
-from rich.console import Console
+import click
 
 from cluster_pilot.host.records import Records
 from cluster_pilot.model import Node, Object, Service
@@ -14,13 +16,21 @@ from cluster_pilot.apply import timings
 from cluster_pilot.apply.pipeline import Hooks, Options, Outcome, converge
 from cluster_pilot.plan.planner import ACTIONS, Change, Plan
 
-if TYPE_CHECKING:  # loaded when a run starts: a no-op apply needs neither
+if TYPE_CHECKING:  # loaded when there is something to show: a no-op apply needs none of rich
+    from rich.console import Console
     from rich.progress import Progress
 
     from cluster_pilot.host.lock import Holder
     from cluster_pilot.host.observe import Observation
 
-err = Console(stderr=True, highlight=False)
+SPINNER_AFTER = 0.5  # seconds a phase runs before it gets a spinner: a no-op is done sooner
+
+
+@functools.cache
+def console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
 
 
 def describe_plan(changes: Sequence[Change]) -> list[str]:
@@ -47,36 +57,54 @@ def counts(changes: Sequence[Change]) -> dict[str, int]:
 
 
 class _Live:
+    """The phase on a spinner (shown only once a phase lasts ``SPINNER_AFTER``: rich costs a no-op more CPU
+    than its own planning), then per-host progress bars."""
+
     def __init__(self) -> None:
         self.progress: Progress | None = None
         self.tasks: dict[str, int] = {}
         self.status = None
+        self.text = ""
+        self.lock = threading.Lock()
+        self.timer: threading.Timer | None = None
 
     def phase(self, text: str) -> None:
-        if self.progress is None:
-            if self.status is None:
-                self.status = err.status(text + " …")
+        with self.lock:
+            self.text = text + " …"
+            if self.status is not None:
+                self.status.update(self.text)
+            elif self.progress is None and self.timer is None:
+                self.timer = threading.Timer(SPINNER_AFTER, self._show)
+                self.timer.daemon = True
+                self.timer.start()
+
+    def _show(self) -> None:
+        with self.lock:
+            if self.timer is not None and self.progress is None:
+                self.status = console().status(self.text)
                 self.status.start()
-            else:
-                self.status.update(text + " …")
 
     def stop_status(self) -> None:
-        if self.status is not None:
-            self.status.stop()
-            self.status = None
+        with self.lock:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            if self.status is not None:
+                self.status.stop()
+                self.status = None
 
     def lock_wait(self, holder: Holder | None) -> None:
         self.stop_status()
-        err.print(f"waiting for the fleet lock held by {holder.describe() if holder else 'another run'} …")
+        console().print(f"waiting for the fleet lock held by {holder.describe() if holder else 'another run'} …")
 
     def run_started(self, plan: Plan) -> None:
         self.stop_status()
         for line in describe_plan(plan.changes()):
-            err.print(line, markup=False)
+            console().print(line, markup=False)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.progress = Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=err, transient=False)
+                                 TimeElapsedColumn(), console=console(), transient=False)
         self.progress.start()
 
     def host(self, host: str, done: int, total: int) -> None:
@@ -111,24 +139,24 @@ def run(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, home:
 
 def report(outcome: Outcome, options: Options, seconds: float, verb: str) -> int:
     for warning in outcome.warnings:
-        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        console().print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     for host, why in sorted(outcome.unreachable.items()):
-        err.print(f"[red]{host}: unreachable[/red] ({why})", highlight=False)
+        console().print(f"[red]{host}: unreachable[/red] ({why})", highlight=False)
     for u in outcome.schedule.unschedulable:
-        err.print(f"[yellow]pending:[/yellow] {u.message}", highlight=False)
+        console().print(f"[yellow]pending:[/yellow] {u.message}", highlight=False)
     if outcome.blocked:
-        err.print(f"nothing applied: {len(outcome.schedule.unschedulable)} pods cannot be scheduled "
+        console().print(f"nothing applied: {len(outcome.schedule.unschedulable)} pods cannot be scheduled "
                   "(--allow-pending applies what fits)")
         return 1
     changes = outcome.plan.changes()
     c = counts(changes)
     if outcome.run is None:
         if outcome.plan.empty:
-            err.print(f"no changes ({len(outcome.plan.kept)} pods as wanted, {seconds:.2f} s)")
+            click.echo(f"no changes ({len(outcome.plan.kept)} pods as wanted, {seconds:.2f} s)", err=True)
         elif options.dry_run:
             for line in describe_plan(changes):
-                err.print(line, markup=False)
-            err.print(f"dry run: {c['create']} to create, {c['replace']} to replace, {c['remove']} to remove, "
+                console().print(line, markup=False)
+            console().print(f"dry run: {c['create']} to create, {c['replace']} to replace, {c['remove']} to remove, "
                       f"{c['proxy']} proxies to reconfigure")
         return 0 if outcome.ok else 1
     for h in sorted(outcome.run.hosts.values(), key=lambda h: h.host):
@@ -136,10 +164,10 @@ def report(outcome: Outcome, options: Options, seconds: float, verb: str) -> int
         line = f"  {h.host:<12} {state:<11} {h.done}/{h.total} actions"
         if h.messages:
             line += "  " + "; ".join(dict.fromkeys(m.strip() for m in h.messages))[:400]
-        err.print(line, markup=False, highlight=False)
+        console().print(line, markup=False, highlight=False)
     if outcome.remaining is not None and not outcome.remaining.empty:
-        err.print(f"still to do after the run: {len(outcome.remaining.changes())} changes (run {verb} again)")
+        console().print(f"still to do after the run: {len(outcome.remaining.changes())} changes (run {verb} again)")
     done = "done" if outcome.ok else "FAILED"
-    err.print(f"{verb} {done}: {c['create']} created, {c['replace']} replaced, {c['remove']} removed, "
+    console().print(f"{verb} {done}: {c['create']} created, {c['replace']} replaced, {c['remove']} removed, "
               f"{c['proxy']} proxies reconfigured in {seconds:.1f} s")
     return 0 if outcome.ok else 1

@@ -18,7 +18,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from cluster_pilot.host.inventory import load_inventory
 from cluster_pilot.model import Node, Resources
 
 _CONFIGS = ("ansible.cfg", "~/.ansible.cfg", "/etc/ansible/ansible.cfg")
@@ -49,29 +48,55 @@ def _node(doc: dict[str, Any]) -> Node:
     return Node(doc["name"], doc["address"], Resources(**doc["capacity"]), doc["labels"], doc["ready"], doc["vars"])
 
 
-def load_inventory_cached(path: str | os.PathLike[str], cache_dir: Path) -> list[Node]:
-    """``load_inventory(path)``, from the cache in ``cache_dir`` when the inventory is a plain file seen before."""
+def _parse(path: str | os.PathLike[str]) -> list[Node]:
+    """Ansible's parser, imported only on a miss: a hit must not pay for it (nor for the manifests it uses),
+    as ``apply`` asks the hosts as soon as it has their addresses."""
+    from cluster_pilot.host.inventory import load_inventory as parse
+
+    return parse(path)
+
+
+def cached(path: str | os.PathLike[str], cache_dir: Path) -> list[Node] | None:
+    """The nodes kept for this inventory, or None when it is not a plain file or not seen as it is now."""
     source = Path(path).expanduser()
     try:
         text = source.read_bytes() if source.is_file() else b""
     except OSError:
-        text = b""
+        return None
     if not text or not _cacheable(source, text):
-        return load_inventory(path)
-    key = _key(source, text)
-    entry = cache_dir / f"inventory-{hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:16]}.json"
+        return None
     try:
-        doc = json.loads(entry.read_text())
-        if doc["key"] == key:
+        doc = json.loads(_entry(source, cache_dir).read_text())
+        if doc["key"] == _key(source, text):
             return [_node(d) for d in doc["nodes"]]
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    nodes = load_inventory(path)
+    return None
+
+
+def _entry(source: Path, cache_dir: Path) -> Path:
+    return cache_dir / f"inventory-{hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:16]}.json"
+
+
+def load_inventory_cached(path: str | os.PathLike[str], cache_dir: Path) -> list[Node]:
+    """``load_inventory(path)``, from the cache in ``cache_dir`` when the inventory is a plain file seen before."""
+    hit = cached(path, cache_dir)
+    if hit is not None:
+        return hit
+    source = Path(path).expanduser()
+    try:  # the bytes before the parse: a file changed meanwhile is keyed as it was, and parsed again next time
+        text = source.read_bytes() if source.is_file() else b""
+    except OSError:
+        text = b""
+    nodes = _parse(path)
+    if not text or not _cacheable(source, text):
+        return nodes
     try:
+        entry = _entry(source, cache_dir)
         cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         part = entry.with_suffix(f".{os.getpid()}.tmp")
         with os.fdopen(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-            json.dump({"key": key, "nodes": [asdict(n) for n in nodes]}, f)
+            json.dump({"key": _key(source, text), "nodes": [asdict(n) for n in nodes]}, f)
         part.replace(entry)
     except (OSError, TypeError, ValueError):
         pass  # a cache that cannot be written only costs the next run the parse

@@ -262,6 +262,20 @@ def observe_host(node: Node, cm_dir: Path, timeout: float = 20.0) -> HostView:
 
 WINDOW = 64  # hosts asked at once (each an ssh client with three pipes)
 
+# An observation a process started before loading the rest of itself (``ask_ahead``), taken by the first
+# ``observe_soon`` that asks the same hosts the same way.
+_ahead: list[tuple[tuple, Callable[[], Observation]]] = []
+
+
+def _asking(nodes: Sequence[Node], state_dir: Path, timeout: float, skip: Collection[str]) -> tuple:
+    return (tuple(nodes), str(state_dir), timeout, frozenset(skip))
+
+
+def ask_ahead(nodes: Sequence[Node], state_dir: Path, timeout: float = 20.0) -> None:
+    """Start observing now, for the driver's ``observe_soon`` to take: ``cluster-pilot apply`` asks the hosts
+    before its command line library, the pipeline and the manifests are even imported (``__main__``)."""
+    _ahead[:] = [(_asking(nodes, state_dir, timeout, ()), _start(nodes, state_dir, timeout, ()))]
+
 
 def observe_soon(nodes: Sequence[Node], state_dir: Path, timeout: float = 20.0,
                  skip: Collection[str] = ()) -> Callable[[], Observation]:
@@ -270,8 +284,19 @@ def observe_soon(nodes: Sequence[Node], state_dir: Path, timeout: float = 20.0,
 
     The ssh clients run on their own while the caller works: a driver starts them before it loads the rest
     of itself and validates its inputs, so the SSH round trips overlap that work (for a no-op apply, most
-    of its time). Observation only reads: an input found bad still changes nothing.
+    of its time). Observation only reads: an input found bad still changes nothing. An observation asked
+    ahead of the same hosts (``ask_ahead``) is taken instead, once.
     """
+    key = _asking(nodes, state_dir, timeout, skip)
+    for i, (asked_for, collect) in enumerate(_ahead):
+        if asked_for == key:
+            del _ahead[i]
+            return collect
+    return _start(nodes, state_dir, timeout, skip)
+
+
+def _start(nodes: Sequence[Node], state_dir: Path, timeout: float,
+           skip: Collection[str]) -> Callable[[], Observation]:
     cm_dir = control_dir(state_dir)
     pending = [n for n in nodes if n.name not in skip]
     asked = [(n, Asked(n, cm_dir, PROBE, timeout=timeout)) for n in pending[:WINDOW]]

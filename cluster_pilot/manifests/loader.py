@@ -13,7 +13,6 @@ from typing import TextIO
 from cluster_pilot.manifests.json_reader import read_json
 from cluster_pilot.manifests.positions import Document
 from cluster_pilot.manifests.problem import Problem
-from cluster_pilot.manifests.yaml_reader import read_yaml
 
 MAX_BYTES = 5 * 2**20
 SUFFIXES = (".json", ".yaml", ".yml")
@@ -97,7 +96,9 @@ def parse(name: str, text: str) -> tuple[list[Document], list[Problem]]:
         return [], [Problem(name, 1, 1, "", "the input is empty: expected a manifest")]
     if name.endswith(".json") or (not name.endswith((".yaml", ".yml")) and text.lstrip()[:1] == "{"):
         documents, problems = read_json(name, text)
-    else:
+    else:  # PyYAML loaded only here: an apply of JSON files never needs it
+        from cluster_pilot.manifests.yaml_reader import read_yaml
+
         documents, problems = read_yaml(name, text)
     if not documents and not problems:
         problems = [Problem(name, 1, 1, "", "the input holds no document (only comments?): expected a manifest")]

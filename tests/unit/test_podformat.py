@@ -4,7 +4,9 @@ stay those that running hosts carry, and the copy shipped to the host agrees wit
 from __future__ import annotations
 
 import ast
+import json
 import sys
+import urllib.parse
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -127,7 +129,8 @@ def test_observation_groups_a_pod_with_its_infra_container_first_whatever_docker
 
 
 def test_the_probe_asks_dockerd_for_the_containers_labelled_as_pod_members():
-    assert f'{{"label": ["{podformat.LABEL_POD}"]}}' in PROBE and "@" not in PROBE
+    wanted = urllib.parse.quote(json.dumps({"label": [podformat.LABEL_POD]}))
+    assert f"/containers/json?all=1&filters={wanted} HTTP/1.0" in PROBE and "@" not in PROBE
 
 
 def test_the_copy_on_the_host_agrees_with_the_pod_format_and_needs_only_the_standard_library():
