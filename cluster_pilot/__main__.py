@@ -54,6 +54,7 @@ def main() -> None:
         _ask_ahead(sys.argv[1:])
     except Exception:  # noqa: BLE001 - only a head start: the verb itself reports whatever is wrong
         pass
+    timings.mark("asked")
     from cluster_pilot.cli import main as cli_main
 
     cli_main()

@@ -185,6 +185,7 @@ def split(marks: Sequence[tuple[float, str, str]], launched: float, ended: float
     spans = _task_spans(marks)
     points: list[tuple[str, float | None]] = [
         ("interpreter start", first.get("python")),
+        ("inventory, hosts asked", first.get("asked")),
         ("imports", first.get("imported")),
         ("load and validate", observed[0] if observed else None),
         ("observation", first.get("locking", first.get("converged") if len(observed) == 1 else None)),

@@ -45,3 +45,13 @@ def test_a_no_op_has_no_lock_and_no_ansible():
     assert [label for label, _ in parts] == ["interpreter start", "imports", "load and validate", "observation",
                                             "store and report", "process exit"]
     assert sum(s for _, s in parts) == pytest.approx(2.1 - 0.8)
+
+
+def test_a_no_op_that_asked_the_hosts_ahead_shows_that_step_before_the_imports():
+    marks = _trace((1.0, "python", ""), (1.05, "asked", ""), (1.2, "imported", ""), (1.4, "observing", ""),
+                   (1.6, "converged", ""), (1.61, "exit", ""))
+    parts = split(marks, 0.96, 1.65)
+    assert [label for label, _ in parts][:3] == ["interpreter start", "inventory, hosts asked", "imports"]
+    assert dict(parts)["inventory, hosts asked"] == pytest.approx(0.05)
+    assert dict(parts)["observation"] == pytest.approx(0.2)
+    assert sum(s for _, s in parts) == pytest.approx(1.65 - 0.96)
