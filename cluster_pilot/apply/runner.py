@@ -24,7 +24,9 @@ from cluster_pilot.apply import timings
 from cluster_pilot.apply.render import Rendered, action_count, playbook_vars, unsafe_yaml
 from cluster_pilot.resources import resource_dir
 
-PROXY_DONE_TASK = "Converge the service proxy"  # the task of roles/cp_proxy
+# The role whose one module task is a host's proxy action (its task's name has changed before: a name that
+# no longer matched left every proxy change unreported, and every such run observed the fleet once more).
+PROXY_ROLE = "cp_proxy"
 # host, actions finished so far, actions in all
 Progress = Callable[[str, int, int], None]
 
@@ -84,7 +86,7 @@ def _events(results: dict[str, HostResult], progress: Progress) -> Callable[[dic
                 r.failed = True
                 r.messages.append(str(res.get("msg", "failed")))
             progress(host, r.done, r.total)
-        elif kind == "runner_on_ok" and data.get("task") == PROXY_DONE_TASK:
+        elif kind == "runner_on_ok" and data.get("role") == PROXY_ROLE:
             r.done = min(r.done + 1, r.total)
             progress(host, r.done, r.total)
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):

@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 
 from cluster_pilot.api import to_manifest
 from cluster_pilot.apply.pipeline import Options, converge
-from cluster_pilot.apply.runner import PROXY_DONE_TASK
+from cluster_pilot.apply.runner import PROXY_ROLE
 from cluster_pilot.apply.timings import ENV as TIMINGS_ENV
 from cluster_pilot.bench import BenchFailed
 from cluster_pilot.host.observe import observe
@@ -167,7 +167,7 @@ def _task_spans(marks: Sequence[tuple[float, str, str]]) -> list[tuple[str, floa
     for (t, (_, role, task)), (end, _) in zip(starts, starts[1:]):
         if task in ran and role == "cp_pods":
             spans.append(("cp_pods module (Docker work)", t, end))
-        elif task in ran and (role == "cp_proxy" or task == PROXY_DONE_TASK):
+        elif task in ran and role == PROXY_ROLE:
             spans.append(("proxy", t, end))
         elif task in ran and role == "cp_records":
             spans.append(("object records (cp_records)", t, end))

@@ -74,7 +74,7 @@ def test_the_probe_returns_dockerds_list_the_proxy_hash_and_the_records(tmp_path
     answer = _probe(tmp_path)
     assert answer == {"containers": CONTAINERS, "proxy": hashlib.sha256(b'{"services": []}').hexdigest(),
                       "records": '{"objects": {"svc/ü": 1}}'}
-    assert server.asked == ["/containers/json?all=1&filters=" + "%7B%22label%22%3A%20%5B%22io.cluster-pilot.pod%22%5D%7D"]
+    assert server.asked == ["/containers/json?all=1&filters=%7B%22label%22%3A%20%5B%22io.cluster-pilot.pod%22%5D%7D"]
 
 
 def test_a_host_without_proxy_or_records_says_none(tmp_path, dockerd):
