@@ -158,8 +158,8 @@ def median_run(runs: Sequence[ProcessRun]) -> ProcessRun:
 
 def _task_spans(marks: Sequence[tuple[float, str, str]]) -> list[tuple[str, float, float]]:
     """Each Ansible task as (what it was, start, end): from its start to the next task's (the linear strategy
-    waits for every host), named by its role: the module's Docker work, the proxy, the object records, or
-    Ansible's own."""
+    waits for every host), named by its role: the module's Docker work (the object records written in its
+    last run), the proxy, or Ansible's own."""
     starts = [(t, name.split(":", 2)) for t, name, _ in marks if name.startswith(("playbook_on_task_start:",
                                                                                    "playbook_on_stats:"))]
     ran = {name.split(":", 2)[2] for _, name, _ in marks if name.startswith("runner_on_ok:")}
@@ -169,8 +169,6 @@ def _task_spans(marks: Sequence[tuple[float, str, str]]) -> list[tuple[str, floa
             spans.append(("cp_pods module (Docker work)", t, end))
         elif task in ran and role == PROXY_ROLE:
             spans.append(("proxy", t, end))
-        elif task in ran and role == "cp_records":
-            spans.append(("object records (cp_records)", t, end))
         else:
             spans.append(("Ansible per-task overhead", t, end))
     return spans

@@ -210,8 +210,8 @@ def test_an_abandoned_run_makes_no_docker_change(engine):
     assert dockerd.requests == [] and dockerd.containers == {}
 
 
-def _run_main(socket_path: str, capsys, create=(), remove=()) -> dict:
-    args = {"create": json.dumps(list(create)), "remove": json.dumps(list(remove)), "socket": socket_path}
+def _run_main(socket_path: str, capsys, create=(), remove=(), **more) -> dict:
+    args = {"create": json.dumps(list(create)), "remove": json.dumps(list(remove)), "socket": socket_path, **more}
     with patch_module_args(args), pytest.raises(SystemExit):
         cp_pods.main()
     return json.loads(capsys.readouterr().out)
@@ -285,3 +285,32 @@ def test_the_module_works_on_as_many_pods_at_once_as_render_batches_for_it():
     from cluster_pilot.apply.render import MODULE_WIDTH
 
     assert cp_pods.WIDTH == MODULE_WIDTH
+
+
+def test_the_records_are_written_after_the_removals_and_only_when_they_all_succeeded(engine, capsys, tmp_path,
+                                                                                     monkeypatch):
+    dockerd, docker = engine
+    path = tmp_path / "lib" / "objects.json"
+    cp_pods.create_pod(docker, _create("old", "app"))
+    result = _run_main(docker.path, capsys, remove=[{"pod": "old", "ids": ["id0", "id1"]}],
+                       records='{"objects": {"a": 1}}', records_path=str(path))
+    assert (result["removed"], result["records"], result["changed"]) == (["old"], True, True)
+    assert path.read_text() == '{"objects": {"a": 1}}' and oct(path.stat().st_mode & 0o777) == "0o600"
+    again = _run_main(docker.path, capsys, records='{"objects": {"a": 1}}', records_path=str(path))
+    assert (again["records"], again["changed"]) == (False, False)  # the same document: left alone
+
+    def refuse(self, ident):
+        raise cp_pods.DockerError(f"POST /containers/{ident}/stop: 500 busy")
+
+    monkeypatch.setattr(cp_pods.Docker, "remove", refuse)
+    failed = _run_main(docker.path, capsys, remove=[{"pod": "x", "ids": ["id9"]}], records='{"objects": {}}',
+                       records_path=str(path))
+    assert failed["failed"] is True and failed["records"] is False
+    assert path.read_text() == '{"objects": {"a": 1}}'  # a run that did not finish records nothing
+
+
+def test_a_records_document_that_is_not_json_is_refused(engine, capsys, tmp_path):
+    _, docker = engine
+    result = _run_main(docker.path, capsys, records="{", records_path=str(tmp_path / "objects.json"))
+    assert result["failed"] is True and result["msg"].startswith("not a records document")
+    assert not (tmp_path / "objects.json").exists()

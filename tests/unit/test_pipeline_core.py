@@ -259,3 +259,16 @@ def test_a_run_that_reports_every_action_done_needs_no_second_look():
     assert not reported_done(RunResult({"m1": HostResult("m1", 3, 3, failed=True)}, "failed"))
     assert not reported_done(RunResult({"m1": HostResult("m1", 3, 3, unreachable=True)}, "successful"))
     assert not reported_done(RunResult({"m1": HostResult("m1", 3, 3)}, "canceled"))
+
+
+def test_the_records_ride_in_the_last_remove_run_of_every_host_that_rewrites_them():
+    from cluster_pilot.apply.render import Rendered
+
+    one = [{"pod": "old-1", "ids": ["a"], "dir": "/d/old-1"}]
+    rendered = Rendered({"m1": {"remove": [one, one]}, "m2": {"remove": []}, "m3": {"remove": [one]}},
+                        (), "", records_hosts=("m1", "m2"), records_document='{"objects": {}}')
+    hosts = playbook_vars(rendered)["cp_hosts"]
+    assert [i["records"] for i in hosts["m1"]["remove"]] == [False, True]  # after its last removals
+    assert hosts["m2"]["remove"] == [{"remove": "[]", "records": True}]  # nothing removed: a run of its own
+    assert hosts["m3"]["remove"] == [{"remove": json.dumps(one, sort_keys=True), "records": False}]
+    assert playbook_vars(rendered)["cp_records_json"] == '{"objects": {}}'
