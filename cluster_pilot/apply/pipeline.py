@@ -204,6 +204,12 @@ def reported_done(run: RunResult) -> bool:
     return run.ok and all(h.done == h.total for h in run.hosts.values())
 
 
+def _lock_seen(seen: Observation, lock_node: str):
+    """The lock as the first look read it on its host; None when that host did not answer."""
+    view = seen.hosts.get(lock_node)
+    return view.lock if view is not None and view.reachable and not view.stale else None
+
+
 def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, state_dir: Path,
              options: Options = Options(), deleting: Iterable[tuple[str, str]] = (),
              hooks: Hooks = Hooks(), services: Sequence[Service] | None = None, evict: Iterable[str] = (),
@@ -226,17 +232,19 @@ def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, 
     if outcome.blocked or outcome.plan.empty or options.dry_run:
         return outcome
 
-    from cluster_pilot.host.lock import FleetLock, lock_host
+    from cluster_pilot.host.lock import FleetLock, lock_host, unchanged_since
     from cluster_pilot.apply.render import Settings, render
     from cluster_pilot.apply.runner import converge_hosts
 
     hooks.phase("locking")
     with FleetLock(lock_host(nodes), state_dir) as lock:
         lock.acquire(options.lock_timeout, hooks.lock_wait)
-        hooks.phase("observing")
-        outcome = look_now()  # the truth may have moved while we waited
-        if outcome.blocked or outcome.plan.empty:
-            return outcome
+        seen = outcome.observation
+        if not unchanged_since(_lock_seen(seen, lock.node.name), seen.seconds, lock.before):
+            hooks.phase("observing")
+            outcome = look_now()  # the truth may have moved while we waited
+            if outcome.blocked or outcome.plan.empty:
+                return outcome
         if lock.lost:
             raise UserError(f"the fleet lock on {lock.node.name} expired and was taken over while this run "
                             "looked; nothing was changed")

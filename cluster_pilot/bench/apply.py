@@ -187,8 +187,8 @@ def split(marks: Sequence[tuple[float, str, str]], launched: float, ended: float
         ("imports", first.get("imported")),
         ("load and validate", observed[0] if observed else None),
         ("observation", first.get("locking", first.get("converged") if len(observed) == 1 else None)),
-        ("lock", observed[1] if len(observed) > 1 else None),
-        ("observation under the lock", first.get("run")),
+        ("lock", observed[1] if len(observed) > 1 else first.get("run") if "locking" in first else None),
+        ("observation under the lock", first.get("run") if len(observed) > 1 else None),
         ("render, ansible-playbook start", spans[0][1] if spans else None),
     ]
     out: list[tuple[str, float]] = []

@@ -11,6 +11,13 @@ runners' clocks never matter. A holder renews its expiry while it works (a threa
 passed, or a directory with no owner older than the expiry, is taken over. A holder whose process is gone
 on this very runner (same runner id, kept in the state dir, and a dead PID) is broken at once; its token
 is checked when it is, so a new holder is never broken by mistake.
+
+The lock directory's parent counts the lock's generations: making and removing the lock changes its
+mtime, whichever version of cluster-pilot does it (so does writing the object records, only ever done under
+the lock). Observation reads whether the lock is held and that mtime on the lock host; an acquisition
+answers the mtime it found before making the lock. A run that saw the lock free and its parent untouched
+for longer than its whole observation took, and finds the same mtime when it takes the lock, knows that no
+run changed the fleet while or since it looked (``unchanged_since``): it does not look again.
 """
 
 from __future__ import annotations
@@ -67,13 +74,14 @@ def op(req, path, now):
     h = holder(path) if present else None
     if kind == "acquire":
         owner["expires"] = now + ttl
+        before = os.stat(os.path.dirname(path)).st_mtime_ns
         if not present:
             os.mkdir(path)
             write(path, owner)
-            return {"held": True, "now": now}
+            return {"held": True, "now": now, "before": before}
         if expired(path, h, now, ttl) or (h and req.get("break") and h.get("token") == req["break"]):
             write(path, owner)
-            return {"held": True, "took_over": h, "now": now}
+            return {"held": True, "took_over": h, "now": now, "before": before}
         return {"held": False, "holder": h, "now": now}
     if kind == "renew":
         if h and h.get("token") == owner.get("token"):
@@ -180,6 +188,7 @@ class FleetLock:
                       "since": time.time(), "token": uuid.uuid4().hex, "runner": self.runner, "command": command}
         self.held = False
         self.lost = False  # a renewal found another holder: this run's lock expired under it
+        self.before: int | None = None  # the lock dir's parent's mtime (ns) when this run took the lock
         self._renew_thread = renew_in_thread
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -202,6 +211,7 @@ class FleetLock:
                 continue
             if answer.get("held"):
                 self.held = True
+                self.before = answer.get("before")
                 self._start_renewing()
                 return
             holder = _holder(answer.get("holder"), answer.get("now"))
@@ -254,6 +264,25 @@ class FleetLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+@dataclass(frozen=True)
+class LockSeen:
+    """The lock as observation read it on the lock host: whether it was held, its parent's mtime (ns) and
+    how long before that read the parent last changed (by the lock host's clock)."""
+
+    held: bool
+    stamp: int
+    idle: float
+
+
+def unchanged_since(seen: LockSeen | None, looked: float | None, before: int | None) -> bool:
+    """Whether no run held the lock during an observation that took ``looked`` seconds and read it as
+    ``seen``, nor after it until this run took it, finding its parent's mtime ``before``: free then,
+    untouched since before the first host was asked (a second of margin between the two clocks), and
+    untouched until now. Unknown (an observation pieced together, an older lock host): look again."""
+    return (seen is not None and looked is not None and before is not None and not seen.held
+            and seen.idle > looked + 1.0 and before == seen.stamp)
 
 
 def lock_host(nodes: Sequence[Node]) -> Node:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.parse
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Callable, Collection, Iterable, Mapping, Sequence
 from cluster_pilot.model import Node
 from cluster_pilot.host.podformat import (INFRA, LABEL_CONTAINERS, LABEL_POD, LABEL_POD_LABELS, LABEL_PORTS,
                                           LABEL_PREFIX, Member, Published, holds_record, read_member, read_record)
+from cluster_pilot.host.lock import LOCK_DIR, LockSeen
 from cluster_pilot.host.records import RECORDS_DOCUMENT
 from cluster_pilot.host.ssh import Asked, HostDidNotAnswer, control_dir
 
@@ -28,7 +30,8 @@ DOCKER_SOCKET = "/var/run/docker.sock"
 _LIST = "/containers/json?all=1&filters=" + urllib.parse.quote(json.dumps({"label": [LABEL_POD]}))
 
 # Runs on each host with its python3 and prints one JSON document: dockerd's container list as dockerd wrote
-# it (spliced in, never parsed there), the proxy document's hash and the records. Plain HTTP/1.0 over the
+# it (spliced in, never parsed there), the proxy document's hash, the records and the fleet lock's state
+# (``lock.LockSeen``: only the lock host's counts). Plain HTTP/1.0 over the
 # socket and nothing imported it can do without: http.client, urllib and decoding the list doubled the
 # probe's CPU on the host (57 -> 30 ms, as much as ``docker ps`` itself).
 _PROBE = r"""
@@ -44,6 +47,13 @@ def ask():
         if not b:
             return b"".join(chunks)
         chunks.append(b)
+def lock():
+    import os, time
+    try:
+        st = os.stat(os.path.dirname(@LOCK_DIR@))
+    except OSError:
+        return None
+    return [os.path.isdir(@LOCK_DIR@), st.st_mtime_ns, time.time() - st.st_mtime_ns / 1e9]
 def read(path, binary):
     try:
         with open(path, "rb") as f:
@@ -61,7 +71,8 @@ try:
         text = (b" ".join(status) or b"?").decode("ascii", "replace")
         print(json.dumps({"error": "dockerd answered %s: %s" % (text, body[:200].decode("utf-8", "replace"))}))
     else:
-        tail = json.dumps({"proxy": read(@PROXY_DOCUMENT@, True), "records": read(@RECORDS_DOCUMENT@, False)})
+        tail = json.dumps({"proxy": read(@PROXY_DOCUMENT@, True), "records": read(@RECORDS_DOCUMENT@, False),
+                           "lock": lock()})
         sys.stdout.buffer.write(b'{"containers": ' + body.strip() + b", " + tail[1:].encode() + b"\n")
 except Exception as e:
     print(json.dumps({"error": "dockerd does not answer: %s" % e}))
@@ -69,11 +80,11 @@ except Exception as e:
 
 
 def probe_script(docker_socket: str = DOCKER_SOCKET, proxy_document: str = PROXY_DOCUMENT,
-                 records_document: str = RECORDS_DOCUMENT) -> str:
+                 records_document: str = RECORDS_DOCUMENT, lock_dir: str = LOCK_DIR) -> str:
     """The probe, its paths filled in (a test points them at a fake dockerd)."""
     return (_PROBE.replace("@DOCKER_SOCKET@", json.dumps(docker_socket)).replace("@LIST@", _LIST)
             .replace("@PROXY_DOCUMENT@", json.dumps(proxy_document))
-            .replace("@RECORDS_DOCUMENT@", json.dumps(records_document)))
+            .replace("@RECORDS_DOCUMENT@", json.dumps(records_document)).replace("@LOCK_DIR@", json.dumps(lock_dir)))
 
 
 PROBE = probe_script()
@@ -153,11 +164,13 @@ class HostView:
     stale: bool = False  # not answering now, but within its grace period: pods as last seen, still ready
     records: str | None = None  # the object records document the host keeps (see host.records)
     warnings: tuple[str, ...] = ()  # containers whose labels could not be read, named
+    lock: LockSeen | None = None  # the fleet lock as this host keeps it (only the lock host's matters)
 
 
 @dataclass(frozen=True)
 class Observation:
     hosts: Mapping[str, HostView]
+    seconds: float | None = None  # from asking the first host to the last answer, when one look made it all
 
     @property
     def pods(self) -> tuple[ObservedPod, ...]:
@@ -253,7 +266,16 @@ def _view(node: Node, asked: Asked) -> HostView:
     if "error" in doc:
         return HostView(node.name, False, error=doc["error"])
     pods, warnings = read_pods(node.name, doc["containers"])
-    return HostView(node.name, True, pods, proxy=doc.get("proxy"), records=doc.get("records"), warnings=warnings)
+    return HostView(node.name, True, pods, proxy=doc.get("proxy"), records=doc.get("records"), warnings=warnings,
+                    lock=_lock(doc.get("lock")))
+
+
+def _lock(seen: object) -> LockSeen | None:
+    try:
+        held, stamp, idle = seen  # type: ignore[misc]
+        return LockSeen(bool(held), int(stamp), float(idle))
+    except (TypeError, ValueError):
+        return None
 
 
 def observe_host(node: Node, cm_dir: Path, timeout: float = 20.0) -> HostView:
@@ -299,6 +321,7 @@ def _start(nodes: Sequence[Node], state_dir: Path, timeout: float,
            skip: Collection[str]) -> Callable[[], Observation]:
     cm_dir = control_dir(state_dir)
     pending = [n for n in nodes if n.name not in skip]
+    started = time.monotonic()
     asked = [(n, Asked(n, cm_dir, PROBE, timeout=timeout)) for n in pending[:WINDOW]]
     later = pending[WINDOW:]
 
@@ -309,7 +332,7 @@ def _start(nodes: Sequence[Node], state_dir: Path, timeout: float,
             if later:
                 asked.append((later[0], Asked(later.pop(0), cm_dir, PROBE, timeout=timeout)))
             views[node.name] = _view(node, question)
-        return Observation({n.name: views[n.name] for n in nodes})
+        return Observation({n.name: views[n.name] for n in nodes}, time.monotonic() - started)
 
     return collect
 

@@ -56,3 +56,11 @@ def test_a_no_op_that_asked_the_hosts_ahead_shows_that_step_before_the_imports()
     assert dict(parts)["inventory, hosts asked"] == pytest.approx(0.05)
     assert dict(parts)["observation"] == pytest.approx(0.2)
     assert sum(s for _, s in parts) == pytest.approx(1.65 - 0.96)
+
+
+def test_a_run_that_did_not_look_again_under_the_lock_shows_the_lock_alone():
+    marks = _trace((1.0, "python", ""), (1.2, "imported", ""), (1.4, "observing", ""), (1.7, "locking", ""),
+                   (1.8, "run", ""), (2.0, "converged", ""), (2.01, "exit", ""))
+    parts = dict(split(marks, 0.96, 2.05))
+    assert parts["observation"] == pytest.approx(0.3) and parts["lock"] == pytest.approx(0.1)
+    assert "observation under the lock" not in parts

@@ -132,3 +132,16 @@ def _dead_pid() -> int:
         os._exit(0)
     os.waitpid(pid, 0)
     return pid
+
+
+def test_a_second_look_is_skipped_only_when_everything_about_the_first_is_known():
+    from cluster_pilot.host.lock import LockSeen, unchanged_since
+
+    free = LockSeen(held=False, stamp=5, idle=30.0)
+    assert unchanged_since(free, 0.4, 5)
+    assert not unchanged_since(free, 0.4, 6)  # the lock was taken (and maybe let go) since
+    assert not unchanged_since(LockSeen(held=True, stamp=5, idle=30.0), 0.4, 5)
+    assert not unchanged_since(LockSeen(held=False, stamp=5, idle=1.2), 0.4, 5)  # let go while this run looked
+    assert not unchanged_since(None, 0.4, 5)  # the lock host did not answer, or knows no such thing
+    assert not unchanged_since(free, None, 5)  # an observation pieced together (the master's grace)
+    assert not unchanged_since(free, 0.4, None)

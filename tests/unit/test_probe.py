@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import socketserver
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler
 
 import pytest
 
+from cluster_pilot.host.lock import REMOTE, LockSeen, unchanged_since
 from cluster_pilot.host.observe import probe_script
 
 CONTAINERS = [{"Id": "a1", "Names": ["/cp_web_app_h1"], "State": "running", "Status": "Up 3 seconds",
@@ -46,9 +49,9 @@ def _serve(path: str, status: int, body: bytes) -> _Dockerd:
     return server
 
 
-def _probe(tmp_path) -> dict:
+def _probe(tmp_path, lock_dir: str = "") -> dict:
     script = probe_script(str(tmp_path / "docker.sock"), str(tmp_path / "proxy.json"),
-                          str(tmp_path / "objects.json"))
+                          str(tmp_path / "objects.json"), lock_dir or str(tmp_path / "no" / "apply.lock"))
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=30, check=True).stdout
     return json.loads(out.decode("utf-8").strip().splitlines()[-1])
 
@@ -73,13 +76,13 @@ def test_the_probe_returns_dockerds_list_the_proxy_hash_and_the_records(tmp_path
     (tmp_path / "objects.json").write_text('{"objects": {"svc/ü": 1}}', encoding="utf-8")
     answer = _probe(tmp_path)
     assert answer == {"containers": CONTAINERS, "proxy": hashlib.sha256(b'{"services": []}').hexdigest(),
-                      "records": '{"objects": {"svc/ü": 1}}'}
+                      "records": '{"objects": {"svc/ü": 1}}', "lock": None}
     assert server.asked == ["/containers/json?all=1&filters=%7B%22label%22%3A%20%5B%22io.cluster-pilot.pod%22%5D%7D"]
 
 
 def test_a_host_without_proxy_or_records_says_none(tmp_path, dockerd):
     dockerd(body=b"[]\n")
-    assert _probe(tmp_path) == {"containers": [], "proxy": None, "records": None}
+    assert _probe(tmp_path) == {"containers": [], "proxy": None, "records": None, "lock": None}
 
 
 def test_dockerd_refusing_is_an_error_with_its_words(tmp_path, dockerd):
@@ -90,3 +93,40 @@ def test_dockerd_refusing_is_an_error_with_its_words(tmp_path, dockerd):
 
 def test_no_dockerd_is_an_error(tmp_path):
     assert _probe(tmp_path)["error"].startswith("dockerd does not answer: ")
+
+
+def test_a_look_that_no_run_followed_before_this_one_took_the_lock_needs_no_second_look(tmp_path, dockerd):
+    """The probe and the lock host's own script on one directory: the lock's parent changes with every lock
+    taken or released, so a run that came between is always seen."""
+    dockerd(body=b"[]\n")
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    lock_dir = str(lib / "apply.lock")
+    ns: dict = {"__name__": "lock_host"}
+    exec(REMOTE, ns)
+
+    def acquire(token: str) -> dict:
+        return ns["op"]({"op": "acquire", "owner": {"token": token}}, lock_dir, time.time())
+
+    def release(token: str) -> None:
+        ns["op"]({"op": "release", "owner": {"token": token}}, lock_dir, time.time())
+
+    def look() -> LockSeen:
+        old = time.time_ns() - 10 * 10**9  # nothing touched the lock for 10 s
+        os.utime(lib, ns=(old, old))
+        return LockSeen(*_probe(tmp_path, lock_dir)["lock"])
+
+    seen = look()
+    assert not seen.held and seen.idle > 9
+    assert unchanged_since(seen, 0.5, acquire("me")["before"])
+    release("me")
+    seen = look()
+    acquire("other")  # another run took the lock after this one looked, and let it go
+    release("other")
+    assert not unchanged_since(seen, 0.5, acquire("me")["before"])
+    seen = look()
+    assert seen.held  # this run's own, still held: whoever looks now must look again
+    assert not unchanged_since(seen, 0.5, seen.stamp)
+    release("me")
+    seen = look()
+    assert not unchanged_since(seen, 12.0, acquire("me")["before"])  # the look took longer than the lock was free
