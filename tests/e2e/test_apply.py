@@ -220,3 +220,48 @@ def test_a_single_container_pod_keeps_its_published_port_across_a_restart_and_is
     assert "no changes" in apply(sandbox_home, f).stderr
     assert [c["id"] for c in managed_containers(sandbox) if c["pod"] == "survivor"] == [only["id"]]
     cli("delete", "pods/survivor", home=sandbox_home)
+
+
+def _looks(trace: Path) -> int:
+    return [name for _, name, _ in json.loads(trace.read_text())].count("observing")
+
+
+def test_a_run_looks_again_under_the_lock_only_when_another_held_it_since_its_first_look(
+        sandbox_home, sandbox, tmp_path):
+    from cluster_pilot.cli.options import load_nodes
+    from cluster_pilot.host.lock import FleetLock, LockSeen, lock_host
+
+    from cluster_pilot.host.observe import observe
+
+    _, nodes = load_nodes(sandbox_home / "sandbox" / "inventory.yml")
+    lock_node = lock_host(nodes)
+    # the run before this one let the lock go a moment ago: a look now could not tell it from one in progress
+    wait_for(lambda: (observe([lock_node], tmp_path).hosts[lock_node.name].lock or LockSeen(True, 0, 0)).idle > 5,
+             30, "the lock to be left alone for 5 s")
+    env = dict(os.environ, CLUSTER_PILOT_HOME=str(sandbox_home), CLUSTER_PILOT_TIMINGS=str(tmp_path / "alone.json"))
+    f = write_manifest(tmp_path / "looks.json", rc_manifest("looks", 2))
+    alone = subprocess.run([sys.executable, "-m", "cluster_pilot", "apply", "-f", str(f)], env=env,
+                           capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert alone.returncode == 0 and "apply done" in alone.stderr, alone.stderr
+    assert _looks(tmp_path / "alone.json") == 1  # nobody held the lock since: the first look stands
+
+    other = FleetLock(lock_node, tmp_path / "other-runner", renew_in_thread=False)
+    other.acquire(30)
+    try:
+        env["CLUSTER_PILOT_TIMINGS"] = str(tmp_path / "waited.json")
+        f = write_manifest(tmp_path / "looks.json", rc_manifest("looks", 3))
+        waiting = subprocess.Popen([sys.executable, "-m", "cluster_pilot", "apply", "-f", str(f)], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                   stdin=subprocess.DEVNULL)
+        told = ""
+        for line in waiting.stderr:  # until it says it waits (or, failing that, ends)
+            told += line
+            if "waiting for the fleet lock" in line:
+                break
+    finally:
+        other.release()
+    rest = waiting.communicate(timeout=300)[1]
+    assert waiting.returncode == 0 and "waiting for the fleet lock" in told, told + rest
+    assert _looks(tmp_path / "waited.json") == 2  # it looked while another run held the lock: looked again
+    _assert_exactly(sandbox, "looks", 3)
+    cli("delete", "rc/looks", home=sandbox_home)
