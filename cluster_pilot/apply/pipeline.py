@@ -21,8 +21,8 @@ from cluster_pilot.plan.addresses import allocate
 from cluster_pilot.plan.planner import Plan, plan, running_pods
 from cluster_pilot.scheduler import Schedule, schedule
 
-if TYPE_CHECKING:  # imported where a run needs them: a no-op apply never loads the lock, render or Ansible's runner
-    from cluster_pilot.host.lock import Holder
+if TYPE_CHECKING:  # imported where a run needs them: a no-op apply never loads render or Ansible's runner
+    from cluster_pilot.host.lock import Holder, LockSeen
     from cluster_pilot.apply.runner import RunResult
 
 
@@ -204,7 +204,7 @@ def reported_done(run: RunResult) -> bool:
     return run.ok and all(h.done == h.total for h in run.hosts.values())
 
 
-def _lock_seen(seen: Observation, lock_node: str):
+def _lock_seen(seen: Observation, lock_node: str) -> LockSeen | None:
     """The lock as the first look read it on its host; None when that host did not answer."""
     view = seen.hosts.get(lock_node)
     return view.lock if view is not None and view.reachable and not view.stale else None

@@ -146,7 +146,7 @@ def report(outcome: Outcome, options: Options, seconds: float, verb: str) -> int
         console().print(f"[yellow]pending:[/yellow] {u.message}", highlight=False)
     if outcome.blocked:
         console().print(f"nothing applied: {len(outcome.schedule.unschedulable)} pods cannot be scheduled "
-                  "(--allow-pending applies what fits)")
+                        "(--allow-pending applies what fits)")
         return 1
     changes = outcome.plan.changes()
     c = counts(changes)
@@ -156,8 +156,8 @@ def report(outcome: Outcome, options: Options, seconds: float, verb: str) -> int
         elif options.dry_run:
             for line in describe_plan(changes):
                 console().print(line, markup=False)
-            console().print(f"dry run: {c['create']} to create, {c['replace']} to replace, {c['remove']} to remove, "
-                      f"{c['proxy']} proxies to reconfigure")
+            console().print(f"dry run: {c['create']} to create, {c['replace']} to replace, "
+                            f"{c['remove']} to remove, {c['proxy']} proxies to reconfigure")
         return 0 if outcome.ok else 1
     for h in sorted(outcome.run.hosts.values(), key=lambda h: h.host):
         state = "ok" if h.ok else ("UNREACHABLE" if h.unreachable else "FAILED")
@@ -166,8 +166,9 @@ def report(outcome: Outcome, options: Options, seconds: float, verb: str) -> int
             line += "  " + "; ".join(dict.fromkeys(m.strip() for m in h.messages))[:400]
         console().print(line, markup=False, highlight=False)
     if outcome.remaining is not None and not outcome.remaining.empty:
-        console().print(f"still to do after the run: {len(outcome.remaining.changes())} changes (run {verb} again)")
+        console().print(f"still to do after the run: {len(outcome.remaining.changes())} changes "
+                        f"(run {verb} again)")
     done = "done" if outcome.ok else "FAILED"
     console().print(f"{verb} {done}: {c['create']} created, {c['replace']} replaced, {c['remove']} removed, "
-              f"{c['proxy']} proxies reconfigured in {seconds:.1f} s")
+                    f"{c['proxy']} proxies reconfigured in {seconds:.1f} s")
     return 0 if outcome.ok else 1

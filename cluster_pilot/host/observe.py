@@ -31,9 +31,9 @@ _LIST = "/containers/json?all=1&filters=" + urllib.parse.quote(json.dumps({"labe
 
 # Runs on each host with its python3 and prints one JSON document: dockerd's container list as dockerd wrote
 # it (spliced in, never parsed there), the proxy document's hash, the records and the fleet lock's state
-# (``lock.LockSeen``: only the lock host's counts). Plain HTTP/1.0 over the
-# socket and nothing imported it can do without: http.client, urllib and decoding the list doubled the
-# probe's CPU on the host (57 -> 30 ms, as much as ``docker ps`` itself).
+# (``lock.LockSeen``: only the lock host's counts). Plain HTTP/1.0 over the socket and nothing imported it
+# can do without: http.client, urllib and decoding the list doubled the probe's CPU on the host (57 -> 30 ms,
+# as much as ``docker ps`` itself).
 _PROBE = r"""
 import json, socket, sys
 def ask():
@@ -170,7 +170,8 @@ class HostView:
 @dataclass(frozen=True)
 class Observation:
     hosts: Mapping[str, HostView]
-    seconds: float | None = None  # from asking the first host to the last answer, when one look made it all
+    # from asking the first host to the last answer, when one look made it all (see lock.unchanged_since)
+    seconds: float | None = field(default=None, compare=False)
 
     @property
     def pods(self) -> tuple[ObservedPod, ...]:
