@@ -23,7 +23,8 @@ from cluster_pilot.host.ssh import Asked, HostDidNotAnswer, control_dir
 
 PROXY_DOCUMENT = "/etc/cluster-pilot/proxy.json"
 
-# Runs on each host with its python3: asks dockerd over its socket, prints one JSON document.
+# Runs on each host with its python3: asks dockerd over its socket, prints one JSON document (one print() call:
+# the master's watch helper runs it too, taking that call's argument as its answer).
 PROBE = r"""
 import hashlib, http.client, json, socket, sys, urllib.parse
 PROXY_DOCUMENT = "@PROXY_DOCUMENT@"
@@ -225,15 +226,21 @@ def _exit_code(status: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def read_view(name: str, doc: Mapping) -> HostView:
+    """One host's ``PROBE`` document, however it came (an SSH exec, or the master's watch session)."""
+    if "error" in doc:
+        return HostView(name, False, error=str(doc["error"]))
+    if not isinstance(doc.get("containers"), list):
+        return HostView(name, False, error="its answer names no containers")
+    pods, warnings = read_pods(name, doc["containers"])
+    return HostView(name, True, pods, proxy=doc.get("proxy"), records=doc.get("records"), warnings=warnings)
+
+
 def _view(node: Node, asked: Asked) -> HostView:
     try:
-        doc = asked.answer()
+        return read_view(node.name, asked.answer())
     except HostDidNotAnswer as exc:
         return HostView(node.name, False, error=str(exc))
-    if "error" in doc:
-        return HostView(node.name, False, error=doc["error"])
-    pods, warnings = read_pods(node.name, doc["containers"])
-    return HostView(node.name, True, pods, proxy=doc.get("proxy"), records=doc.get("records"), warnings=warnings)
 
 
 def observe_host(node: Node, cm_dir: Path, timeout: float = 20.0) -> HostView:
