@@ -15,7 +15,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Callable, Collection, Mapping, Sequence
 
 from cluster_pilot.model import Node
 from cluster_pilot.host.podformat import (INFRA, LABEL_CONTAINERS, LABEL_POD, LABEL_POD_LABELS, LABEL_PORTS,
@@ -33,7 +33,7 @@ _LIST = "/containers/json?all=1&filters=" + urllib.parse.quote(json.dumps({"labe
 # it (spliced in, never parsed there), the proxy document's hash, the records and the fleet lock's state
 # (``lock.LockSeen``: only the lock host's counts). Plain HTTP/1.0 over the socket and nothing imported it
 # can do without: http.client, urllib and decoding the list doubled the probe's CPU on the host (57 -> 30 ms,
-# as much as ``docker ps`` itself).
+# as much as ``docker ps`` itself). The master's watch helper runs it too, calling ``answer()`` per look.
 _PROBE = r"""
 import json, socket, sys
 def ask():
@@ -64,18 +64,20 @@ def read(path, binary):
         import hashlib
         return hashlib.sha256(data).hexdigest()
     return data.decode("utf-8", "replace")
-try:
-    head, _, body = ask().partition(b"\r\n\r\n")
-    status = head.split(b" ", 2)[1:2]
-    if status != [b"200"]:
-        text = (b" ".join(status) or b"?").decode("ascii", "replace")
-        print(json.dumps({"error": "dockerd answered %s: %s" % (text, body[:200].decode("utf-8", "replace"))}))
-    else:
+def answer():
+    try:
+        head, _, body = ask().partition(b"\r\n\r\n")
+        status = head.split(b" ", 2)[1:2]
+        if status != [b"200"]:
+            text = (b" ".join(status) or b"?").decode("ascii", "replace")
+            return json.dumps({"error": "dockerd answered %s: %s" % (text, body[:200].decode("utf-8", "replace"))}).encode()
         tail = json.dumps({"proxy": read(@PROXY_DOCUMENT@, True), "records": read(@RECORDS_DOCUMENT@, False),
                            "lock": lock()})
-        sys.stdout.buffer.write(b'{"containers": ' + body.strip() + b", " + tail[1:].encode() + b"\n")
-except Exception as e:
-    print(json.dumps({"error": "dockerd does not answer: %s" % e}))
+        return b'{"containers": ' + body.strip() + b", " + tail[1:].encode()
+    except Exception as e:
+        return json.dumps({"error": "dockerd does not answer: %s" % e}).encode()
+if __name__ == "__main__":
+    sys.stdout.buffer.write(answer() + b"\n")
 """
 
 
@@ -259,16 +261,22 @@ def _exit_code(status: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def read_view(name: str, doc: Mapping) -> HostView:
+    """One host's ``PROBE`` document, however it came (an SSH exec, or the master's watch session)."""
+    if "error" in doc:
+        return HostView(name, False, error=str(doc["error"]))
+    if not isinstance(doc.get("containers"), list):
+        return HostView(name, False, error="its answer names no containers")
+    pods, warnings = read_pods(name, doc["containers"])
+    return HostView(name, True, pods, proxy=doc.get("proxy"), records=doc.get("records"), warnings=warnings,
+                    lock=_lock(doc.get("lock")))
+
+
 def _view(node: Node, asked: Asked) -> HostView:
     try:
-        doc = asked.answer()
+        return read_view(node.name, asked.answer())
     except HostDidNotAnswer as exc:
         return HostView(node.name, False, error=str(exc))
-    if "error" in doc:
-        return HostView(node.name, False, error=doc["error"])
-    pods, warnings = read_pods(node.name, doc["containers"])
-    return HostView(node.name, True, pods, proxy=doc.get("proxy"), records=doc.get("records"), warnings=warnings,
-                    lock=_lock(doc.get("lock")))
 
 
 def _lock(seen: object) -> LockSeen | None:

@@ -30,10 +30,10 @@ from prometheus_client import (CollectorRegistry, Counter, Gauge, Summary, disab
 
 from cluster_pilot.errors import UserError
 from cluster_pilot.model import Node, from_json
-from cluster_pilot.host.observe import HostView, Observation, observe_host
+from cluster_pilot.host.observe import HostView, Observation, observe, observe_host, read_view
 from cluster_pilot.host.records import Owner, refusal
 from cluster_pilot.host.ssh import control_dir
-from cluster_pilot.host.watch import TRIGGERS, Beat, Closed, Event, Message, Resync, Session
+from cluster_pilot.host.watch import TRIGGERS, Beat, Closed, Event, Message, Resync, Watcher
 from cluster_pilot.apply import timings
 from cluster_pilot.apply.runner import end_runs, guard_runs
 from cluster_pilot.apply.pipeline import Hooks, Options, Outcome, converge, fleet_records
@@ -47,6 +47,7 @@ log = logging.getLogger("cluster_pilot.master")
 
 APPLYSET = "master"
 RUN_DEADLINE = 180.0  # a pass's Ansible run; a minion that dies mid-run is lost for it, never holds the loop
+LOOK_TIMEOUT = 3.0  # a helper's look over its session; one slower is asked over a new SSH exec instead
 
 
 @dataclass
@@ -216,7 +217,7 @@ class Reconciler:
         self.refused: tuple[str, ...] = ()  # stored objects left alone: the CLI manages them
         self.watching = watch  # None: poll every minion every heal_interval
         self.liveness = Liveness(grace, watch.hold_down if watch else 0.0, started=time.monotonic())
-        self.sessions: dict[str, Session] = {}
+        self.watcher = Watcher(control_dir(state_dir), self._heard) if watch else None
         self._dirty: dict[str, str] = {}  # minion -> why it must be observed in the next pass
         self._event_at: float | None = None  # when the earliest event not yet acted on happened (wall clock)
         self._requested = True  # a write, an eviction, or the first pass
@@ -266,6 +267,8 @@ class Reconciler:
         guard_runs()
         self._thread = threading.Thread(target=self._loop, name="reconcile", daemon=True)
         self._thread.start()
+        if self.watcher is not None:
+            self.watcher.start()
         if self.watching is None:
             threading.Thread(target=self._probe, name="probe-lost-minions", daemon=True).start()
 
@@ -275,8 +278,8 @@ class Reconciler:
         end_runs()  # a pass stuck on a dead minion ends now, its whole process tree with it
         if self._thread is not None:
             self._thread.join(timeout=120)
-        for session in self.sessions.values():
-            session.stop()
+        if self.watcher is not None:
+            self.watcher.stop()
 
     # --- the watch -------------------------------------------------------------------------------------------
     def _heard(self, node: str, message: Message) -> None:
@@ -299,15 +302,6 @@ class Reconciler:
                 log.info("watch of %s closed: %s", node, message.reason)
                 return
         self._wake.set()
-
-    def _sync_sessions(self) -> None:
-        """One session per minion of the inventory, as it is now."""
-        nodes = {n.name: n for n in self.nodes()}
-        for name in [n for n in self.sessions if n not in nodes or self.sessions[n].node != nodes[n]]:
-            self.sessions.pop(name).stop()
-        for name, node in nodes.items():
-            if name not in self.sessions:
-                self.sessions[name] = Session(node, control_dir(self.state_dir), self._heard).start()
 
     def _due(self) -> bool:
         """Watch mode: whether this wake needs a pass (a write, an event, a reconnect, a minion lost or
@@ -345,8 +339,8 @@ class Reconciler:
             self._wake.clear()
             if self._stop.is_set():
                 break
-            if self.watching is not None:
-                self._sync_sessions()
+            if self.watcher is not None:
+                self.watcher.sync(self.nodes())  # one session per minion of the inventory, as it is now
                 if not self._due():
                     continue
             self.run_once()
@@ -391,6 +385,10 @@ class Reconciler:
             self._last_full = now
             why.update({n: "resync" for n in ready if n not in why})
         asked = frozenset(set(why) & ready)
+        with self._lock:  # a silent minion's reason waits for its next beat (a reopened helper says hello first)
+            for name in set(why) - asked:
+                if states.get(name) == SILENT:
+                    self._dirty.setdefault(name, why[name])
 
         def overlay(seen: Observation) -> tuple[Observation, set[str]]:
             view, evict, retry = with_liveness(seen, asked, self.memory, states)
@@ -431,9 +429,10 @@ class Reconciler:
 
         before = self.last
         planned: list[float] = []
+        first = (lambda: self._looked(nodes, options)) if self.watcher is not None else None
         outcome = converge(objects, nodes, self.inventory, self.state_dir, options, evict=evicting, watch=watch,
                            hooks=Hooks(phase=lambda text: timings.mark(f"phase {text}"),
-                                       run_started=lambda plan: planned.append(time.time())))
+                                       run_started=lambda plan: planned.append(time.time())), first=first)
         if outcome.refused != self.refused:
             for why_left in outcome.refused:
                 log.warning("reconcile: left alone: %s", why_left)
@@ -453,6 +452,17 @@ class Reconciler:
             self.metrics.ran(outcome)
             self._ran(outcome, why, event_at, planned[0] if planned else None, marks)
         return outcome
+
+    def _looked(self, nodes: list[Node], options: Options) -> Observation:
+        """Watch mode's first look of a pass: the minions asked are observed by their helpers, over the sessions
+        already open (no new process on either side, so a resync of the whole fleet costs little more than
+        its answers); one whose session cannot answer in time is asked over a new SSH exec, as ever."""
+        assert self.watcher is not None
+        asked = [n.name for n in nodes if n.name not in options.skip_observe]
+        docs = self.watcher.look(asked, LOOK_TIMEOUT)
+        rest = observe(nodes, self.state_dir, options.observe_timeout, skip=options.skip_observe | set(docs))
+        return Observation({n.name: read_view(n.name, docs[n.name]) if n.name in docs else rest.hosts[n.name]
+                            for n in nodes})
 
     def _ran(self, outcome: Outcome, why: Mapping[str, str], event_at: float | None, planned: float | None,
              marks: list[tuple[float, str, str]]) -> None:

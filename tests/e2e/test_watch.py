@@ -42,6 +42,13 @@ def master(sandbox_home):
     m.kill()
 
 
+def made_by_master(master: Master, victim: dict) -> None:
+    """Wait for the log line of the pass that made the victim (it is written after its containers run), so
+    that the passes counted from here on are only those that came after."""
+    wait_for(lambda: any(f"create {victim['pod']}@" in line for line in passes_that_ran(master)), 120,
+             f"the pass that made {victim['pod']} logged")
+
+
 def _heals(line: str, victim: dict) -> bool:
     """A pass that brings the victim's pod back: the pod replaced (an infra container kept it), or, when its one
     container was the whole pod, its controller's new pod created."""
@@ -53,6 +60,7 @@ def test_a_killed_container_is_replaced_by_a_pass_the_event_triggered(master, sa
     create(master, rc_manifest("evented", 2))
     wait_for(lambda: _rc_running(sandbox, "evented", 2), 180, "2 replicas")
     victim = next(c for c in managed_containers(sandbox) if c["controller"] == "evented" and c["container"] == "app")
+    made_by_master(master, victim)
     before = len(passes_that_ran(master))
     ssh(sandbox, victim["address"], f"docker rm -f {victim['id']} >/dev/null")
     wait_for(lambda: _rc_running(sandbox, "evented", 2) and victim["id"] not in
@@ -94,6 +102,7 @@ def test_a_cut_watch_session_is_reopened_and_resynced_so_a_missed_event_is_not_l
     helper = ssh(sandbox, victim["address"], HELPERS)
     pids = helper.stdout.split()
     assert len(pids) == 1, helper.stdout
+    made_by_master(master, victim)
     before = len(passes_that_ran(master))
     # the container goes while the helper is frozen (its session still open, so nothing reopens before the removal
     # is done), then the helper goes: the event is lost with it, and only the reopened session's resync can heal
