@@ -70,7 +70,8 @@ def answer():
         status = head.split(b" ", 2)[1:2]
         if status != [b"200"]:
             text = (b" ".join(status) or b"?").decode("ascii", "replace")
-            return json.dumps({"error": "dockerd answered %s: %s" % (text, body[:200].decode("utf-8", "replace"))}).encode()
+            said = "dockerd answered %s: %s" % (text, body[:200].decode("utf-8", "replace"))
+            return json.dumps({"error": said}).encode()
         tail = json.dumps({"proxy": read(@PROXY_DOCUMENT@, True), "records": read(@RECORDS_DOCUMENT@, False),
                            "lock": lock()})
         return b'{"containers": ' + body.strip() + b", " + tail[1:].encode()
