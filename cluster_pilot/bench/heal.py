@@ -48,6 +48,7 @@ class HealFigures:
     lost: tuple[float, ...]  # minion stopped to the controller at full count elsewhere
     idle: tuple[tuple[str, int, float], ...]  # (observe mode, minions, CPU seconds per minute)
     idle_window_s: float
+    resync: tuple[tuple[int, tuple[float, ...]], ...] = ()  # (minions, the watching master's whole resync passes, s)
 
 
 def wait(condition: Callable[[], object], timeout: float, what: str, step: float = 0.05) -> object:
@@ -165,6 +166,13 @@ def _stamp(text: str) -> float:
     return datetime.fromisoformat(head).replace(tzinfo=timezone.utc).timestamp() + float(f"0.{frac or 0}")
 
 
+def resync_passes(log: Path) -> tuple[float, ...]:
+    """The seconds of each whole resync pass the master logged, the first (sessions still opening) left out."""
+    found = [float(line.rsplit(" of ", 1)[1].split()[0]) for line in log.read_text().splitlines()
+             if "resync: " in line and "observed whole in a pass of" in line]
+    return tuple(found[1:])
+
+
 def _passes(log: Path) -> list[dict]:
     return [json.loads(line.split("pass marks ", 1)[1]) for line in log.read_text().splitlines() if "pass marks " in line]
 
@@ -247,6 +255,7 @@ def measure(nodes: Sequence[Node], inventory_file: Path, home: Path, sandbox, ki
     fleets = [(3, sub_inventory(nodes[:3], work / "inventory-3.json"))] if len(nodes) > 3 else []
     heals: list[Heal] = []
     lost: list[float] = []
+    resync: list[tuple[int, tuple[float, ...]]] = []
     for count, inventory in [*fleets, (len(nodes), inventory_file)]:
         for mode in ("watch", "poll"):
             master = MasterProcess(work, inventory, port, mode)
@@ -257,6 +266,8 @@ def measure(nodes: Sequence[Node], inventory_file: Path, home: Path, sandbox, ki
                 wait(lambda: not [n for n in os.listdir(work) if n.startswith("cp-run-")], 120, "the runs to end")
                 idle.append((mode, count, idle_cost(master, window)))
                 say(f"idle {mode} on {count} minions: {idle[-1][2]:.2f} CPU s/min")
+                if mode == "watch":
+                    resync.append((count, resync_passes(master.log)))
                 if mode == "watch" and count == len(nodes):
                     for i in range(kills):
                         heals.append(one_heal(master, nodes[i % len(nodes)], home, rc))
@@ -271,7 +282,7 @@ def measure(nodes: Sequence[Node], inventory_file: Path, home: Path, sandbox, ki
                     wait(lambda: not master.pods(rc), 180, f"{rc}'s pods to go", 0.5)
                 finally:
                     master.stop()
-    return HealFigures(len(nodes), tuple(heals), tuple(lost), tuple(idle), window)
+    return HealFigures(len(nodes), tuple(heals), tuple(lost), tuple(idle), window, tuple(resync))
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -293,6 +293,9 @@ def heal(minion_count, kills, stops, window) -> int:
     for n in sorted({n for _, n in cost}):
         click.echo(f"idle master on {n} minions: watch {cost[('watch', n)]:.2f} CPU s/min, poll "
                    f"{cost[('poll', n)]:.2f} CPU s/min ({f.idle_window_s:.0f} s windows)")
+    for n, passes in f.resync:
+        took = f"median {statistics.median(passes):.3f} s over {len(passes)}" if passes else "none in the window"
+        click.echo(f"resync of {n} minions (every minion observed whole over its watch session): {took}")
     counts = sorted({n for _, n in cost})
     if len(counts) > 1:
         lo, hi = counts[0], counts[-1]

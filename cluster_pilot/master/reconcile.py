@@ -223,6 +223,7 @@ class Reconciler:
         self._requested = True  # a write, an eviction, or the first pass
         self._states: dict[str, str] = {}
         self._last_full = float("-inf")
+        self._resyncing = False  # this pass observes every live minion whole
 
     # --- what the API reads -----------------------------------------------------------------------------
     def nodes(self) -> list[Node]:
@@ -383,6 +384,7 @@ class Reconciler:
         why.update({n: "first look" for n in ready if n not in self.memory.last_view and n not in why})
         if now - self._last_full >= self.watching.resync:
             self._last_full = now
+            self._resyncing = True
             why.update({n: "resync" for n in ready if n not in why})
         asked = frozenset(set(why) & ready)
         with self._lock:  # a silent minion's reason waits for its next beat (a reopened helper says hello first)
@@ -407,6 +409,7 @@ class Reconciler:
 
     def _pass(self) -> Outcome:
         timings.mark("pass")
+        started, self._resyncing = time.monotonic(), False
         objects = [from_json(r.body) for r in self.store.list()]
         nodes = self.nodes()
         with self._lock:
@@ -448,6 +451,10 @@ class Reconciler:
         with self._lock:
             self.evicting -= {name for name in self.evicting if name not in found}
         marks = timings.take() if timings.enabled() else []
+        if self._resyncing:
+            self._resyncing = False
+            log.info("resync: %d minions observed whole in a pass of %.3f s", len(nodes) - len(options.skip_observe),
+                     time.monotonic() - started)
         if outcome.run is not None:
             self.metrics.ran(outcome)
             self._ran(outcome, why, event_at, planned[0] if planned else None, marks)
