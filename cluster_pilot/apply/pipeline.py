@@ -181,7 +181,8 @@ def look_all(objects: Sequence[Object], services: Sequence[Service] | None, node
     todo = plan(sched, seen, services, addresses, options.applyset if options.prune else None, deleting,
                 evict, options.roll, network)
     copies = {n: decode(v.records)[0] if v.reachable else None for n, v in seen.hosts.items()}
-    document, stale = settle(change.records, copies, now, busy=not todo.empty)
+    answering = {n for n, copy in copies.items() if copy is not None}
+    document, stale = settle(change.records, copies, now, busy=bool(answering) and answering <= set(todo.nodes))
     todo = replace(todo, records=document, records_nodes=stale)
     return Look(seen, sched, todo, change.records, tuple(services), seen.warnings + tuple(problems),
                 change.refused + tuple(left_out.values()))

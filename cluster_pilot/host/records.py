@@ -159,8 +159,9 @@ def collect(records: Records, copies: Iterable[Records | None], now_ms: int) -> 
 def settle(records: Records, copies: Mapping[str, Records | None], now_ms: int,
            busy: bool) -> tuple[str, tuple[str, ...]]:
     """The document every minion should keep, and the answering minions whose copy differs. Tombstones are
-    collected only when the records are written anyway (``busy``: the run changes something else), so that
-    collecting alone never makes a plan."""
+    collected only when the records are written anyway (some copy differs) or the run reaches every answering
+    minion anyway (``busy``), so that collecting alone never makes a plan nor widens one (a pod healed on one
+    minion of thirty must not rewrite the other twenty-nine copies)."""
     def differ(document: str) -> tuple[str, ...]:
         return tuple(sorted(n for n, c in copies.items() if c is not None and c.encode() != document))
 

@@ -151,6 +151,22 @@ def test_a_tombstone_every_minion_holds_is_collected_and_no_old_copy_brings_it_b
     assert settle(merged, _copies(m1=collected, m2=gone, m3=old), now_ms=24, busy=False)[1] == ("m2", "m3")
 
 
+def test_collecting_tombstones_never_widens_a_run_beyond_the_minions_it_reaches():
+    gone = update(update(Records(), [web(), svc()], (), CLI, version=10).records, [], [("Service", "frontend")], CLI,
+                  version=20).records
+    first = look_all([web()], None, NODES, None, seen=hosts(gone.encode()))
+    seen = hosts(gone.encode(), running(first.schedule.placements))
+    seen = Observation({n: HostView(v.node, True, v.pods, proxy=_hash(first.plan.proxy), records=v.records)
+                        for n, v in seen.hosts.items()})
+    assert look_all([web()], None, NODES, None, seen=seen).plan.empty  # every copy holds the tombstone: kept
+    healed = look_all([web()], None, NODES, None, seen=seen, evict=[first.schedule.placements[0].pod.meta.name])
+    assert healed.plan.creates and set(healed.plan.nodes) == {first.schedule.placements[0].node}
+    assert not healed.plan.records_nodes  # one minion's heal rewrites no copy to collect a tombstone
+    everywhere = look_all([web(), svc("other")], None, NODES, None, seen=seen)
+    assert set(everywhere.plan.records_nodes) == {"m1", "m2"}
+    assert ("Service", "frontend") not in decode(everywhere.plan.records)[0].entries  # collected on the way
+
+
 def test_an_old_tombstone_is_collected_even_with_a_minion_down():
     gone = update(update(Records(), [svc()], (), CLI, version=10).records, [], [("Service", "frontend")], CLI,
                   version=20).records
