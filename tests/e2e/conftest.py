@@ -1,4 +1,7 @@
-"""One real sandbox for the whole end-to-end session, in a home of its own, removed at the end."""
+"""One real sandbox for the whole end-to-end session, in a home of its own, removed at the end. Under xdist
+(``scripts/test``: ``-n 2 --dist loadfile``) each worker's session has its own: a test file runs whole on one
+worker, so tests that share state through module fixtures still share a sandbox. A test that changes the fleet
+itself (stops a minion, adds one) puts it back before it ends."""
 
 from __future__ import annotations
 
