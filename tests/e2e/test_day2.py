@@ -15,7 +15,7 @@ import pytest
 from tests.e2e.conftest import cli, managed_containers, rc_manifest, wait_for, write_manifest
 from tests.e2e.test_master import Master
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]  # the dashboard's 5 s: not with another sandbox busy beside
 
 CHROMIUM = "/usr/bin/chromium"
 TALKER = ("echo out-start; echo err-start >&2; i=0; "
