@@ -95,6 +95,26 @@ class MasterProcess:
         items = self.call(f"{PODS.v1beta1}?labels=name%3D{rc}").get("items", [])
         return {i["id"]: (i["currentState"].get("host", ""), i["currentState"].get("status", "")) for i in items}
 
+    def passes(self) -> float:
+        """Reconcile passes done so far (from ``/metrics``)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=60) as resp:
+            text = resp.read().decode()
+        return next(float(line.split()[-1]) for line in text.splitlines()
+                    if line.startswith("cluster_pilot_reconcile_duration_seconds_count"))
+
+    def settled(self, quiet: float = 3.0) -> None:
+        """Wait until no pass has run for ``quiet`` seconds: the passes a deployment causes (its run, the look
+        at the minions it changed) are over, and what follows is idle."""
+        last: list[tuple[float, float]] = []
+
+        def quiet_for() -> bool:
+            count, now = self.passes(), time.monotonic()
+            if not last or last[-1][0] != count:
+                last[:] = [(count, now)]
+            return now - last[0][1] >= quiet
+
+        wait(quiet_for, 120, f"{quiet:.0f} s without a pass", 0.2)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -264,6 +284,8 @@ def measure(nodes: Sequence[Node], inventory_file: Path, home: Path, sandbox, ki
                 master.call(CONTROLLERS.v1beta1, _rc(rc, count), "POST")
                 wait(lambda: _full(master, rc, count), 600, f"{rc} running", 0.5)
                 wait(lambda: not [n for n in os.listdir(work) if n.startswith("cp-run-")], 120, "the runs to end")
+                if mode == "watch":  # poll passes every second: never quiet, and that is its idle cost
+                    master.settled()
                 idle.append((mode, count, idle_cost(master, window)))
                 say(f"idle {mode} on {count} minions: {idle[-1][2]:.2f} CPU s/min")
                 if mode == "watch":

@@ -1,4 +1,5 @@
-"""One real sandbox for the whole end-to-end session, in a home of its own, removed at the end."""
+"""One real sandbox for the whole end-to-end session, in a home of its own, removed at the end. A test that
+changes the fleet itself (stops a minion, adds one) puts it back before it ends."""
 
 from __future__ import annotations
 

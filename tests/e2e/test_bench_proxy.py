@@ -21,7 +21,7 @@ def figure(pattern: str, output: str) -> tuple[float, ...]:
 
 
 def test_bench_proxy_prints_every_backends_figures_and_the_dns_figure_and_cleans_up(sandbox_home, sandbox):
-    out = cli("bench", "proxy", "--duration", "2", "--runs", "1", "--lookups", "20", home=sandbox_home,
+    out = cli("bench", "proxy", "--duration", "1", "--runs", "1", "--lookups", "20", home=sandbox_home,
               timeout=1200).stdout
 
     sections = re.split(r"^== .*$", out, flags=re.M)[1:]

@@ -43,13 +43,26 @@ def minions(sandbox):
     return [m for m in sandbox.status() if m.ready]
 
 
-@pytest.fixture
-def web_app(sandbox_home, sandbox, tmp_path):
-    rc_file = write_manifest(tmp_path / "web-rc.json", web(3))
-    svc_file = write_manifest(tmp_path / "web-svc.json", web_service())
+@pytest.fixture(scope="module")
+def _web_deployed(sandbox_home, sandbox, tmp_path_factory):
+    """Deployed once for the module (an apply and a delete cost ~20 s each); each test gets it back whole."""
+    files = tmp_path_factory.mktemp("web")
+    rc_file = write_manifest(files / "web-rc.json", web(3))
+    svc_file = write_manifest(files / "web-svc.json", web_service())
     cli("apply", "-f", str(rc_file), "-f", str(svc_file), home=sandbox_home)
     yield rc_file, svc_file
+    write_manifest(rc_file, web(3))
     cli("delete", "-f", str(rc_file), "-f", str(svc_file), home=sandbox_home)
+
+
+@pytest.fixture
+def web_app(sandbox_home, _web_deployed):
+    """3 replicas of ``web`` and its service, as if just applied: an apply puts back what an earlier test of the
+    module changed or killed (the hosts are the truth), and changes nothing when nothing was."""
+    rc_file, svc_file = _web_deployed
+    write_manifest(rc_file, web(3))
+    cli("apply", "-f", str(rc_file), "-f", str(svc_file), home=sandbox_home)
+    return rc_file, svc_file
 
 
 def test_every_minion_balances_over_all_replicas(sandbox_home, sandbox, web_app):
