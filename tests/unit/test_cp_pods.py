@@ -12,7 +12,6 @@ import urllib.parse
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from pathlib import Path
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
