@@ -57,6 +57,13 @@ class HostDidNotAnswer(Exception):
     """Why a host gave no usable answer: no answer in time, ssh's own last error line, or unreadable output."""
 
 
+def python_command(node: Node, script: str, *flags: str) -> str:
+    """The remote command running ``script`` with the host's python (``ansible_python_interpreter``, as
+    Ansible's own modules run)."""
+    python = str(node.vars.get("ansible_python_interpreter") or "python3")
+    return " ".join([shlex.quote(python), *flags, "-c", shlex.quote(script)])
+
+
 def run_python(node: Node, cm_dir: Path, script: str, stdin: str = "", timeout: float = 20.0) -> dict:
     """Run a stdlib-only ``script`` with the host's python (``python3 -c``), ``stdin`` as its input; its last
     output line, a JSON object, is the answer. Observation and the lock talk to hosts this one way."""
@@ -68,8 +75,7 @@ class Asked:
     asks every host, does its own work, then collects the answers (no thread of its own per host)."""
 
     def __init__(self, node: Node, cm_dir: Path, script: str, stdin: str = "", timeout: float = 20.0) -> None:
-        python = str(node.vars.get("ansible_python_interpreter") or "python3")
-        cmd = ssh_command(node, cm_dir, f"{shlex.quote(python)} -c {shlex.quote(script)}")
+        cmd = ssh_command(node, cm_dir, python_command(node, script))
         self.deadline = time.monotonic() + timeout
         self.timeout = timeout
         self.stdin = stdin

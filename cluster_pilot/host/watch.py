@@ -1,5 +1,6 @@
-"""A watch on one minion: one long-lived SSH session whose helper streams the managed containers' events and a
-heartbeat line every second, so the master hears of a dead pod at once and of a dead minion within its grace.
+"""The master's watch on its minions: one long-lived SSH session per minion whose helper streams the managed
+containers' events and a heartbeat line every second, so the master hears of a dead pod at once and of a dead
+minion within its grace, and answers ``look N`` with an observation over the session already open.
 
 The helper runs with the host's python3 (stdlib only) over the inventory's own SSH settings and the shared
 control master. It asks dockerd over its socket: ``/events`` filtered to containers labelled
@@ -14,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import selectors
-import shlex
 import subprocess
 import threading
 import time
@@ -24,7 +24,7 @@ from typing import Callable, Sequence, Union
 
 from cluster_pilot.host.observe import PROBE
 from cluster_pilot.host.podformat import LABEL_CONTAINER, LABEL_POD
-from cluster_pilot.host.ssh import ssh_command
+from cluster_pilot.host.ssh import python_command, ssh_command
 from cluster_pilot.model import Node
 
 TRIGGERS = ("die", "destroy", "oom")  # a managed container's events that may leave a pod broken
@@ -298,14 +298,13 @@ class Watcher:
         now = time.monotonic()
         with self._lock:
             for name in [n for n, s in self._live.items() if self._want.get(n) != s.node]:
-                self._end(self._live.pop(name), "no longer watched")
+                self._end(self._live.pop(name), grace=0.0)
             for name, node in self._want.items():
                 if name not in self._live and self._due.get(name, 0.0) <= now:
                     self._live[name] = self._open(node)
 
     def _open(self, node: Node) -> _Session:
-        python = str(node.vars.get("ansible_python_interpreter") or "python3")
-        remote = f"{shlex.quote(python)} -u -c {shlex.quote(HELPER)}"
+        remote = python_command(node, HELPER, "-u")
         proc = subprocess.Popen(ssh_command(node, self.cm_dir, remote), stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
@@ -356,11 +355,12 @@ class Watcher:
             if self._live.get(name) is session:
                 del self._live[name]
                 self._due[name] = time.monotonic() + self.retry
-        self._end(session, "")
+        self._end(session, grace=2.0)
         said = session.err.decode(errors="replace").strip().splitlines()
         self.listener(name, Closed(said[-1] if said else f"ssh exited {session.proc.returncode}"))
 
-    def _end(self, session: _Session, why: str) -> None:
+    def _end(self, session: _Session, grace: float) -> None:
+        """Close our side of a session; its ssh client gets ``grace`` seconds to exit, then is killed."""
         for stream in (session.proc.stdout, session.proc.stderr):
             if stream is not None and stream.fileno() in self._selector.get_map():
                 self._selector.unregister(stream)
@@ -370,7 +370,7 @@ class Watcher:
             except OSError:
                 pass
         try:
-            session.proc.wait(timeout=0 if why else 2)
+            session.proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             session.proc.kill()
             session.proc.wait()

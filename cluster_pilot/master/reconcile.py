@@ -222,8 +222,7 @@ class Reconciler:
         self._event_at: float | None = None  # when the earliest event not yet acted on happened (wall clock)
         self._requested = True  # a write, an eviction, or the first pass
         self._states: dict[str, str] = {}
-        self._last_full = float("-inf")
-        self._resyncing = False  # this pass observes every live minion whole
+        self._last_full = float("-inf")  # when a pass last observed every live minion whole
 
     # --- what the API reads -----------------------------------------------------------------------------
     def nodes(self) -> list[Node]:
@@ -384,7 +383,6 @@ class Reconciler:
         why.update({n: "first look" for n in ready if n not in self.memory.last_view and n not in why})
         if now - self._last_full >= self.watching.resync:
             self._last_full = now
-            self._resyncing = True
             why.update({n: "resync" for n in ready if n not in why})
         asked = frozenset(set(why) & ready)
         with self._lock:  # a silent minion's reason waits for its next beat (a reopened helper says hello first)
@@ -409,7 +407,7 @@ class Reconciler:
 
     def _pass(self) -> Outcome:
         timings.mark("pass")
-        started, self._resyncing = time.monotonic(), False
+        started, last_full = time.monotonic(), self._last_full
         objects = [from_json(r.body) for r in self.store.list()]
         nodes = self.nodes()
         with self._lock:
@@ -451,8 +449,7 @@ class Reconciler:
         with self._lock:
             self.evicting -= {name for name in self.evicting if name not in found}
         marks = timings.take() if timings.enabled() else []
-        if self._resyncing:
-            self._resyncing = False
+        if self._last_full != last_full:  # this pass was a resync
             log.info("resync: %d minions observed whole in a pass of %.3f s", len(nodes) - len(options.skip_observe),
                      time.monotonic() - started)
         if outcome.run is not None:
