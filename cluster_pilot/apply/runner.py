@@ -102,13 +102,14 @@ def _events(results: dict[str, HostResult], progress: Progress) -> Callable[[dic
 
 
 def ansible_env(state_dir: Path, private: Path) -> dict[str, str]:
-    from cluster_pilot.host.ssh import control_dir
+    from cluster_pilot.host.ssh import SHARED_OPTIONS, control_dir
 
     return {
         "ANSIBLE_PIPELINING": "True",
-        # keepalives: a minion that dies mid-run is unreachable within ~6 s, not after TCP's own minutes
-        "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=60s -o ServerAliveInterval=2 "
-                            "-o ServerAliveCountMax=3",
+        "ANSIBLE_SSH_ARGS": " ".join(f"-o {option}" for option in SHARED_OPTIONS),
+        # ssh's 255 (a control master that went away under the task, e.g. ending its ControlPersist as the task
+        # came) is tried once more at once: the modules converge, so running one again is safe
+        "ANSIBLE_SSH_RETRIES": "1",
         "ANSIBLE_SSH_CONTROL_PATH": f"{control_dir(state_dir)}/%%C",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_DEPRECATION_WARNINGS": "False",

@@ -16,12 +16,17 @@ from cluster_pilot.errors import UserError
 from cluster_pilot.model import Node
 
 
+# Whoever opens a host's control master first sets these for every session over it (ours and Ansible's
+# alike); keepalives: a minion that dies is found out within ~6 s, not after TCP's own minutes.
+SHARED_OPTIONS = ("ControlMaster=auto", "ControlPersist=60s", "ServerAliveInterval=2", "ServerAliveCountMax=3")
+
+
 def ssh_command(node: Node, control_dir: Path, remote: str) -> list[str]:
     """The ``ssh`` invocation Ansible itself would make for this host, plus a shared control master."""
     v = node.vars
-    cmd = ["ssh", "-o", "BatchMode=yes", "-o", "ControlMaster=auto", "-o", f"ControlPath={control_dir}/%C",
-           "-o", "ControlPersist=60s", "-o", "ConnectTimeout=5", "-o", "ServerAliveInterval=2",
-           "-o", "ServerAliveCountMax=2"]
+    cmd = ["ssh", "-o", "BatchMode=yes", "-o", f"ControlPath={control_dir}/%C", "-o", "ConnectTimeout=5"]
+    for option in SHARED_OPTIONS:
+        cmd += ["-o", option]
     if v.get("ansible_port"):
         cmd += ["-p", str(v["ansible_port"])]
     if v.get("ansible_ssh_private_key_file"):
