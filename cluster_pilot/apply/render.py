@@ -256,6 +256,18 @@ def _remove_phase(batches: list[list], records: bool) -> list[dict[str, Any]]:
     return items
 
 
+STAGES = ("drain", "converge", "proxy", "remove")  # the playbook's tasks, tagged so, in order
+
+
+def idle_stages(variables: Mapping[str, Any]) -> list[str]:
+    """The playbook's stages no host has work in (``playbook_vars``), for the run to skip by tag: a task every
+    host skips still costs a worker process per host (0.3 s a task on 12 minions)."""
+    hosts = variables["cp_hosts"].values()
+    busy = {"drain": any(h["drain"] for h in hosts), "converge": any(h["converge"] for h in hosts),
+            "proxy": any(h["proxy"] for h in hosts), "remove": any(h["remove"] for h in hosts)}
+    return [stage for stage in STAGES if not busy[stage]]
+
+
 def playbook_vars(rendered: Rendered) -> dict[str, Any]:
     """``cp_hosts``: per host, ``converge`` (see ``_converge``) and ``remove`` (see ``_remove_phase``) batches
     as JSON texts; ``cp_proxy``: the proxy document; ``cp_records_json``: the object records document.

@@ -64,8 +64,10 @@ class HostDidNotAnswer(Exception):
 
 def python_command(node: Node, script: str, *flags: str) -> str:
     """The remote command running ``script`` with the host's python (``ansible_python_interpreter``, as
-    Ansible's own modules run)."""
+    Ansible's own modules run; ``python3`` for Ansible's ``auto`` keywords). The roles' action plugin chooses so
+    too."""
     python = str(node.vars.get("ansible_python_interpreter") or "python3")
+    python = "python3" if python.startswith("auto") else python  # Ansible's discovery keywords
     return " ".join([shlex.quote(python), *flags, "-c", shlex.quote(script)])
 
 

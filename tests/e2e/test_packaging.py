@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = [
     "cluster_pilot/playbooks/apply.yml",
     "cluster_pilot/roles/cp_pods/library/cp_pods.py",
+    "cluster_pilot/roles/cp_pods/action_plugins/cp_pods.py",
+    "cluster_pilot/roles/cp_proxy/action_plugins/cp_proxy_apply.py",  # a link in the checkout: a file in the wheel
     "cluster_pilot/roles/cp_pods/module_utils/cp_podformat.py",
     "cluster_pilot/roles/cp_pods/tasks/main.yml",
     "cluster_pilot/roles/cp_proxy/tasks/main.yml",

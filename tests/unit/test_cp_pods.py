@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import socketserver
+import subprocess
+import sys
 import tempfile
 import threading
 import urllib.parse
@@ -16,9 +18,10 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from tests.unit.ansible_modules import load_module
+from tests.unit.ansible_modules import ROLES, load_file, load_module
 
 cp_pods = load_module("cp_pods", "cp_pods")
+ACTION = load_file(ROLES / "cp_pods" / "action_plugins" / "cp_pods.py", "cp_test_action")
 
 
 @dataclass
@@ -216,36 +219,55 @@ def _run_main(socket_path: str, capsys, create=(), remove=(), **more) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
-def test_the_module_pulls_each_image_once_and_only_when_missing_or_always(engine, capsys):
+def _run_action(socket_path: str, capsys, create=(), remove=(), **more) -> dict:
+    """The module as the role's action plugin runs it on a minion: its bootstrap under ``sh -c`` (the remote
+    shell), the document on its standard input, the result read back as the plugin reads it."""
+    args = {"create": json.dumps(list(create)), "remove": json.dumps(list(remove)), "socket": socket_path, **more}
+    return run_bootstrap(ROLES / "cp_pods" / "library" / "cp_pods.py", args)
+
+
+def run_bootstrap(module_path, args: dict) -> dict:
+    proc = subprocess.run(["sh", "-c", ACTION.command(sys.executable)], capture_output=True, text=True,
+                          input=json.dumps(ACTION.payload(module_path, args)), timeout=60)
+    return ACTION.result_of(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture(params=["AnsibleModule", "action plugin"])
+def run_main(request):
+    """Both ways the module runs: by Ansible (AnsiballZ, ``AnsibleModule``) and by the role's action plugin."""
+    return _run_main if request.param == "AnsibleModule" else _run_action
+
+
+def test_the_module_pulls_each_image_once_and_only_when_missing_or_always(engine, capsys, run_main):
     dockerd, docker = engine
     dockerd.images |= {"busybox:latest", "redis:7"}
     creates = [_create("a", "app", images=("busybox:latest", "redis:7")), _create("b", "app", images=("redis:7",),
                                                                                    pull="always")]
-    result = _run_main(docker.path, capsys, create=creates)
+    result = run_main(docker.path, capsys, create=creates)
     assert result["pulled"] == ["redis:7"] and sorted(result["created"]) == ["a", "b"]
     assert dockerd.calls("POST", "/images/create") == ["/images/create"]
     assert result["changed"] is True and "failed" not in result
 
 
-def test_the_module_reports_failures_per_pod_and_does_the_other_pods(engine, capsys):
+def test_the_module_reports_failures_per_pod_and_does_the_other_pods(engine, capsys, run_main):
     dockerd, docker = engine
     dockerd.broken_pulls["bad:1"] = "manifest unknown"
     cp_pods.create_pod(docker, _create("old", "app"))
     creates = [_create("good", "app"), _create("broken", "app", images=("bad:1",))]
-    result = _run_main(docker.path, capsys, create=creates, remove=[{"pod": "old", "ids": ["id0", "id1"]}])
+    result = run_main(docker.path, capsys, create=creates, remove=[{"pod": "old", "ids": ["id0", "id1"]}])
     assert result["failed"] is True
     assert result["failed_pods"] == [{"pod": "broken", "error": "pull bad:1: manifest unknown"}]
     assert (result["created"], result["removed"]) == (["good"], ["old"])
     assert sorted(c["name"] for c in dockerd.containers.values()) == ["cp_good_POD_h", "cp_good_app_h"]
 
 
-def test_the_module_removes_before_it_creates_so_a_broken_copy_frees_its_names(engine, capsys):
+def test_the_module_removes_before_it_creates_so_a_broken_copy_frees_its_names(engine, capsys, run_main):
     """A broken copy of the very version to create holds its container names: created alongside, its
     replacement would find them taken (409) and start the broken containers again."""
     dockerd, docker = engine
     dockerd.images.add("busybox:latest")
     cp_pods.create_pod(docker, _create("web-1", "app"))  # id0, id1
-    result = _run_main(docker.path, capsys, create=[_create("web-1", "app")],
+    result = run_main(docker.path, capsys, create=[_create("web-1", "app")],
                        remove=[{"pod": "web-1", "ids": ["id0", "id1"]}])
     assert (result["removed"], result["created"]) == (["web-1"], ["web-1"])
     assert sorted(dockerd.containers) == ["id2", "id3"]  # made anew, not the old ones started again
@@ -273,8 +295,8 @@ def test_the_module_refuses_input_that_is_not_json(engine, capsys):
     assert result["failed"] is True and result["msg"].startswith("create/remove must be JSON lists")
 
 
-def test_a_dockerd_that_does_not_answer_fails_every_pod_naming_it(capsys, tmp_path):
-    result = _run_main(str(tmp_path / "no.sock"), capsys, remove=[{"pod": "old", "ids": ["x"]}])
+def test_a_dockerd_that_does_not_answer_fails_every_pod_naming_it(capsys, tmp_path, run_main):
+    result = run_main(str(tmp_path / "no.sock"), capsys, remove=[{"pod": "old", "ids": ["x"]}])
     assert [f["pod"] for f in result["failed_pods"]] == ["old"]
     assert "No such file" in result["failed_pods"][0]["error"] and result["changed"] is False
 
@@ -308,8 +330,8 @@ def test_the_records_are_written_after_the_removals_and_only_when_they_all_succe
     assert path.read_text() == '{"objects": {"a": 1}}'  # a run that did not finish records nothing
 
 
-def test_a_records_document_that_is_not_json_is_refused(engine, capsys, tmp_path):
+def test_a_records_document_that_is_not_json_is_refused(engine, capsys, tmp_path, run_main):
     _, docker = engine
-    result = _run_main(docker.path, capsys, records="{", records_path=str(tmp_path / "objects.json"))
+    result = run_main(docker.path, capsys, records="{", records_path=str(tmp_path / "objects.json"))
     assert result["failed"] is True and result["msg"].startswith("not a records document")
     assert not (tmp_path / "objects.json").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import yaml
 
@@ -272,3 +273,21 @@ def test_the_records_ride_in_the_last_remove_run_of_every_host_that_rewrites_the
     assert hosts["m2"]["remove"] == [{"remove": "[]", "records": True}]  # nothing removed: a run of its own
     assert hosts["m3"]["remove"] == [{"remove": json.dumps(one, sort_keys=True), "records": False}]
     assert playbook_vars(rendered)["cp_records_json"] == '{"objects": {}}'
+
+
+def test_a_run_skips_the_stages_no_host_has_work_in():
+    from cluster_pilot.apply.render import STAGES, Rendered, idle_stages
+
+    create = [{"pod": "web-1"}]
+    cold = Rendered({"m1": {"create": [create]}, "m2": {"create": [create]}}, (), "")
+    assert idle_stages(playbook_vars(cold)) == ["drain", "proxy", "remove"]  # pods made, nothing else
+    served = Rendered({"m1": {"create": [create]}, "m2": {}}, ("m1", "m2"), '{"services": []}')
+    assert idle_stages(playbook_vars(served)) == ["drain", "remove"]  # every proxy switches: the stage runs
+    draining = Rendered({"m1": {"remove_first": [create], "remove": [create]}}, ("m1",), "{}",
+                        drain_document='{"services": []}')
+    assert idle_stages(playbook_vars(draining)) == []
+    records = Rendered({"m1": {}}, (), "", records_hosts=("m1",), records_document="{}")
+    assert idle_stages(playbook_vars(records)) == ["drain", "converge", "proxy"]
+    playbook = Path(__file__).resolve().parents[2] / "playbooks" / "apply.yml"
+    tags = [t for task in yaml.safe_load(playbook.read_text())[0]["tasks"] for t in task["tags"]]
+    assert tuple(tags) == STAGES  # each task of the playbook is its stage, in order

@@ -109,8 +109,15 @@ import tempfile
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.cp_podformat import POD_DIR
+
+ARGUMENT_SPEC = dict(
+    create=dict(type="str", default="[]", no_log=True),  # pod environments: never logged
+    remove=dict(type="str", default="[]", no_log=True),
+    records=dict(type="str", default="", no_log=True),  # pods as asked: their environments too
+    records_path=dict(type="str", default="/var/lib/cluster-pilot/objects.json"),
+    socket=dict(type="str", default="/var/run/docker.sock"),
+)
 
 
 # Pods worked on at once (render's MODULE_WIDTH): a minion's dockerd made 10 containers in 1.6-1.8 s ten at
@@ -298,17 +305,12 @@ def act(docker, creates, removes):
     return done, failed
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            create=dict(type="str", default="[]", no_log=True),  # pod environments: never logged
-            remove=dict(type="str", default="[]", no_log=True),
-            records=dict(type="str", default="", no_log=True),  # pods as asked: their environments too
-            records_path=dict(type="str", default="/var/lib/cluster-pilot/objects.json"),
-            socket=dict(type="str", default="/var/run/docker.sock"),
-        ),
-        supports_check_mode=False,
-    )
+def main(module=None):
+    """``module``: the role's action plugin passes its stand-in for ``AnsibleModule`` (no AnsiballZ)."""
+    if module is None:
+        from ansible.module_utils.basic import AnsibleModule
+
+        module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=False)
     docker = Docker(module.params["socket"])
     try:
         creates, removes = json.loads(module.params["create"]), json.loads(module.params["remove"])

@@ -114,7 +114,24 @@ import socket
 import tempfile
 import time
 
-from ansible.module_utils.basic import AnsibleModule
+ARGUMENT_SPEC = dict(
+    config=dict(type="str", required=True, no_log=True),
+    document=dict(type="str", required=True, no_log=True),
+    ports=dict(type="list", elements="int", default=[]),
+    listen=dict(type="list", elements="str", default=[]),
+    network=dict(type="str", default=""),
+    dns_server=dict(type="str", default=""),
+    dns_hosts=dict(type="str", default=""),
+    dns_config=dict(type="str", default=""),
+    dns_run_script=dict(type="str", default=""),
+    dns_systemd_unit=dict(type="str", default=""),
+    dns_pidfile=dict(type="str", default="/run/cp-dns.pid"),
+    run_script=dict(type="str", required=True),
+    systemd_unit=dict(type="str", required=True),
+    directory=dict(type="str", default="/etc/cluster-pilot"),
+    pidfile=dict(type="str", default="/run/cp-proxy.pid"),
+    install=dict(type="bool", default=True),
+)
 
 HAPROXY = "/usr/sbin/haproxy"
 DNSMASQ = "/usr/sbin/dnsmasq"
@@ -273,28 +290,12 @@ def converge_dns(module, p):
     return changed or hosts_changed or config_changed or supervision_changed
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            config=dict(type="str", required=True, no_log=True),
-            document=dict(type="str", required=True, no_log=True),
-            ports=dict(type="list", elements="int", default=[]),
-            listen=dict(type="list", elements="str", default=[]),
-            network=dict(type="str", default=""),
-            dns_server=dict(type="str", default=""),
-            dns_hosts=dict(type="str", default=""),
-            dns_config=dict(type="str", default=""),
-            dns_run_script=dict(type="str", default=""),
-            dns_systemd_unit=dict(type="str", default=""),
-            dns_pidfile=dict(type="str", default="/run/cp-dns.pid"),
-            run_script=dict(type="str", required=True),
-            systemd_unit=dict(type="str", required=True),
-            directory=dict(type="str", default="/etc/cluster-pilot"),
-            pidfile=dict(type="str", default="/run/cp-proxy.pid"),
-            install=dict(type="bool", default=True),
-        ),
-        supports_check_mode=False,
-    )
+def main(module=None):
+    """``module``: the role's action plugin passes its stand-in for ``AnsibleModule`` (no AnsiballZ)."""
+    if module is None:
+        from ansible.module_utils.basic import AnsibleModule
+
+        module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=False)
     p = module.params
     changed = install(module, p["install"])
     if p["network"]:

@@ -1,0 +1,1 @@
+../../cp_pods/action_plugins/cp_pods.py
