@@ -256,21 +256,14 @@ def _remove_phase(batches: list[list], records: bool) -> list[dict[str, Any]]:
     return items
 
 
-STAGES = ("drain", "converge", "proxy", "remove")  # the playbook's tasks, tagged so, in order
-
-
-def idle_stages(variables: Mapping[str, Any]) -> list[str]:
-    """The playbook's stages no host has work in (``playbook_vars``), for the run to skip by tag: a task every
-    host skips still costs a worker process per host (0.3 s a task on 12 minions)."""
-    hosts = variables["cp_hosts"].values()
-    busy = {"drain": any(h["drain"] for h in hosts), "converge": any(h["converge"] for h in hosts),
-            "proxy": any(h["proxy"] for h in hosts), "remove": any(h["remove"] for h in hosts)}
-    return [stage for stage in STAGES if not busy[stage]]
+STAGES = ("drain", "converge", "proxy", "remove")  # the playbook's plays, in order
 
 
 def playbook_vars(rendered: Rendered) -> dict[str, Any]:
     """``cp_hosts``: per host, ``converge`` (see ``_converge``) and ``remove`` (see ``_remove_phase``) batches
-    as JSON texts; ``cp_proxy``: the proxy document; ``cp_records_json``: the object records document.
+    as JSON texts; ``cp_stages``: per stage (a play of the playbook), the hosts with work in it, so that a host
+    with none is never touched by it (a task every host skips still costs a worker per host, 0.3 s a task on 12
+    minions); ``cp_proxy``: the proxy document; ``cp_records_json``: the object records document.
 
     One opaque string per batch: Ansible neither templates it (``!unsafe``) nor re-types what is inside
     (ansible-core 2.19 turns an ``!unsafe '80'`` into the integer 80), and the module decodes it itself.
@@ -285,6 +278,7 @@ def playbook_vars(rendered: Rendered) -> dict[str, Any]:
         hosts[host]["proxy"] = host in rendered.proxy_hosts
         hosts[host]["drain"] = bool(rendered.drain_document) and host in rendered.proxy_hosts
     drain = rendered.drain_document or rendered.proxy_document
-    return {"cp_hosts": hosts, "cp_proxy": json.loads(rendered.proxy_document or '{"services": []}'),
+    stages = {stage: sorted(h for h, work in hosts.items() if work[stage]) for stage in STAGES}
+    return {"cp_hosts": hosts, "cp_stages": stages, "cp_proxy": json.loads(rendered.proxy_document or '{"services": []}'),
             "cp_proxy_json": rendered.proxy_document, "cp_records_json": rendered.records_document,
             "cp_drain": json.loads(drain or '{"services": []}'), "cp_drain_json": drain}

@@ -18,10 +18,10 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 from cluster_pilot.apply import timings
-from cluster_pilot.apply.render import Rendered, action_count, idle_stages, playbook_vars, unsafe_yaml
+from cluster_pilot.apply.render import Rendered, action_count, playbook_vars, unsafe_yaml
 from cluster_pilot.resources import resource_dir
 
 # The role whose one module task is a host's proxy action (its task's name has changed before: a name that
@@ -127,8 +127,8 @@ RUN_DEADLINE = 900.0  # seconds a whole run may take by default; a driver may gi
 
 def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], hosts: list[str], state_dir: Path,
                  totals: Mapping[str, int], progress: Progress = lambda h, d, t: None,
-                 deadline: float | None = None, skip: Sequence[str] = ()) -> RunResult:
-    """``skip``: tags of the playbook's tasks left out. After ``deadline`` seconds (None: ``RUN_DEADLINE``) the run's whole process tree is killed and every host
+                 deadline: float | None = None) -> RunResult:
+    """After ``deadline`` seconds (None: ``RUN_DEADLINE``) the run's whole process tree is killed and every host
     without a result is unreachable for this run: a minion that died mid-run never holds its driver (or a retry
     loop) forever."""
     import ansible_runner
@@ -150,7 +150,6 @@ def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], h
             envvars=ansible_env(state_dir, private),
             cmdline=f"-e @{vars_file}",
             limit=",".join(hosts),
-            skip_tags=",".join(skip) or None,
             forks=max(5, len(hosts)),
             quiet=True,
             suppress_env_files=True,
@@ -332,6 +331,5 @@ def converge_hosts(rendered: Rendered, inventory: Path, state_dir: Path,
     """One Ansible run for every host with something to do."""
     hosts = sorted(rendered.hosts)
     totals = {h: action_count(rendered, h) for h in hosts}
-    variables = playbook_vars(rendered)
-    return run_playbook("apply.yml", inventory, variables, hosts, state_dir, totals, progress, deadline,
-                        idle_stages(variables))
+    return run_playbook("apply.yml", inventory, playbook_vars(rendered), hosts, state_dir, totals, progress,
+                        deadline)

@@ -275,19 +275,21 @@ def test_the_records_ride_in_the_last_remove_run_of_every_host_that_rewrites_the
     assert playbook_vars(rendered)["cp_records_json"] == '{"objects": {}}'
 
 
-def test_a_run_skips_the_stages_no_host_has_work_in():
-    from cluster_pilot.apply.render import STAGES, Rendered, idle_stages
+def test_each_stage_touches_only_the_hosts_with_work_in_it():
+    from cluster_pilot.apply.render import STAGES, Rendered
 
     create = [{"pod": "web-1"}]
     cold = Rendered({"m1": {"create": [create]}, "m2": {"create": [create]}}, (), "")
-    assert idle_stages(playbook_vars(cold)) == ["drain", "proxy", "remove"]  # pods made, nothing else
+    assert playbook_vars(cold)["cp_stages"] == {"drain": [], "converge": ["m1", "m2"], "proxy": [], "remove": []}
     served = Rendered({"m1": {"create": [create]}, "m2": {}}, ("m1", "m2"), '{"services": []}')
-    assert idle_stages(playbook_vars(served)) == ["drain", "remove"]  # every proxy switches: the stage runs
-    draining = Rendered({"m1": {"remove_first": [create], "remove": [create]}}, ("m1",), "{}",
+    assert playbook_vars(served)["cp_stages"] == {"drain": [], "converge": ["m1"], "proxy": ["m1", "m2"],
+                                                  "remove": []}  # every proxy switches, one host makes a pod
+    draining = Rendered({"m1": {"remove_first": [create], "remove": [create]}, "m2": {}}, ("m1", "m2"), "{}",
                         drain_document='{"services": []}')
-    assert idle_stages(playbook_vars(draining)) == []
-    records = Rendered({"m1": {}}, (), "", records_hosts=("m1",), records_document="{}")
-    assert idle_stages(playbook_vars(records)) == ["drain", "converge", "proxy"]
+    assert playbook_vars(draining)["cp_stages"] == {"drain": ["m1", "m2"], "converge": ["m1"],
+                                                    "proxy": ["m1", "m2"], "remove": ["m1"]}
+    records = Rendered({"m1": {}, "m2": {}}, (), "", records_hosts=("m2",), records_document="{}")
+    assert playbook_vars(records)["cp_stages"] == {"drain": [], "converge": [], "proxy": [], "remove": ["m2"]}
     playbook = Path(__file__).resolve().parents[2] / "playbooks" / "apply.yml"
-    tags = [t for task in yaml.safe_load(playbook.read_text())[0]["tasks"] for t in task["tags"]]
-    assert tuple(tags) == STAGES  # each task of the playbook is its stage, in order
+    plays = yaml.safe_load(playbook.read_text())
+    assert [play["hosts"] for play in plays] == [f"{{{{ cp_stages.{stage} | default([]) }}}}" for stage in STAGES]
