@@ -99,7 +99,6 @@ failed_pods:
   sample: [{"pod": "web-1a2b3", "error": "pull nosuchimage: not found"}]
 """
 
-import http.client
 import json
 import os
 import select
@@ -141,15 +140,28 @@ def check_controller():
         raise Abandoned("the controller's session closed: stopped before the next change")
 
 
-class _Conn(http.client.HTTPConnection):
-    def __init__(self, path, timeout):
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self._path)
+def http(path, request, timeout):
+    """One HTTP/1.0 exchange over the Unix socket at ``path``: (status, body). dockerd closes the connection
+    after its answer, so the body runs to the close (a pull's progress stream included). Not http.client:
+    importing it (email, ssl) cost as much CPU on the host as the rest of the module's imports together."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(path)
+        s.sendall(request)
+        chunks = []
+        while True:
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        s.close()
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    try:
+        return int(head.split(None, 2)[1]), body
+    except (IndexError, ValueError):
+        raise DockerError("not an HTTP answer from %s: %r" % (path, head[:80]))
 
 
 class Docker:
@@ -159,21 +171,18 @@ class Docker:
     def call(self, method, url, body=None, query=None, ok=(200, 201, 204, 304), timeout=300):
         if query:
             url += "?" + urllib.parse.urlencode(query)
-        conn = _Conn(self.path, timeout)
-        try:
-            headers = {"Content-Type": "application/json"} if body is not None else {}
-            conn.request(method, url, body=json.dumps(body) if body is not None else None, headers=headers)
-            resp = conn.getresponse()
-            raw = resp.read()
-        finally:
-            conn.close()
-        if resp.status not in ok:
+        data = json.dumps(body).encode("utf-8") if body is not None else b""
+        head = "%s %s HTTP/1.0\r\nHost: docker\r\nContent-Length: %d\r\n" % (method, url, len(data))
+        if body is not None:
+            head += "Content-Type: application/json\r\n"
+        status, raw = http(self.path, head.encode("utf-8") + b"\r\n" + data, timeout)
+        if status not in ok:
             try:
                 message = json.loads(raw).get("message", raw.decode("utf-8", "replace"))
             except ValueError:
                 message = raw.decode("utf-8", "replace")
-            raise DockerError("%s %s: %d %s" % (method, url.split("?")[0], resp.status, message.strip()))
-        return resp.status, raw
+            raise DockerError("%s %s: %d %s" % (method, url.split("?")[0], status, message.strip()))
+        return status, raw
 
     def has_image(self, image):
         status, _ = self.call("GET", "/images/%s/json" % urllib.parse.quote(image, safe=""), ok=(200, 404))
