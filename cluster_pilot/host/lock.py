@@ -22,13 +22,10 @@ run changed the fleet while or since it looked (``unchanged_since``): it does no
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
-import socket
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -155,7 +152,7 @@ def runner_id(state_dir: Path) -> str:
         return path.read_text().strip()
     except OSError:
         state_dir.mkdir(parents=True, exist_ok=True)
-        rid = uuid.uuid4().hex
+        rid = os.urandom(16).hex()
         path.write_text(rid + "\n")
         return rid
 
@@ -183,9 +180,13 @@ class FleetLock:
         self.call = call
         self.clock = clock
         self.sleep = sleep
+        import getpass  # here, not at the top: observation imports this module for its constants alone
+        import socket
+
         self.runner = runner_id(state_dir)
         self.owner = {"who": getpass.getuser(), "host": socket.gethostname(), "pid": os.getpid(),
-                      "since": time.time(), "token": uuid.uuid4().hex, "runner": self.runner, "command": command}
+                      "since": time.time(), "token": os.urandom(16).hex(), "runner": self.runner,
+                      "command": command}
         self.held = False
         self.lost = False  # a renewal found another holder: this run's lock expired under it
         self.before: int | None = None  # the lock dir's parent's mtime (ns) when this run took the lock
