@@ -2,7 +2,7 @@
 
 An ``apply`` on a fleet whose inventory is cached starts its SSH round trips here, before click, the
 pipeline and the manifests are imported (about 0.1 s of a no-op's 0.4-0.7 s); the verb takes that
-observation (``host.observe.ask_ahead``) or, when it reads its options otherwise, asks again itself.
+observation (``host.probe.ask_ahead``) or, when it reads its options otherwise, asks again itself.
 """
 
 from __future__ import annotations
@@ -39,13 +39,13 @@ def _ask_ahead(args: list[str]) -> None:
     if given is None:
         return
     from cluster_pilot.home import default_inventory, state_dir
-    from cluster_pilot.host.inventory_cache import cached
-    from cluster_pilot.host.observe import ask_ahead
+    from cluster_pilot.host.inventory_cache import cached_docs
+    from cluster_pilot.host.probe import ask_ahead
 
     home = state_dir()
-    nodes = cached(given or default_inventory(), home / "cache")
-    if nodes:
-        ask_ahead(nodes, home)
+    hosts = cached_docs(given or default_inventory(), home / "cache")
+    if hosts:
+        ask_ahead(hosts, home)
 
 
 def main() -> None:

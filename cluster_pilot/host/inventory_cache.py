@@ -14,11 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cluster_pilot.model import Node, Resources
+if TYPE_CHECKING:  # imported where nodes are made: ``apply`` asks the hosts from the raw entries first
+    from cluster_pilot.model import Node
 
 _CONFIGS = ("ansible.cfg", "~/.ansible.cfg", "/etc/ansible/ansible.cfg")
 FORMAT = b"2"  # raised whenever load_inventory keeps other variables (2: cp_service_network)
@@ -45,6 +45,8 @@ def _cacheable(source: Path, text: bytes) -> bool:
 
 
 def _node(doc: dict[str, Any]) -> Node:
+    from cluster_pilot.model import Node, Resources
+
     return Node(doc["name"], doc["address"], Resources(**doc["capacity"]), doc["labels"], doc["ready"], doc["vars"])
 
 
@@ -58,6 +60,12 @@ def _parse(path: str | os.PathLike[str]) -> list[Node]:
 
 def cached(path: str | os.PathLike[str], cache_dir: Path) -> list[Node] | None:
     """The nodes kept for this inventory, or None when it is not a plain file or not seen as it is now."""
+    docs = cached_docs(path, cache_dir)
+    return None if docs is None else [_node(d) for d in docs]
+
+
+def cached_docs(path: str | os.PathLike[str], cache_dir: Path) -> list[dict[str, Any]] | None:
+    """``cached``'s nodes as kept (name, address, capacity, labels, ready, vars), no ``Node`` made."""
     source = Path(path).expanduser()
     try:
         text = source.read_bytes() if source.is_file() else b""
@@ -67,8 +75,8 @@ def cached(path: str | os.PathLike[str], cache_dir: Path) -> list[Node] | None:
         return None
     try:
         doc = json.loads(_entry(source, cache_dir).read_text())
-        if doc["key"] == _key(source, text):
-            return [_node(d) for d in doc["nodes"]]
+        if doc["key"] == _key(source, text) and isinstance(doc["nodes"], list):
+            return doc["nodes"]
     except (OSError, ValueError, KeyError, TypeError):
         pass
     return None
@@ -96,6 +104,8 @@ def load_inventory_cached(path: str | os.PathLike[str], cache_dir: Path) -> list
         cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         part = entry.with_suffix(f".{os.getpid()}.tmp")
         with os.fdopen(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            from dataclasses import asdict
+
             json.dump({"key": _key(source, text), "nodes": [asdict(n) for n in nodes]}, f)
         part.replace(entry)
     except (OSError, TypeError, ValueError):

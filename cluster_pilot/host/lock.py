@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from cluster_pilot.errors import UserError
+from cluster_pilot.host.paths import LOCK_DIR
 from cluster_pilot.model import Node
 from cluster_pilot.host.ssh import HostDidNotAnswer, control_dir, run_python
 
-LOCK_DIR = "/var/lib/cluster-pilot/apply.lock"
 LOCK_HOST_VAR = "cp_lock_host"
 TTL = 30.0  # seconds a holder's lock lasts unless renewed; renewed every third of it
 

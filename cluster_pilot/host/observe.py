@@ -12,85 +12,17 @@ from __future__ import annotations
 import json
 import re
 import time
-import urllib.parse
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Collection, Mapping, Sequence
 
 from cluster_pilot.model import Node
-from cluster_pilot.host.podformat import (INFRA, LABEL_CONTAINERS, LABEL_POD, LABEL_POD_LABELS, LABEL_PORTS,
+from cluster_pilot.host.podformat import (INFRA, LABEL_CONTAINERS, LABEL_POD_LABELS, LABEL_PORTS,
                                           LABEL_PREFIX, Member, Published, holds_record, read_member, read_record)
-from cluster_pilot.host.lock import LOCK_DIR, LockSeen
-from cluster_pilot.host.records import RECORDS_DOCUMENT
+from cluster_pilot.host.lock import LockSeen
+from cluster_pilot.host.probe import PROBE, WINDOW, asking, take_ahead
 from cluster_pilot.host.ssh import Asked, HostDidNotAnswer, control_dir
 
-PROXY_DOCUMENT = "/etc/cluster-pilot/proxy.json"
-
-DOCKER_SOCKET = "/var/run/docker.sock"
-_LIST = "/containers/json?all=1&filters=" + urllib.parse.quote(json.dumps({"label": [LABEL_POD]}))
-
-# Runs on each host with its python3 and prints one JSON document: dockerd's container list as dockerd wrote
-# it (spliced in, never parsed there), the proxy document's hash, the records and the fleet lock's state
-# (``lock.LockSeen``: only the lock host's counts). Plain HTTP/1.0 over the socket and nothing imported it
-# can do without: http.client, urllib and decoding the list doubled the probe's CPU on the host (57 -> 30 ms,
-# as much as ``docker ps`` itself). The master's watch helper runs it too, calling ``answer()`` per look.
-_PROBE = r"""
-import json, socket, sys
-def ask():
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(20)
-    s.connect(@DOCKER_SOCKET@)
-    s.sendall(b"GET @LIST@ HTTP/1.0\r\nHost: docker\r\n\r\n")
-    chunks = []
-    while True:
-        b = s.recv(1 << 18)
-        if not b:
-            return b"".join(chunks)
-        chunks.append(b)
-def lock():
-    import os, time
-    try:
-        st = os.stat(os.path.dirname(@LOCK_DIR@))
-    except OSError:
-        return None
-    return [os.path.isdir(@LOCK_DIR@), st.st_mtime_ns, time.time() - st.st_mtime_ns / 1e9]
-def read(path, binary):
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    if binary:
-        import hashlib
-        return hashlib.sha256(data).hexdigest()
-    return data.decode("utf-8", "replace")
-def answer():
-    try:
-        head, _, body = ask().partition(b"\r\n\r\n")
-        status = head.split(b" ", 2)[1:2]
-        if status != [b"200"]:
-            text = (b" ".join(status) or b"?").decode("ascii", "replace")
-            said = "dockerd answered %s: %s" % (text, body[:200].decode("utf-8", "replace"))
-            return json.dumps({"error": said}).encode()
-        tail = json.dumps({"proxy": read(@PROXY_DOCUMENT@, True), "records": read(@RECORDS_DOCUMENT@, False),
-                           "lock": lock()})
-        return b'{"containers": ' + body.strip() + b", " + tail[1:].encode()
-    except Exception as e:
-        return json.dumps({"error": "dockerd does not answer: %s" % e}).encode()
-if __name__ == "__main__":
-    sys.stdout.buffer.write(answer() + b"\n")
-"""
-
-
-def probe_script(docker_socket: str = DOCKER_SOCKET, proxy_document: str = PROXY_DOCUMENT,
-                 records_document: str = RECORDS_DOCUMENT, lock_dir: str = LOCK_DIR) -> str:
-    """The probe, its paths filled in (a test points them at a fake dockerd)."""
-    return (_PROBE.replace("@DOCKER_SOCKET@", json.dumps(docker_socket)).replace("@LIST@", _LIST)
-            .replace("@PROXY_DOCUMENT@", json.dumps(proxy_document))
-            .replace("@RECORDS_DOCUMENT@", json.dumps(records_document)).replace("@LOCK_DIR@", json.dumps(lock_dir)))
-
-
-PROBE = probe_script()
 
 
 @dataclass(frozen=True)
@@ -292,23 +224,6 @@ def observe_host(node: Node, cm_dir: Path, timeout: float = 20.0) -> HostView:
     return _view(node, Asked(node, cm_dir, PROBE, timeout=timeout))
 
 
-WINDOW = 64  # hosts asked at once (each an ssh client with three pipes)
-
-# An observation a process started before loading the rest of itself (``ask_ahead``), taken by the first
-# ``observe_soon`` that asks the same hosts the same way.
-_ahead: list[tuple[tuple, Callable[[], Observation]]] = []
-
-
-def _asking(nodes: Sequence[Node], state_dir: Path, timeout: float, skip: Collection[str]) -> tuple:
-    return (tuple(nodes), str(state_dir), timeout, frozenset(skip))
-
-
-def ask_ahead(nodes: Sequence[Node], state_dir: Path, timeout: float = 20.0) -> None:
-    """Start observing now, for the driver's ``observe_soon`` to take: ``cluster-pilot apply`` asks the hosts
-    before its command line library, the pipeline and the manifests are even imported (``__main__``)."""
-    _ahead[:] = [(_asking(nodes, state_dir, timeout, ()), _start(nodes, state_dir, timeout, ()))]
-
-
 def observe_soon(nodes: Sequence[Node], state_dir: Path, timeout: float = 20.0,
                  skip: Collection[str] = ()) -> Callable[[], Observation]:
     """Ask every host now (the first ``WINDOW`` of them; each answer read starts the next) and return how
@@ -316,23 +231,14 @@ def observe_soon(nodes: Sequence[Node], state_dir: Path, timeout: float = 20.0,
 
     The ssh clients run on their own while the caller works: a driver starts them before it loads the rest
     of itself and validates its inputs, so the SSH round trips overlap that work (for a no-op apply, most
-    of its time). Observation only reads: an input found bad still changes nothing. An observation asked
-    ahead of the same hosts (``ask_ahead``) is taken instead, once.
+    of its time). Observation only reads: an input found bad still changes nothing. The clients of a
+    ``probe.ask_ahead`` of the same hosts asked the same way are taken instead, once.
     """
-    key = _asking(nodes, state_dir, timeout, skip)
-    for i, (asked_for, collect) in enumerate(_ahead):
-        if asked_for == key:
-            del _ahead[i]
-            return collect
-    return _start(nodes, state_dir, timeout, skip)
-
-
-def _start(nodes: Sequence[Node], state_dir: Path, timeout: float,
-           skip: Collection[str]) -> Callable[[], Observation]:
     cm_dir = control_dir(state_dir)
     pending = [n for n in nodes if n.name not in skip]
-    started = time.monotonic()
-    asked = [(n, Asked(n, cm_dir, PROBE, timeout=timeout)) for n in pending[:WINDOW]]
+    ahead = None if skip else take_ahead(asking(nodes, state_dir, timeout))
+    started, clients = ahead or (time.monotonic(), {})
+    asked = [(n, clients.get(n.name) or Asked(n, cm_dir, PROBE, timeout=timeout)) for n in pending[:WINDOW]]
     later = pending[WINDOW:]
 
     def collect() -> Observation:

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
+from cluster_pilot.host.paths import LABEL_POD, LABEL_PREFIX
 from cluster_pilot.model import POD
 
 # Part of every pod's spec hash: bump it when the way a pod becomes containers changes, so pods are replaced.
@@ -22,8 +23,6 @@ INFRA = "POD"  # the container name of a pod's infra container, as the seed-era 
 POD_DIR = "/var/lib/cluster-pilot/pods"  # per pod and spec hash: its emptyDir volumes
 
 # On every managed container: whose it is.
-LABEL_PREFIX = "io.cluster-pilot."
-LABEL_POD = LABEL_PREFIX + "pod"
 LABEL_CONTROLLER = LABEL_PREFIX + "controller"  # "" for a bare pod
 LABEL_CONTAINER = LABEL_PREFIX + "container"
 LABEL_SPEC_HASH = LABEL_PREFIX + "spec-hash"

@@ -22,7 +22,6 @@ from typing import Iterable, Mapping, Sequence
 
 from cluster_pilot.model import KINDS, POD, REPLICATION_CONTROLLER, SERVICE, Object, from_json, to_json
 
-RECORDS_DOCUMENT = "/var/lib/cluster-pilot/objects.json"
 FORMAT = 1
 TOMBSTONE_AGE_MS = 7 * 24 * 3600 * 1000  # a minion down longer than this may lose a write only it received
 _WORDS = {POD: "pod", REPLICATION_CONTROLLER: "replicationController", SERVICE: "service"}

@@ -11,9 +11,12 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cluster_pilot.errors import UserError
-from cluster_pilot.model import Node
+
+if TYPE_CHECKING:  # nodes, or anything with name, address and vars (``probe.ask_ahead``)
+    from cluster_pilot.model import Node
 
 
 # Whoever opens a host's control master first sets these for every session over it (ours and Ansible's

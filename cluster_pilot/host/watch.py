@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence, Union
 
-from cluster_pilot.host.observe import PROBE
+from cluster_pilot.host.probe import PROBE
 from cluster_pilot.host.podformat import LABEL_CONTAINER, LABEL_POD
 from cluster_pilot.host.ssh import python_command, ssh_command
 from cluster_pilot.model import Node
@@ -134,7 +134,7 @@ class Resync:
 
 @dataclass(frozen=True)
 class Look:
-    """The helper's answer to ``look N``: the observation script's document (``host.observe.PROBE``)."""
+    """The helper's answer to ``look N``: the observation script's document (``host.probe.PROBE``)."""
 
     doc: dict
     n: int  # which request it answers: a late answer to an earlier one is not taken for a newer

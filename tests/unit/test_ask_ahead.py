@@ -3,10 +3,14 @@ the raw arguments, and that the verb takes that observation only when it asks th
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from dataclasses import asdict
+
 import pytest
 
 from cluster_pilot.__main__ import apply_inventory
-from cluster_pilot.host import observe
+from cluster_pilot.host import observe, probe
 from cluster_pilot.model import Node, Resources
 
 
@@ -33,14 +37,32 @@ def _nodes(*ports: int) -> list[Node]:
     return [Node(f"m{p}", "127.0.0.1", Resources(1000, 2**30, 10), vars={"ansible_port": p}) for p in ports]
 
 
-def test_the_observation_asked_ahead_is_taken_once_and_only_for_the_same_hosts(tmp_path):
+def _entries(nodes: list[Node]) -> list[dict]:
+    """The nodes as the inventory cache keeps them (what ``__main__`` asks from)."""
+    return [asdict(n) for n in nodes]
+
+
+def test_the_hosts_asked_ahead_are_taken_once_and_only_for_the_same_hosts_asked_the_same_way(tmp_path):
     nodes = _nodes(1, 9)
-    observe.ask_ahead(nodes, tmp_path)
-    assert observe.observe_soon(_nodes(1), tmp_path) is not observe._ahead[0][1]  # other hosts: asked anew
-    assert observe.observe_soon(nodes, tmp_path, timeout=5) is not observe._ahead[0][1]  # another timeout
-    ahead = observe._ahead[0][1]
+    probe.ask_ahead(_entries(nodes), tmp_path)
+    ahead = probe._ahead[0][2]
+    assert set(ahead) == {"m1", "m9"}
+    observe.observe_soon(_nodes(1), tmp_path)  # other hosts: asked anew
+    observe.observe_soon(nodes, tmp_path, timeout=5)  # another timeout
+    moved = [Node("m1", "127.0.0.1", n.capacity, vars={"ansible_port": 2}) for n in nodes[:1]] + nodes[1:]
+    observe.observe_soon(moved, tmp_path)  # another SSH setting: another ssh command
+    assert probe._ahead and probe._ahead[0][2] is ahead
     taken = observe.observe_soon(nodes, tmp_path)
-    assert taken is ahead and observe._ahead == []
+    assert probe._ahead == []
     seen = taken()
     assert set(seen.hosts) == {"m1", "m9"} and not any(v.reachable for v in seen.hosts.values())
-    assert observe.observe_soon(nodes, tmp_path) is not ahead  # taken once: the next look is its own
+    assert all(client.proc.returncode is not None for client in ahead.values())  # its own clients were read
+
+
+def test_asking_ahead_imports_neither_the_model_nor_observation():
+    """What ``apply`` imports before its ssh clients start: a leaner path asks the hosts sooner."""
+    code = ("import sys; from cluster_pilot.host import inventory_cache, probe; "
+            "print(sorted(m for m in sys.modules if m in ('cluster_pilot.model', 'cluster_pilot.host.observe', "
+            "'dataclasses', 'cluster_pilot.host.podformat', 'cluster_pilot.host.lock')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

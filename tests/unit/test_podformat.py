@@ -12,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cluster_pilot.host import podformat
-from cluster_pilot.host.observe import PROBE, group_pods
+from cluster_pilot.host.observe import group_pods
+from cluster_pilot.host.probe import PROBE
 from cluster_pilot.host.podformat import (INFRA, PodRecord, Published, container_name, member_labels, network_owner,
                                           owner_labels,
                                           read_member, read_record)
