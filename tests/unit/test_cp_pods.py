@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import socketserver
-import subprocess
-import sys
 import tempfile
 import threading
 import urllib.parse
@@ -18,10 +16,9 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from tests.unit.ansible_modules import ROLES, load_file, load_module
+from tests.unit.ansible_modules import ROLES, load_module, run_action
 
 cp_pods = load_module("cp_pods", "cp_pods")
-ACTION = load_file(ROLES / "cp_pods" / "action_plugins" / "cp_pods.py", "cp_test_action")
 
 
 @dataclass
@@ -220,16 +217,8 @@ def _run_main(socket_path: str, capsys, create=(), remove=(), **more) -> dict:
 
 
 def _run_action(socket_path: str, capsys, create=(), remove=(), **more) -> dict:
-    """The module as the role's action plugin runs it on a minion: its bootstrap under ``sh -c`` (the remote
-    shell), the document on its standard input, the result read back as the plugin reads it."""
     args = {"create": json.dumps(list(create)), "remove": json.dumps(list(remove)), "socket": socket_path, **more}
-    return run_bootstrap(ROLES / "cp_pods" / "library" / "cp_pods.py", args)
-
-
-def run_bootstrap(module_path, args: dict) -> dict:
-    proc = subprocess.run(["sh", "-c", ACTION.command(sys.executable)], capture_output=True, text=True,
-                          input=json.dumps(ACTION.payload(module_path, args)), timeout=60)
-    return ACTION.result_of(proc.returncode, proc.stdout, proc.stderr)
+    return run_action(ROLES / "cp_pods" / "library" / "cp_pods.py", args)
 
 
 @pytest.fixture(params=["AnsibleModule", "action plugin"])
