@@ -256,7 +256,7 @@ def _remove_phase(batches: list[list], records: bool) -> list[dict[str, Any]]:
     return items
 
 
-STAGES = ("drain", "converge", "proxy", "remove")  # the playbook's plays, in order
+STAGES = ("drain", "converge", "proxy", "remove")  # the playbook's plays, in order (``cp_stages``)
 
 
 def playbook_vars(rendered: Rendered) -> dict[str, Any]:
@@ -274,11 +274,13 @@ def playbook_vars(rendered: Rendered) -> dict[str, Any]:
         host: {"converge": _converge(phases),
                "remove": _remove_phase(phases.get("remove", []), host in rendered.records_hosts)}
         for host, phases in rendered.hosts.items()}
-    for host in hosts:
-        hosts[host]["proxy"] = host in rendered.proxy_hosts
-        hosts[host]["drain"] = bool(rendered.drain_document) and host in rendered.proxy_hosts
+    proxies = sorted(h for h in hosts if h in rendered.proxy_hosts)
+    stages = {"drain": proxies if rendered.drain_document else [],
+              "converge": sorted(h for h, work in hosts.items() if work["converge"]),
+              "proxy": proxies,
+              "remove": sorted(h for h, work in hosts.items() if work["remove"])}
     drain = rendered.drain_document or rendered.proxy_document
-    stages = {stage: sorted(h for h, work in hosts.items() if work[stage]) for stage in STAGES}
-    return {"cp_hosts": hosts, "cp_stages": stages, "cp_proxy": json.loads(rendered.proxy_document or '{"services": []}'),
+    return {"cp_hosts": hosts, "cp_stages": stages,
+            "cp_proxy": json.loads(rendered.proxy_document or '{"services": []}'),
             "cp_proxy_json": rendered.proxy_document, "cp_records_json": rendered.records_document,
             "cp_drain": json.loads(drain or '{"services": []}'), "cp_drain_json": drain}

@@ -293,3 +293,4 @@ def test_each_stage_touches_only_the_hosts_with_work_in_it():
     playbook = Path(__file__).resolve().parents[2] / "playbooks" / "apply.yml"
     plays = yaml.safe_load(playbook.read_text())
     assert [play["hosts"] for play in plays] == [f"{{{{ cp_stages.{stage} | default([]) }}}}" for stage in STAGES]
+    assert tuple(playbook_vars(draining)["cp_stages"]) == STAGES
