@@ -20,7 +20,7 @@ from cluster_pilot.model import Node
 from cluster_pilot.host.podformat import (INFRA, LABEL_CONTAINERS, LABEL_POD_LABELS, LABEL_PORTS,
                                           LABEL_PREFIX, Member, Published, holds_record, read_member, read_record)
 from cluster_pilot.host.lock import LockSeen
-from cluster_pilot.host.probe import PROBE, WINDOW, asking, take_ahead
+from cluster_pilot.host.probe import PROBE, WINDOW, take_ahead
 from cluster_pilot.host.ssh import Asked, HostDidNotAnswer, control_dir
 
 
@@ -236,7 +236,7 @@ def observe_soon(nodes: Sequence[Node], state_dir: Path, timeout: float = 20.0,
     """
     cm_dir = control_dir(state_dir)
     pending = [n for n in nodes if n.name not in skip]
-    ahead = None if skip else take_ahead(asking(nodes, state_dir, timeout))
+    ahead = None if skip else take_ahead(nodes, state_dir, timeout)
     started, clients = ahead or (time.monotonic(), {})
     asked = [(n, clients.get(n.name) or Asked(n, cm_dir, PROBE, timeout=timeout)) for n in pending[:WINDOW]]
     later = pending[WINDOW:]

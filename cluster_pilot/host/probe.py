@@ -107,8 +107,12 @@ def ask_ahead(hosts: Iterable[Mapping[str, Any]], state_dir: Path, timeout: floa
                   {h.name: Asked(h, cm_dir, PROBE, timeout=timeout) for h in plain[:WINDOW]})]
 
 
-def take_ahead(key: tuple) -> tuple[float, dict[str, Asked]] | None:
-    """When the hosts asked ahead under ``key`` were asked, and their ssh clients; once."""
+def take_ahead(hosts: Iterable[Any], state_dir: Path, timeout: float) -> tuple[float, dict[str, Asked]] | None:
+    """When these hosts, asked the same way, were asked ahead, and their ssh clients; once. The key is made
+    only when something was asked ahead (a master observes on every pass and never does)."""
+    if not _ahead:
+        return None
+    key = asking(hosts, state_dir, timeout)
     for i, (asked_for, started, clients) in enumerate(_ahead):
         if asked_for == key:
             del _ahead[i]
