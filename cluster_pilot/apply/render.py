@@ -233,15 +233,19 @@ def unsafe_yaml(variables: Mapping[str, Any]) -> str:
     return yaml.dump(_mark(dict(variables)), Dumper=_UnsafeDumper, sort_keys=True, allow_unicode=True, width=1 << 20)
 
 
-def _converge(phases: Mapping[str, list]) -> list[dict[str, str]]:
+def _converge(phases: Mapping[str, list], records: bool) -> list[dict[str, Any]]:
     """The remove-first and create phases as the batches of one ``cp_pods`` task, which removes before it
-    creates: every remove-first pod goes in the first batch, so two phases cost one Ansible task."""
+    creates: every remove-first pod goes in the first batch, so two phases cost one Ansible task. ``records``:
+    the last batch writes the host's records copy too (``_records_early``)."""
     removing = [pod for batch in phases.get("remove_first", []) for pod in batch]
     creates = phases.get("create", [])
-    if not removing and not creates:
+    if not removing and not creates and not records:
         return []
-    return [{"remove": json.dumps(removing if i == 0 else [], sort_keys=True),
-             "create": json.dumps(batch, sort_keys=True)} for i, batch in enumerate(creates or [[]])]
+    items: list[dict[str, Any]] = [{"remove": json.dumps(removing if i == 0 else [], sort_keys=True),
+                                    "create": json.dumps(batch, sort_keys=True), "records": False}
+                                   for i, batch in enumerate(creates or [[]])]
+    items[-1]["records"] = records
+    return items
 
 
 def _remove_phase(batches: list[list], records: bool) -> list[dict[str, Any]]:
@@ -254,6 +258,14 @@ def _remove_phase(batches: list[list], records: bool) -> list[dict[str, Any]]:
         items = items or [{"remove": "[]", "records": False}]
         items[-1]["records"] = True
     return items
+
+
+def _records_early(rendered: Rendered, phases: Mapping[str, list]) -> bool:
+    """Whether a host writes its records copy in its converge run rather than in the last stage: when no proxy
+    switches in this run (nothing for the records to wait on) and the host has no pod to remove after the
+    switch. A cold apply then has no last stage at all, which cost a 12-minion one a worker, an SSH session
+    and a module run per host (0.85-1.1 s)."""
+    return not rendered.proxy_hosts and not phases.get("remove")
 
 
 STAGES = ("drain", "converge", "proxy", "remove")  # the playbook's plays, in order (``cp_stages``)
@@ -270,10 +282,12 @@ def playbook_vars(rendered: Rendered) -> dict[str, Any]:
     The proxy document goes both as data for the role's template and as the exact text the minion keeps
     (its hash is how observation tells whether a minion's proxy is up to date).
     """
-    hosts: dict[str, dict[str, Any]] = {
-        host: {"converge": _converge(phases),
-               "remove": _remove_phase(phases.get("remove", []), host in rendered.records_hosts)}
-        for host, phases in rendered.hosts.items()}
+    hosts: dict[str, dict[str, Any]] = {}
+    for host, phases in rendered.hosts.items():
+        records = host in rendered.records_hosts
+        early = records and _records_early(rendered, phases)
+        hosts[host] = {"converge": _converge(phases, early),
+                       "remove": _remove_phase(phases.get("remove", []), records and not early)}
     proxies = sorted(h for h in hosts if h in rendered.proxy_hosts)
     stages = {"drain": proxies if rendered.drain_document else [],
               "converge": sorted(h for h, work in hosts.items() if work["converge"]),

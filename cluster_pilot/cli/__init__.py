@@ -6,10 +6,12 @@ line on stderr and a non-zero exit code (never a traceback).
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import importlib.util
 import os
 import sys
+import threading
 
 from cluster_pilot.apply import timings
 
@@ -97,4 +99,21 @@ def _one_line(message: str) -> str:
 def main() -> None:
     code = run(cli, "cluster-pilot")
     timings.write()
-    sys.exit(code)
+    leave(code)
+
+
+def leave(code: int) -> None:
+    """Exit without the interpreter's teardown, which frees every module and object one by one: 25-35 ms of a
+    3-minion no-op apply's 0.5 s, for nothing. What an exit must do is done first: the atexit handlers run and
+    the output is flushed. A thread that is not a daemon and still runs gets the ordinary exit, which waits, and
+    so does a profiler or a tracer (``python -m cProfile`` writes its figures after ``main`` returns)."""
+    if sys.getprofile() or sys.gettrace() or any(
+            t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away, a stream already closed
+            pass
+    os._exit(code)

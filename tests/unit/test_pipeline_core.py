@@ -262,17 +262,41 @@ def test_a_run_that_reports_every_action_done_needs_no_second_look():
     assert not reported_done(RunResult({"m1": HostResult("m1", 3, 3)}, "canceled"))
 
 
-def test_the_records_ride_in_the_last_remove_run_of_every_host_that_rewrites_them():
+def test_the_records_ride_in_the_last_remove_run_of_every_host_that_rewrites_them_when_a_proxy_switches():
     from cluster_pilot.apply.render import Rendered
 
     one = [{"pod": "old-1", "ids": ["a"], "dir": "/d/old-1"}]
-    rendered = Rendered({"m1": {"remove": [one, one]}, "m2": {"remove": []}, "m3": {"remove": [one]}},
-                        (), "", records_hosts=("m1", "m2"), records_document='{"objects": {}}')
+    create = [{"pod": "web-1"}]
+    rendered = Rendered({"m1": {"remove": [one, one]}, "m2": {"create": [create], "remove": []},
+                         "m3": {"remove": [one]}}, ("m1", "m2", "m3"), '{"services": []}',
+                        records_hosts=("m1", "m2"), records_document='{"objects": {}}')
     hosts = playbook_vars(rendered)["cp_hosts"]
     assert [i["records"] for i in hosts["m1"]["remove"]] == [False, True]  # after its last removals
     assert hosts["m2"]["remove"] == [{"remove": "[]", "records": True}]  # nothing removed: a run of its own
+    assert [i["records"] for i in hosts["m2"]["converge"]] == [False]  # not before every proxy switched
     assert hosts["m3"]["remove"] == [{"remove": json.dumps(one, sort_keys=True), "records": False}]
     assert playbook_vars(rendered)["cp_records_json"] == '{"objects": {}}'
+
+
+def test_with_no_proxy_switch_a_host_with_nothing_to_remove_writes_its_records_in_its_converge_run():
+    from cluster_pilot.apply.render import Rendered
+
+    one = [{"pod": "old-1", "ids": ["a"], "dir": "/d/old-1"}]
+    create = [{"pod": "web-1"}]
+    rendered = Rendered({"m1": {"create": [create, create]}, "m2": {}, "m3": {"create": [create], "remove": [one]},
+                         "m4": {"create": [create]}}, (), "", records_hosts=("m1", "m2", "m3"),
+                        records_document='{"objects": {}}')
+    variables = playbook_vars(rendered)
+    hosts = variables["cp_hosts"]
+    assert [i["records"] for i in hosts["m1"]["converge"]] == [False, True] and hosts["m1"]["remove"] == []
+    assert hosts["m2"] == {"converge": [{"remove": "[]", "create": "[]", "records": True}], "remove": []}
+    assert [i["records"] for i in hosts["m3"]["converge"]] == [False]  # it removes a pod: records after that
+    assert [i["records"] for i in hosts["m3"]["remove"]] == [True]
+    assert [i["records"] for i in hosts["m4"]["converge"]] == [False]  # its copy is current
+    assert variables["cp_stages"]["remove"] == ["m3"]
+    cold = Rendered({"m1": {"create": [create]}, "m2": {"create": [create]}}, (), "", records_hosts=("m1", "m2"),
+                    records_document="{}")
+    assert playbook_vars(cold)["cp_stages"] == {"drain": [], "converge": ["m1", "m2"], "proxy": [], "remove": []}
 
 
 def test_each_stage_touches_only_the_hosts_with_work_in_it():
@@ -288,8 +312,8 @@ def test_each_stage_touches_only_the_hosts_with_work_in_it():
                         drain_document='{"services": []}')
     assert playbook_vars(draining)["cp_stages"] == {"drain": ["m1", "m2"], "converge": ["m1"],
                                                     "proxy": ["m1", "m2"], "remove": ["m1"]}
-    records = Rendered({"m1": {}, "m2": {}}, (), "", records_hosts=("m2",), records_document="{}")
-    assert playbook_vars(records)["cp_stages"] == {"drain": [], "converge": [], "proxy": [], "remove": ["m2"]}
+    records = Rendered({"m1": {}, "m2": {}}, ("m1",), "{}", records_hosts=("m2",), records_document="{}")
+    assert playbook_vars(records)["cp_stages"] == {"drain": [], "converge": [], "proxy": ["m1"], "remove": ["m2"]}
     playbook = Path(__file__).resolve().parents[2] / "playbooks" / "apply.yml"
     plays = yaml.safe_load(playbook.read_text())
     assert [play["hosts"] for play in plays] == [f"{{{{ cp_stages.{stage} | default([]) }}}}" for stage in STAGES]
