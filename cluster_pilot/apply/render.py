@@ -211,8 +211,9 @@ class _Unsafe(str):
     pass
 
 
-class _UnsafeDumper(yaml.SafeDumper):
-    pass
+class _UnsafeDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """libyaml's emitter when PyYAML has it: the same text as the pure-Python one, which took 86 ms for the
+    variables of 60 pods, in the critical path between the plan and ansible-playbook's start."""
 
 
 _UnsafeDumper.add_representer(_Unsafe, lambda d, s: d.represent_scalar("!unsafe", str(s)))
