@@ -103,8 +103,11 @@ class _Live:
             console().print(line, markup=False)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        # not on a terminal (a CI log), the bars are printed once, at the end: no refresh thread rebuilding
+        # them ten times a second meanwhile, on the cores the run needs
         self.progress = Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=console(), transient=False)
+                                 TimeElapsedColumn(), console=console(), transient=False,
+                                 auto_refresh=console().is_terminal)
         self.progress.start()
 
     def host(self, host: str, done: int, total: int) -> None:
