@@ -55,8 +55,9 @@ def scheduler(node_count: int, pod_count: int, seed: int) -> int:
 @bench.command("apply")
 @inventory_option
 @click.option("--pods-per-host", type=click.IntRange(1, 40), default=10, show_default=True)
-@click.option("--repeat", type=click.IntRange(1, 20), default=3, show_default=True,
-              help="Interleaved runs of each whole-process figure; medians are shown.")
+@click.option("--repeat", type=click.IntRange(1, 20), default=5, show_default=True,
+              help="Interleaved runs of each whole-process figure; medians are shown (on 2 shared cores a "
+                   "3-minion cold apply's Docker work alone varies 3.5-5.4 s from run to run).")
 @click.option("--in-process/--no-in-process", default=True, show_default=True,
               help="Also measure converge() called in this process, against the same floors over warm SSH.")
 def apply_bench(inventory, pods_per_host, repeat, in_process) -> int:
