@@ -235,8 +235,9 @@ def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, 
 
     from cluster_pilot.host.lock import FleetLock, lock_host, unchanged_since
     from cluster_pilot.apply.render import Settings, render
-    from cluster_pilot.apply.runner import converge_hosts
+    from cluster_pilot.apply.runner import converge_hosts, warm_up
 
+    warm_up()
     hooks.phase("locking")
     with FleetLock(lock_host(nodes), state_dir) as lock:
         lock.acquire(options.lock_timeout, hooks.lock_wait)

@@ -7,6 +7,7 @@ whose strings are all ``!unsafe``. SSH shares the control master that observatio
 
 from __future__ import annotations
 
+import importlib
 import os
 import shlex
 import shutil
@@ -154,6 +155,41 @@ os._exit(code)
 RUN_DEADLINE = 900.0  # seconds a whole run may take by default; a driver may give its own
 
 
+def warm_up() -> None:
+    """Import ansible-runner in the background: a driver that has work calls this before it takes the fleet
+    lock, whose SSH round trip then hides most of the import (60-85 ms). Python's import lock makes
+    ``run_playbook``'s own import wait for it."""
+    threading.Thread(target=_import_runner, name="import ansible-runner", daemon=True).start()
+
+
+def _import_runner() -> None:
+    try:
+        importlib.import_module("ansible_runner")
+    except ImportError:  # run_playbook's own import says so
+        pass
+    _close_reaped_at_once()
+
+
+def _close_reaped_at_once() -> None:
+    """ansible-runner closes ansible-playbook's pty once it has read its end and reaped it; ptyprocess then
+    sleeps 0.1 s "to give the kernel time to update process status" before asking for it, which it already
+    has. Every run paid it (6% of a master's heal). Only that wait goes, and only for a process reaped
+    already: a live one is still waited for and ended as ptyprocess does."""
+    import ptyprocess
+
+    close = ptyprocess.PtyProcess.close
+    if getattr(close, "reaped_at_once", False):
+        return
+
+    def close_reaped_at_once(self: Any, force: bool = True) -> None:
+        if self.terminated:
+            self.delayafterclose = 0
+        close(self, force)
+
+    close_reaped_at_once.reaped_at_once = True  # type: ignore[attr-defined]
+    ptyprocess.PtyProcess.close = close_reaped_at_once
+
+
 def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], hosts: list[str], state_dir: Path,
                  totals: Mapping[str, int], progress: Progress = lambda h, d, t: None,
                  deadline: float | None = None) -> RunResult:
@@ -162,6 +198,7 @@ def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], h
     loop) forever."""
     import ansible_runner
 
+    _close_reaped_at_once()
     deadline = RUN_DEADLINE if deadline is None else deadline
     results = {h: HostResult(h, totals.get(h, 0)) for h in hosts}
     private = Path(tempfile.mkdtemp(prefix="cp-run-", dir=state_dir))

@@ -60,3 +60,27 @@ def test_the_launcher_keeps_ansible_playbooks_exit_code_and_runs_its_atexit_hand
             print("ok")
     """)
     assert (ended.returncode, ended.stdout) == (0, "ok\n")
+
+
+def test_a_reaped_ansible_playbook_is_closed_without_ptyprocess_wait_and_a_live_one_is_still_ended():
+    import time
+
+    import ptyprocess
+
+    from cluster_pilot.apply.runner import _close_reaped_at_once
+
+    _close_reaped_at_once()
+    wrapped = ptyprocess.PtyProcess.close
+    _close_reaped_at_once()
+    assert ptyprocess.PtyProcess.close is wrapped  # once: every run calls it
+    ended = ptyprocess.PtyProcess.spawn(["true"])
+    deadline = time.monotonic() + 30
+    while ended.isalive():  # as ansible-runner's loop reaps it
+        assert time.monotonic() < deadline, "true did not end"
+        time.sleep(0.01)
+    ended.close()
+    assert (ended.closed, ended.delayafterclose, ended.exitstatus) == (True, 0, 0)  # closed with no wait
+    live = ptyprocess.PtyProcess.spawn(["sleep", "60"])
+    live.close(force=True)
+    assert live.delayafterclose > 0  # waited for, as before
+    assert not live.isalive() and live.signalstatus is not None  # and ended by ptyprocess
