@@ -167,7 +167,6 @@ def _import_runner() -> None:
         importlib.import_module("ansible_runner")
     except ImportError:  # run_playbook's own import says so
         pass
-    _close_reaped_at_once()
 
 
 def _close_reaped_at_once() -> None:

@@ -180,7 +180,7 @@ class FleetLock:
         self.call = call
         self.clock = clock
         self.sleep = sleep
-        import getpass  # here, not at the top: observation imports this module for its constants alone
+        import getpass  # here, not at the top: every observation imports this module (LockSeen)
         import socket
 
         self.runner = runner_id(state_dir)

@@ -6,6 +6,7 @@ import sys
 import textwrap
 
 from cluster_pilot.apply.runner import LAUNCHER, POLL_INTERVAL
+from tests.waits import wait_for
 
 MAIN = "from ansible.cli.playbook import main"
 
@@ -63,8 +64,6 @@ def test_the_launcher_keeps_ansible_playbooks_exit_code_and_runs_its_atexit_hand
 
 
 def test_a_reaped_ansible_playbook_is_closed_without_ptyprocess_wait_and_a_live_one_is_still_ended():
-    import time
-
     import ptyprocess
 
     from cluster_pilot.apply.runner import _close_reaped_at_once
@@ -74,10 +73,7 @@ def test_a_reaped_ansible_playbook_is_closed_without_ptyprocess_wait_and_a_live_
     _close_reaped_at_once()
     assert ptyprocess.PtyProcess.close is wrapped  # once: every run calls it
     ended = ptyprocess.PtyProcess.spawn(["true"])
-    deadline = time.monotonic() + 30
-    while ended.isalive():  # as ansible-runner's loop reaps it
-        assert time.monotonic() < deadline, "true did not end"
-        time.sleep(0.01)
+    wait_for(lambda: not ended.isalive(), 30, "true to end and be reaped, as ansible-runner's loop reaps it", 0.01)
     ended.close()
     assert (ended.closed, ended.delayafterclose, ended.exitstatus) == (True, 0, 0)  # closed with no wait
     live = ptyprocess.PtyProcess.spawn(["sleep", "60"])
