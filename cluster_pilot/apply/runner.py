@@ -131,7 +131,9 @@ POLL_INTERVAL = 0.02
 # ansible-playbook as its installed script starts it, under the Python running cluster-pilot (the ansible-core
 # it depends on, found with no PATH), with the poll interval set; it ends as ``cli.leave`` ends cluster-pilot,
 # without the interpreter's teardown (120 ms after its last event, with every Ansible module loaded), once
-# its atexit handlers ran (they join its workers). A constant: the command line carries no data.
+# its atexit handlers ran (they join its workers). Its steps are written out here rather than imported: like
+# the roles' action plugins, ansible-playbook imports nothing of cluster-pilot, so it runs from a checkout that
+# is not installed too. A constant: the command line carries no data.
 LAUNCHER = f"""import atexit, os, sys
 from ansible.cli.playbook import main
 from ansible import constants
