@@ -75,10 +75,16 @@ def _parallel_ssh(nodes: Sequence[Node], home: Path, remote_for: Callable[[Node]
         c = ssh_command(n, cm, remote_for(n))
         return _fresh(c) if fresh else c
 
+    def run(n: Node) -> subprocess.CompletedProcess:
+        try:
+            return subprocess.run(command(n), capture_output=True, text=True, timeout=600)
+        except subprocess.TimeoutExpired:
+            raise BenchFailed(f"{n.name} did not finish {remote_for(n)[:60]!r} in 600 s (is its dockerd "
+                              "answering?)") from None
+
     t0 = time.monotonic()
     with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
-        procs = list(pool.map(lambda n: subprocess.run(command(n), capture_output=True, text=True, timeout=600),
-                              nodes))
+        procs = list(pool.map(run, nodes))
     elapsed = time.monotonic() - t0
     for p in procs:
         if p.returncode != 0:
@@ -87,10 +93,13 @@ def _parallel_ssh(nodes: Sequence[Node], home: Path, remote_for: Callable[[Node]
 
 
 def _clean(nodes: Sequence[Node], home: Path) -> None:
-    _parallel_ssh(nodes, home, lambda n: f"ids=$(docker ps -aq --filter label={LABEL_POD} --filter "
+    """One container after another: containers stopping together can deadlock a dockerd before 23.0, such
+    as the sandbox's (see ``roles/cp_pods``'s ``SAFE_CONCURRENT_STOPS``), and ``docker rm -f A B`` stops
+    them together."""
+    _parallel_ssh(nodes, home, lambda n: f"for id in $(docker ps -aq --filter label={LABEL_POD} --filter "
                                          f"label={LABEL_CONTROLLER}={BENCH}; docker ps -aq --filter "
                                          f"label={LABEL_POD}={BENCH}-single; docker ps -aq --filter "
-                                         "name=cpfloor-); [ -z \"$ids\" ] || docker rm -f $ids >/dev/null")
+                                         "name=cpfloor-); do docker rm -f $id >/dev/null; done")
 
 
 def measure(nodes: Sequence[Node], inventory_file: Path, home: Path, pods_per_host: int) -> ApplyFigures:

@@ -390,9 +390,15 @@ class Sandbox:
         client = self.client()
         flt = {"label": f"{image.SANDBOX_LABEL}={self.id}"}
         containers = client.containers.list(all=True, filters=flt)
+        networks = client.networks.list(filters=flt)
+        # Containers of one network stopping together can deadlock a dockerd before 23.0 (Debian bookworm's is
+        # 20.10; see roles/cp_pods' SAFE_CONCURRENT_STOPS): they leave it one after another, then go at once.
+        for n in networks:
+            n.reload()
+            for member in n.attrs.get("Containers") or {}:
+                n.disconnect(member, force=True)
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(lambda c: c.remove(force=True, v=True), containers))
-        networks = client.networks.list(filters=flt)
         for n in networks:
             n.remove()
         volumes = client.volumes.list(filters=flt)

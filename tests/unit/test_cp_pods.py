@@ -31,6 +31,10 @@ class Engine:
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path and query)
     made: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    api_version: str = "1.43"
+    stopping: int = 0  # stops in flight
+    most_stopping: int = 0
+    stop_gate: threading.Barrier | None = None  # each stop waits here (for others in flight) before it answers
 
     def find(self, ident: str) -> str | None:
         return next((i for i, c in self.containers.items() if ident in (i, c["name"])), None)
@@ -39,8 +43,12 @@ class Engine:
         path, _, query = url.partition("?")
         q = dict(urllib.parse.parse_qsl(query))
         parts = path.strip("/").split("/")
+        if parts[-1] == "stop":
+            return self._stop(method, url, parts, q, body)
         with self.lock:
             self.requests.append((method, url))
+            if parts[0] == "version":
+                return 200, json.dumps({"Version": "x", "ApiVersion": self.api_version}).encode()
             if parts[0] == "images":
                 return self._image(method, parts, q)
             return self._container(method, parts, q, body)
@@ -75,6 +83,20 @@ class Engine:
         c["running"] = wanted
         return 204, b""
 
+    def _stop(self, method, url, parts, q, body):
+        with self.lock:
+            self.stopping += 1
+            self.most_stopping = max(self.most_stopping, self.stopping)
+        try:
+            if self.stop_gate is not None:
+                self.stop_gate.wait()
+            with self.lock:
+                self.requests.append((method, url))
+                return self._container(method, parts, q, body)
+        finally:
+            with self.lock:
+                self.stopping -= 1
+
     def calls(self, method: str, prefix: str) -> list[str]:
         return [u.split("?")[0] for m, u in self.requests if m == method and u.startswith(prefix)]
 
@@ -105,7 +127,7 @@ def fake_dockerd():
     with tempfile.TemporaryDirectory(prefix="cpd") as d:  # short: a socket path has at most 107 bytes
         server = _Server(os.path.join(d, "docker.sock"), _Handler)
         server.engine = Engine()
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)  # shutdown waits a poll
         thread.start()
         try:
             yield server.engine, cp_pods.Docker(server.server_address)
@@ -289,6 +311,38 @@ def test_a_dockerd_that_does_not_answer_fails_every_pod_naming_it(capsys, tmp_pa
     assert [f["pod"] for f in result["failed_pods"]] == ["old"]
     assert "No such file" in result["failed_pods"][0]["error"] and result["changed"] is False
 
+
+
+@pytest.mark.parametrize("api", ["1.41", "1.40", "garbage"])
+def test_on_a_dockerd_before_23_pods_are_removed_one_after_another(engine, capsys, api):
+    """Containers of one network stopping together can deadlock dockerd 20.10 (see SAFE_CONCURRENT_STOPS)."""
+    dockerd, docker = engine
+    dockerd.api_version = api
+    for pod in "abcd":
+        cp_pods.create_pod(docker, _create(pod, "app"))
+    removes = [{"pod": p, "ids": [f"id{2 * i}", f"id{2 * i + 1}"]} for i, p in enumerate("abcd")]
+    result = _run_main(docker.path, capsys, remove=removes)
+    assert sorted(result["removed"]) == list("abcd") and dockerd.containers == {}
+    assert dockerd.most_stopping == 1
+    assert dockerd.calls("GET", "/version") == ["/version"]
+
+
+def test_on_a_newer_dockerd_pods_are_removed_at_once(engine, capsys):
+    dockerd, docker = engine
+    dockerd.api_version = "1.43"
+    for pod in "ab":
+        cp_pods.create_pod(docker, _create(pod))
+    dockerd.stop_gate = threading.Barrier(2, timeout=20)  # broken (an error) unless both stops are in flight
+    result = _run_main(docker.path, capsys, remove=[{"pod": "a", "ids": ["id0"]}, {"pod": "b", "ids": ["id1"]}])
+    assert sorted(result["removed"]) == ["a", "b"] and "failed" not in result
+    assert dockerd.most_stopping == 2
+
+
+def test_one_removal_does_not_ask_for_the_version(engine, capsys):
+    dockerd, docker = engine
+    cp_pods.create_pod(docker, _create("a"))
+    result = _run_main(docker.path, capsys, remove=[{"pod": "a", "ids": ["id0"]}])
+    assert result["removed"] == ["a"] and not dockerd.calls("GET", "/version")
 
 
 def test_the_module_works_on_as_many_pods_at_once_as_render_batches_for_it():

@@ -123,6 +123,12 @@ ARGUMENT_SPEC = dict(
 # a time, 1.9-2.0 s five at a time, 2.8-3.2 s one after another.
 WIDTH = 16
 
+# dockerd before Engine API 1.42 (Docker 23.0; Debian bookworm's docker.io is 20.10.24) can lock itself up for
+# good when containers of one network stop at the same moment: libnetwork takes its network and controller
+# locks in opposite orders while one container leaves the network and another's endpoint is deleted
+# (moby/moby#42545). There, pods are removed one after another.
+SAFE_CONCURRENT_STOPS = (1, 42)
+
 
 class DockerError(Exception):
     pass
@@ -183,6 +189,16 @@ class Docker:
                 message = raw.decode("utf-8", "replace")
             raise DockerError("%s %s: %d %s" % (method, url.split("?")[0], status, message.strip()))
         return status, raw
+
+    def stops_at_once(self):
+        """Whether containers may be stopped concurrently here (see ``SAFE_CONCURRENT_STOPS``); an engine
+        whose version cannot be read is taken as an old one."""
+        try:
+            _, raw = self.call("GET", "/version", ok=(200,), timeout=20)
+            api = tuple(int(p) for p in json.loads(raw)["ApiVersion"].split("."))
+        except (DockerError, OSError, ValueError, KeyError, TypeError, AttributeError):
+            return False
+        return api >= SAFE_CONCURRENT_STOPS
 
     def has_image(self, image):
         status, _ = self.call("GET", "/images/%s/json" % urllib.parse.quote(image, safe=""), ok=(200, 404))
@@ -288,11 +304,12 @@ def act(docker, creates, removes):
         return None
 
     workers = max(1, min(WIDTH, len(wanted) + len(creates) + len(removes)))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    removers = workers if len(removes) < 2 or docker.stops_at_once() else 1
+    with ThreadPoolExecutor(max_workers=workers) as pool, ThreadPoolExecutor(max_workers=removers) as removing:
         pulls = [(image, pool.submit(pull, (image, always))) for image, always in sorted(wanted.items())]
         # removals before creations: a pod going away may hold the host ports or the container names
         # (a broken copy of the same version) that a new one needs
-        finish(done, failed, [("removed", a["pod"], pool.submit(remove_pod, docker, a)) for a in removes])
+        finish(done, failed, [("removed", a["pod"], removing.submit(remove_pod, docker, a)) for a in removes])
         bad_images = {}
         for image, future in pulls:
             try:
