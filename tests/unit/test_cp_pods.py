@@ -338,6 +338,14 @@ def test_on_a_newer_dockerd_pods_are_removed_at_once(engine, capsys):
     assert dockerd.most_stopping == 2
 
 
+def test_a_dockerd_that_stops_answering_is_named_with_the_request_and_the_wait(engine):
+    dockerd, docker = engine
+    cp_pods.create_pod(docker, _create("a"))
+    dockerd.stop_gate = threading.Barrier(2, timeout=5)  # a lone stop hangs, as in a locked-up dockerd
+    with pytest.raises(cp_pods.DockerError, match=r"^POST /containers/id0/stop: dockerd gave no answer in 0.3 s$"):
+        docker.call("POST", "/containers/id0/stop", query={"t": "2"}, timeout=0.3)
+
+
 def test_one_removal_does_not_ask_for_the_version(engine, capsys):
     dockerd, docker = engine
     cp_pods.create_pod(docker, _create("a"))

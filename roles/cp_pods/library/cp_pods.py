@@ -181,7 +181,10 @@ class Docker:
         head = "%s %s HTTP/1.0\r\nHost: docker\r\nContent-Length: %d\r\n" % (method, url, len(data))
         if body is not None:
             head += "Content-Type: application/json\r\n"
-        status, raw = http(self.path, head.encode("utf-8") + b"\r\n" + data, timeout)
+        try:
+            status, raw = http(self.path, head.encode("utf-8") + b"\r\n" + data, timeout)
+        except socket.timeout:
+            raise DockerError("%s %s: dockerd gave no answer in %g s" % (method, url.split("?")[0], timeout))
         if status not in ok:
             try:
                 message = json.loads(raw).get("message", raw.decode("utf-8", "replace"))
