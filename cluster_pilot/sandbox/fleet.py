@@ -396,7 +396,10 @@ class Sandbox:
         for n in networks:
             n.reload()
             for member in n.attrs.get("Containers") or {}:
-                n.disconnect(member, force=True)
+                try:
+                    n.disconnect(member, force=True)
+                except docker.errors.APIError:  # gone meanwhile, or dockerd refuses: removed below all the same
+                    pass
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(lambda c: c.remove(force=True, v=True), containers))
         for n in networks:
