@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import socketserver
 import tempfile
 import threading
@@ -344,6 +345,39 @@ def test_a_dockerd_that_stops_answering_is_named_with_the_request_and_the_wait(e
     dockerd.stop_gate = threading.Barrier(2, timeout=5)  # a lone stop hangs, as in a locked-up dockerd
     with pytest.raises(cp_pods.DockerError, match=r"^POST /containers/id0/stop: dockerd gave no answer in 0.3 s$"):
         docker.call("POST", "/containers/id0/stop", query={"t": "2"}, timeout=0.3)
+
+
+def test_after_a_request_dockerd_left_unanswered_the_other_pods_fail_at_once(engine, capsys, monkeypatch):
+    """One after another on an old engine, three pods would each wait the whole timeout on a locked-up dockerd."""
+    dockerd, docker = engine
+    dockerd.api_version = "1.41"
+    for pod in "abc":
+        cp_pods.create_pod(docker, _create(pod))
+    dockerd.stop_gate = threading.Barrier(2, timeout=5)  # every stop hangs
+    dockerd.requests.clear()
+    monkeypatch.setattr(cp_pods, "STOP_WAIT", 0.3)
+    removes = [{"pod": p, "ids": [f"id{i}"]} for i, p in enumerate("abc")]
+    result = _run_main(docker.path, capsys, create=[_create("d")], remove=removes)
+    first, *others = result["failed_pods"]
+    assert first == {"pod": "a", "error": "POST /containers/id0/stop: dockerd gave no answer in 0.3 s"}
+    assert [(f["pod"], f["error"]) for f in others[:2]] == [
+        (p, "not tried: dockerd stopped answering (POST /containers/id0/stop: dockerd gave no answer in 0.3 s)")
+        for p in "bc"]
+    assert dockerd.calls("POST", "/containers/") == []  # the hung stop never answered; nothing else was sent
+    assert not dockerd.calls("POST", "/containers/create")
+
+
+def test_a_slow_pull_does_not_stop_the_other_pods():
+    with tempfile.TemporaryDirectory(prefix="cpd") as d, socket.socket(socket.AF_UNIX) as silent:
+        silent.bind(os.path.join(d, "docker.sock"))
+        silent.listen(8)  # connections are taken, never answered
+        docker = cp_pods.Docker(os.path.join(d, "docker.sock"))
+        with pytest.raises(cp_pods.DockerError, match="POST /images/create: dockerd gave no answer in 0.2 s"):
+            docker.call("POST", "/images/create", query={"fromImage": "x", "tag": "1"}, timeout=0.2)
+        assert docker.unanswered == ""
+        with pytest.raises(cp_pods.DockerError, match="GET /containers/x/json: dockerd gave no answer"):
+            docker.call("GET", "/containers/x/json", timeout=0.2)
+        assert docker.unanswered.startswith("GET /containers/x/json")
 
 
 def test_one_removal_does_not_ask_for_the_version(engine, capsys):

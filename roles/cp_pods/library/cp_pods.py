@@ -128,6 +128,7 @@ WIDTH = 16
 # locks in opposite orders while one container leaves the network and another's endpoint is deleted
 # (moby/moby#42545). There, pods are removed one after another.
 SAFE_CONCURRENT_STOPS = (1, 42)
+STOP_WAIT = 60  # seconds for dockerd to answer a stop (its 2 s grace included) or a removal
 
 
 class DockerError(Exception):
@@ -173,8 +174,14 @@ def http(path, request, timeout):
 class Docker:
     def __init__(self, path):
         self.path = path
+        self.unanswered = ""  # the request dockerd left unanswered: no further one is sent
 
     def call(self, method, url, body=None, query=None, ok=(200, 201, 204, 304), timeout=300):
+        """A dockerd that leaves a request (other than a pull, which may be slow) unanswered in time is taken
+        as locked up: the other pods' requests then fail at once, each naming it, instead of waiting as long
+        again one after another."""
+        if self.unanswered:
+            raise DockerError("not tried: dockerd stopped answering (%s)" % self.unanswered)
         if query:
             url += "?" + urllib.parse.urlencode(query)
         data = json.dumps(body).encode("utf-8") if body is not None else b""
@@ -184,7 +191,10 @@ class Docker:
         try:
             status, raw = http(self.path, head.encode("utf-8") + b"\r\n" + data, timeout)
         except socket.timeout:
-            raise DockerError("%s %s: dockerd gave no answer in %g s" % (method, url.split("?")[0], timeout))
+            said = "%s %s: dockerd gave no answer in %g s" % (method, url.split("?")[0], timeout)
+            if not url.startswith("/images/create"):
+                self.unanswered = said
+            raise DockerError(said)
         if status not in ok:
             try:
                 message = json.loads(raw).get("message", raw.decode("utf-8", "replace"))
@@ -230,8 +240,8 @@ class Docker:
 
     def remove(self, ident):
         check_controller()
-        self.call("POST", "/containers/%s/stop" % ident, query={"t": "2"}, ok=(204, 304, 404), timeout=60)
-        self.call("DELETE", "/containers/%s" % ident, query={"force": "1", "v": "1"}, ok=(204, 404), timeout=60)
+        self.call("POST", "/containers/%s/stop" % ident, query={"t": "2"}, ok=(204, 304, 404), timeout=STOP_WAIT)
+        self.call("DELETE", "/containers/%s" % ident, query={"force": "1", "v": "1"}, ok=(204, 404), timeout=STOP_WAIT)
 
 
 def _safe_dir(path):
