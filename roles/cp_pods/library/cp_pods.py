@@ -182,6 +182,7 @@ class Docker:
         again one after another."""
         if self.unanswered:
             raise DockerError("not tried: dockerd stopped answering (%s)" % self.unanswered)
+        request = "%s %s" % (method, url)  # as errors name it: without the query
         if query:
             url += "?" + urllib.parse.urlencode(query)
         data = json.dumps(body).encode("utf-8") if body is not None else b""
@@ -191,7 +192,7 @@ class Docker:
         try:
             status, raw = http(self.path, head.encode("utf-8") + b"\r\n" + data, timeout)
         except socket.timeout:
-            said = "%s %s: dockerd gave no answer in %g s" % (method, url.split("?")[0], timeout)
+            said = "%s: dockerd gave no answer in %g s" % (request, timeout)
             if not url.startswith("/images/create"):
                 self.unanswered = said
             raise DockerError(said)
@@ -200,7 +201,7 @@ class Docker:
                 message = json.loads(raw).get("message", raw.decode("utf-8", "replace"))
             except ValueError:
                 message = raw.decode("utf-8", "replace")
-            raise DockerError("%s %s: %d %s" % (method, url.split("?")[0], status, message.strip()))
+            raise DockerError("%s: %d %s" % (request, status, message.strip()))
         return status, raw
 
     def stops_at_once(self):
