@@ -67,3 +67,23 @@ def test_hostile_requests_get_their_own_codes(case):
         assert response.status_code == code, (headers, response.status_code, response.text)
         answer = response.json()
         assert answer["kind"] == "Status" and answer["code"] == code and answer["status"] == "Failure"
+
+
+NOT_JSON = [b'{"id": "\\ud800"}', b'{"labels": {"\\udfff": "a"}}', b'{"id": "\xff\xfe"}', b'{"id": ']
+
+
+@schema.parametrize()
+@settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck))
+def test_a_body_that_is_not_utf8_or_json_is_a_400_on_every_write(case):
+    """Every route that takes a body: a lone surrogate escape, bytes that are not UTF-8 or JSON cut short
+    are the client's 400 Status, never our 500."""
+    if not case.operation.body:
+        return
+    if case.path_parameters and "resource" in case.path_parameters:
+        case.path_parameters = {**case.path_parameters, "resource": "pods"}
+    headers = {**(case.headers or {}), "Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    for body in NOT_JSON:
+        response = case.call(headers=headers, data=body)
+        answer = response.json()
+        assert answer["kind"] == "Status" and answer["code"] == response.status_code, response.text
+        assert response.status_code == 400 and "not JSON" in answer["message"], (body, response.text)

@@ -147,6 +147,22 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read_whole(loopback_maste
         conn.close()
 
 
+@pytest.mark.parametrize("body", [
+    b'{"id": "sec-sur", "desiredState": {"manifest": {"version": "v1beta1", "containers": [{"name": "\\ud800", '
+    b'"image": "busybox"}]}}}',
+    b'{"id": "sec-sur", "labels": {"\\udfff": "a"}}',
+    b'{"id": "sec-\xff\xfe"}',
+    b'{"id": "sec-\xc3"}',
+    b'{"id": ',
+])
+def test_a_body_that_is_not_utf8_or_json_is_a_400_status(loopback_master, body):
+    code, answer = request(loopback_master.url, "POST", "/api/v1beta1/pods", body,
+                           {"Content-Type": "application/json"})
+    status = json.loads(answer)
+    assert code == 400 and status["kind"] == "Status" and status["code"] == 400, answer
+    assert "not JSON" in status["message"]
+
+
 def test_policy_is_applied_to_api_writes(loopback_master):
     body = {**POD, "id": "sec-root", "desiredState": {"manifest": {
         "version": "v1beta1", "containers": [{"name": "a", "image": "busybox",

@@ -45,7 +45,26 @@ def _json_object(raw: bytes) -> dict:
         raise ApiError(400, f"request body: not JSON: {exc}", "Invalid") from None
     if not isinstance(data, dict):
         raise ApiError(400, "request body: expected a JSON object", "Invalid")
+    if _has_surrogate(data):
+        raise ApiError(400, "request body: not JSON: a lone UTF-16 surrogate escape (\\ud800-\\udfff) is not "
+                            "a character", "Invalid")
     return data
+
+
+def _has_surrogate(value) -> bool:
+    """`json.loads` turns an unpaired `\\ud800` escape into a str that cannot be encoded again; found here it
+    is the client's 400, found later, when the object is stored or logged, it would be our 500."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_surrogate(v) for v in value)
+    return False
 
 
 def resource_version(raw: bytes) -> int | None:
