@@ -205,10 +205,17 @@ def reported_done(run: RunResult) -> bool:
     return run.ok and all(h.done == h.total for h in run.hosts.values())
 
 
-def _lock_seen(seen: Observation, lock_node: str) -> LockSeen | None:
-    """The lock as the first look read it on its host; None when that host did not answer."""
-    view = seen.hosts.get(lock_node)
-    return view.lock if view is not None and view.reachable and not view.stale else None
+def _unchanged(seen: Observation, before: dict[str, int]) -> bool:
+    """Whether the first look stands: on every lock host that granted this run's lease, the lock was free and
+    untouched while it looked and since (``lock.unchanged_since``). Any run that held the lock in between held
+    a majority, which shares a host with this run's: that host tells."""
+    from cluster_pilot.host.lock import unchanged_since
+
+    def lock_seen(name: str) -> LockSeen | None:
+        view = seen.hosts.get(name)
+        return view.lock if view is not None and view.reachable and not view.stale else None
+
+    return bool(before) and all(unchanged_since(lock_seen(name), seen.seconds, stamp) for name, stamp in before.items())
 
 
 def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, state_dir: Path,
@@ -233,26 +240,25 @@ def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, 
     if outcome.blocked or outcome.plan.empty or options.dry_run:
         return outcome
 
-    from cluster_pilot.host.lock import FleetLock, lock_host, unchanged_since
+    from cluster_pilot.host.lock import FleetLock, lock_hosts
     from cluster_pilot.apply.render import Settings, render
     from cluster_pilot.apply.runner import converge_hosts, warm_up
 
     warm_up()
     hooks.phase("locking")
-    with FleetLock(lock_host(nodes), state_dir) as lock:
+    with FleetLock(lock_hosts(nodes), state_dir) as lock:
         lock.acquire(options.lock_timeout, hooks.lock_wait)
-        seen = outcome.observation
-        if not unchanged_since(_lock_seen(seen, lock.node.name), seen.seconds, lock.before):
+        if not _unchanged(outcome.observation, lock.before):
             hooks.phase("observing")
             outcome = look_now()  # the truth may have moved while we waited
             if outcome.blocked or outcome.plan.empty:
                 return outcome
         if lock.lost:
-            raise UserError(f"the fleet lock on {lock.node.name} expired and was taken over while this run "
-                            "looked; nothing was changed")
+            raise UserError("the fleet lock expired and was taken over while this run looked; nothing was "
+                            "changed")
         hooks.run_started(outcome.plan)
         addresses = {n.name: n.address for n in nodes}
-        settings = Settings(applyset=options.applyset, dns_server=network_of(list(nodes)).dns)
+        settings = Settings(applyset=options.applyset, dns_server=network_of(list(nodes)).dns, fence=lock.fence)
         rendered = render(outcome.plan, outcome.services, addresses, settings)
         outcome.run = converge_hosts(rendered, inventory, state_dir, hooks.host_progress, options.run_deadline)
         if options.verify and reported_done(outcome.run):
