@@ -375,7 +375,7 @@ class FleetLock:
 
     def _let_go(self) -> None:
         """Release this owner's leases wherever they are, without waiting for hosts that do not answer."""
-        self._ask({"op": "release"}, lambda a: len(a) >= self.need, linger=1.0)
+        self._ask({"op": "release"}, lambda a: len(a) >= self.need, linger=0.25)
 
     def renew(self) -> bool:
         """Push the expiry on; False once a majority of the lock hosts can no longer be this run's."""

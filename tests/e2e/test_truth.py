@@ -226,6 +226,15 @@ def _twice_at_once(runners, path: str, names: tuple[str, str]) -> dict[str, subp
     return results
 
 
+def _done_but_for(stopped: str, run: subprocess.CompletedProcess) -> bool:
+    """An apply did all its work: exit 0, or 1 only because it names the stopped minion unreachable (apply's
+    exit status says whether the whole fleet matches), every other host ok, and the lock taken."""
+    said = run.stderr
+    return "Traceback" not in said and "cannot take the fleet lock" not in said and "nothing was changed" not in said and (
+        run.returncode == 0 or (run.returncode == 1 and f"{stopped}: unreachable" in said
+                                and "FAILED   " not in said))
+
+
 def test_with_the_first_lock_host_down_applies_from_empty_state_dirs_succeed_one_at_a_time(sandbox, runners,
                                                                                             tmp_path):
     """The first minion was the only lock host: now it is one of three, and a majority is enough."""
@@ -234,12 +243,12 @@ def test_with_the_first_lock_host_down_applies_from_empty_state_dirs_succeed_one
     try:
         path = str(write_manifest(tmp_path / "no-first.json", lonely("no-first")))
         alone = runners("n")("apply", "-f", path, "--lock-timeout", "30", check=False)
-        assert alone.returncode == 0, alone.stderr
+        assert _done_but_for(first.name, alone), alone.stderr
         assert [c["minion"] for c in managed_containers(sandbox) if c["pod"] == "no-first"] != []
         rc, _ = app("twin-down", 8094, replicas=3)
         path = str(write_manifest(tmp_path / "twin-down.json", rc))
         results = _twice_at_once(runners, path, ("p", "q"))
-        assert all(r.returncode == 0 for r in results.values()), {n: r.stderr for n, r in results.items()}
+        assert all(_done_but_for(first.name, r) for r in results.values()), {n: r.stderr for n, r in results.items()}
         errs = [r.stderr for r in results.values()]
         assert any("waiting for the fleet lock" in e or "no changes" in e for e in errs), errs
         assert len([c for c in managed_containers(sandbox)

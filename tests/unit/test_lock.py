@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -38,12 +39,14 @@ class Hosts:
             os.makedirs(os.path.dirname(path))
         self.down: set[str] = set()
         self.calls: list[tuple[str, str]] = []
+        self.guards = {n: threading.Lock() for n in names}  # the remote script's flock, as one process has it
 
     def __call__(self, node, state_dir, request):
         self.calls.append((node.name, request["op"]))
         if node.name in self.down:
             raise UserError(f"cannot reach lock host {node.name}: connection refused")
-        return self.ns["op"](request, self.paths[node.name], self.clock.now)
+        with self.guards[node.name]:
+            return self.ns["op"](request, self.paths[node.name], self.clock.now)
 
     def counter(self, name: str) -> int:
         return self.ns["counter"](self.paths[name])
@@ -247,3 +250,39 @@ def test_a_second_look_is_skipped_only_when_everything_about_the_first_is_known(
     assert not unchanged_since(None, 0.4, 5)  # the lock host did not answer, or knows no such thing
     assert not unchanged_since(free, None, 5)  # an observation pieced together (the master's grace)
     assert not unchanged_since(free, 0.4, None)
+
+
+def test_status_shows_each_hosts_view_and_the_majoritys_verdict(tmp_path, hosts):
+    assert show(hosts.nodes, tmp_path, hosts).describe() == "free"
+    hosts.down = {"m3"}
+    a = runner(tmp_path, "a", hosts)
+    a.acquire(0)
+    seen = show(hosts.nodes, tmp_path, hosts)
+    assert seen.describe().startswith("held by ") and seen.holder.token == a.owner["token"]
+    assert [(v.name, v.live, v.fence, bool(v.error)) for v in seen.hosts] == [
+        ("m1", True, 1, False), ("m2", True, 1, False), ("m3", False, 0, True)]
+    hosts.down = {"m1", "m2"}
+    assert show(hosts.nodes, tmp_path, hosts).describe() == (
+        "undecided: no majority (2 of 3) agrees; not answering: m1, m2")
+
+
+def test_a_host_that_hangs_does_not_hold_up_the_decision(tmp_path, hosts):
+    """One lock host that never answers (a dead host's SSH waits for its timeout): the lock is taken, renewed
+    and let go on the others' answers alone, while the hanging calls are still waiting."""
+    hang = threading.Event()
+
+    def call(node, state_dir, request):
+        if node.name == "m1":
+            hang.wait(60)
+            raise UserError("cannot reach lock host m1: no answer within 30 s")
+        return hosts(node, state_dir, request)
+
+    lock = FleetLock(hosts.nodes, tmp_path / "a", call=call, clock=hosts.clock, sleep=hosts.clock.sleep,
+                     renew_in_thread=False)
+    try:
+        lock.acquire(0)
+        assert lock.held and lock.renew()
+        lock.release()
+        assert not hang.is_set() and not any(os.path.isdir(hosts.paths[n]) for n in ("m2", "m3"))
+    finally:
+        hang.set()
