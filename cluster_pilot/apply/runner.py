@@ -2,9 +2,9 @@
 
 The run lives in a private temporary directory removed afterwards; no env file holding secrets is written
 (the inventory's own key settings are used by SSH, never copied). The rendered variables (the pods'
-environments among them) are YAML whose strings are all ``!unsafe``, in an anonymous memory file that never
-reaches a disk: ansible-playbook reads it as ``@/proc/PID/fd/N`` of this process, and it is gone when this
-process ends, however it ends (SIGKILL included). SSH shares the control master that observation opened.
+environments among them) are YAML whose strings are all ``!unsafe``, written into a named pipe that
+ansible-playbook reads (``-e @cp-vars.yml``): they never reach a disk, so a run killed however (SIGKILL
+included) leaves none behind. SSH shares the control master that observation opened.
 """
 
 from __future__ import annotations
@@ -206,12 +206,12 @@ def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], h
     deadline = RUN_DEADLINE if deadline is None else deadline
     results = {h: HostResult(h, totals.get(h, 0)) for h in hosts}
     private = Path(tempfile.mkdtemp(prefix="cp-run-", dir=state_dir))
-    vars_fd = None
+    cancelled, finished = threading.Event(), threading.Event()
     try:
         os.chmod(private, 0o700)
-        vars_fd = _memory_file(unsafe_yaml(variables))
-        vars_file = f"/proc/{os.getpid()}/fd/{vars_fd}"
-        cancelled, finished = threading.Event(), threading.Event()
+        vars_file = str(private / "cp-vars.yml")
+        os.mkfifo(vars_file, 0o600)
+        _serve_once(Path(vars_file), unsafe_yaml(variables), finished)
         timings.mark("ansible launch")
         thread, runner = ansible_runner.run_async(
             private_data_dir=str(private),
@@ -259,23 +259,32 @@ def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], h
             r.messages[:] = [mask(m, env) for m in r.messages]
         return RunResult(results, status)
     finally:
-        if vars_fd is not None:
-            os.close(vars_fd)
+        finished.set()
         shutil.rmtree(private, ignore_errors=True)
 
 
-def _memory_file(text: str) -> int:
-    """An anonymous file in memory holding ``text`` (close-on-exec: ansible-playbook opens it again by its /proc
-    path, each open reading it whole from the start, as often as Ansible loads it)."""
-    fd = os.memfd_create("cp-vars.yml", os.MFD_CLOEXEC)
-    try:
-        data = memoryview(text.encode())
-        while data:
-            data = data[os.write(fd, data):]
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+def _serve_once(fifo: Path, text: str, done: threading.Event) -> threading.Thread:
+    """``text`` written into the named pipe ``fifo`` for its first reader, from a thread that gives up when
+    ``done`` is set (an ansible-playbook that never opened it). Once only: ansible-core loads the extra vars
+    once per process (``load_extra_vars`` keeps them), and a second writer could join the first reader's read."""
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO until a reader has it open
+            except OSError:
+                done.wait(0.01)  # poll step: no reader yet
+                continue
+            try:
+                os.set_blocking(fd, True)
+                with os.fdopen(fd, "wb") as pipe:
+                    pipe.write(text.encode())
+            except OSError:  # the reader went away (a killed run)
+                pass
+            return
+
+    thread = threading.Thread(target=serve, name="cp-vars.yml", daemon=True)
+    thread.start()
+    return thread
 
 
 def _overdue(results: Mapping[str, HostResult], deadline: float) -> None:
