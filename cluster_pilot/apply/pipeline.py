@@ -13,16 +13,18 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from cluster_pilot.errors import UserError, ValidationFailed
 from cluster_pilot.host.inventory import network_of
-from cluster_pilot.host.records import Owner, Records, decode, merge, readdress, settle, update
+from cluster_pilot.host.records import Owner, Records, decode, fleet_records, readdress, settle, update
 from cluster_pilot.manifests.network import ServiceNetwork
 from cluster_pilot.model import CLUSTER_IP, SERVICE, Node, Object, Service
-from cluster_pilot.host.observe import HostView, Observation, observe
+from cluster_pilot.host.observe import observe
+from cluster_pilot.host.observed import HostView, Observation
 from cluster_pilot.plan.addresses import allocate
 from cluster_pilot.plan.planner import Plan, plan, running_pods
 from cluster_pilot.scheduler import Schedule, schedule
 
 if TYPE_CHECKING:  # imported where a run needs them: a no-op apply never loads render or Ansible's runner
-    from cluster_pilot.host.lock import Holder, LockSeen
+    from cluster_pilot.host.lock import Holder
+    from cluster_pilot.host.observed import LockSeen
     from cluster_pilot.apply.runner import RunResult
 
 
@@ -105,20 +107,6 @@ class Look:
     services: tuple[Service, ...]
     warnings: tuple[str, ...] = ()
     refused: tuple[str, ...] = ()
-
-
-def fleet_records(seen: Observation, known: Records | None = None) -> tuple[Records, list[str]]:
-    """The newest record of every object across the minions' copies. ``known``: what a driver's own store
-    remembers, used only on a fleet where no minion has a copy yet (its applies predate the records)."""
-    copies, problems = [], []
-    for name, view in sorted(seen.hosts.items()):
-        if view.records is not None:
-            records, bad = decode(view.records)
-            copies.append(records)
-            problems += [f"{name}: {p}" for p in bad]
-    if not copies and known is not None:
-        return known, problems
-    return merge(copies), problems
 
 
 def addressed(records: Records, network: ServiceNetwork, busy: set[int], version: int) -> Records:

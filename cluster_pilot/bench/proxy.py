@@ -73,10 +73,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from cluster_pilot.apply.pipeline import Options, Outcome, converge, fleet_records
+from cluster_pilot.apply.pipeline import Options, Outcome, converge
+
+from cluster_pilot.host.records import fleet_records
 from cluster_pilot.bench import BenchFailed
 from cluster_pilot.host.logs import exec_remote, locate, ssh_to
-from cluster_pilot.host.observe import ObservedPod, observe
+from cluster_pilot.host.observe import observe
+from cluster_pilot.host.observed import ObservedPod
 from cluster_pilot.host.ssh import control_dir
 from cluster_pilot.model import (POD, REPLICATION_CONTROLLER, SERVICE, Container, Meta, Node, Pod, PodSpec,
                                  PodTemplate, Port, ReplicationController, Service, ServicePort)

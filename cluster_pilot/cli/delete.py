@@ -13,7 +13,8 @@ from cluster_pilot.errors import UserError
 from cluster_pilot.home import state_dir
 from cluster_pilot.host.observe import observe
 from cluster_pilot.model import REPLICATION_CONTROLLER, from_json, to_json
-from cluster_pilot.apply.pipeline import Options, fleet_records
+from cluster_pilot.apply.pipeline import Options
+from cluster_pilot.host.records import fleet_records
 from cluster_pilot.store import NotFound
 
 

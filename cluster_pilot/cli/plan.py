@@ -16,7 +16,8 @@ import click
 from cluster_pilot.cli.apply import files_option, known_records, load_objects
 from cluster_pilot.cli.options import inventory_option, load_nodes, open_state
 from cluster_pilot.cli.progress import counts, describe_plan
-from cluster_pilot.apply.pipeline import Options, empty_fleet, fleet_records, look_all
+from cluster_pilot.apply.pipeline import Options, empty_fleet, look_all
+from cluster_pilot.host.records import fleet_records
 from cluster_pilot.host.records import ObjectChange, changes
 from cluster_pilot.model import REPLICATION_CONTROLLER, SERVICE
 from cluster_pilot.plan.planner import Change, Plan

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # loaded when there is something to show: a no-op apply needs
     from rich.progress import Progress
 
     from cluster_pilot.host.lock import Holder
-    from cluster_pilot.host.observe import Observation
+    from cluster_pilot.host.observed import Observation
 
 SPINNER_AFTER = 0.5  # seconds a phase runs before it gets a spinner: a no-op is done sooner
 

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from cluster_pilot.errors import UserError
+from cluster_pilot.host.observed import LockSeen
 from cluster_pilot.host.paths import LOCK_DIR
 from cluster_pilot.model import Node
 from cluster_pilot.host.ssh import HostDidNotAnswer, control_dir, run_python
@@ -285,7 +286,7 @@ class FleetLock:
         self.call = call
         self.clock = clock
         self.sleep = sleep
-        import getpass  # here, not at the top: every observation imports this module (LockSeen)
+        import getpass  # here, not at the top: most commands that import this module never take the lock
         import socket
 
         self.runner = runner_id(state_dir)
@@ -416,16 +417,6 @@ class FleetLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
-
-
-@dataclass(frozen=True)
-class LockSeen:
-    """The lock as observation read it on the lock host: whether it was held, its parent's mtime (ns) and
-    how long before that read the parent last changed (by the lock host's clock)."""
-
-    held: bool
-    stamp: int
-    idle: float
 
 
 def unchanged_since(seen: LockSeen | None, looked: float | None, before: int | None) -> bool:

@@ -30,13 +30,15 @@ from prometheus_client import (CollectorRegistry, Counter, Gauge, Summary, disab
 
 from cluster_pilot.errors import UserError
 from cluster_pilot.model import Node, from_json
-from cluster_pilot.host.observe import HostView, Observation, observe, observe_host, read_view
+from cluster_pilot.host.observe import observe, observe_host
+from cluster_pilot.host.observed import HostView, Observation, read_view
 from cluster_pilot.host.records import Owner, refusal
 from cluster_pilot.host.ssh import control_dir
 from cluster_pilot.host.watch import TRIGGERS, Beat, Closed, Event, Message, Resync, Watcher
 from cluster_pilot.apply import timings
 from cluster_pilot.apply.runner import end_runs, guard_runs
-from cluster_pilot.apply.pipeline import Hooks, Options, Outcome, converge, fleet_records
+from cluster_pilot.apply.pipeline import Hooks, Options, Outcome, converge
+from cluster_pilot.host.records import fleet_records
 from cluster_pilot.master.events import pass_events
 from cluster_pilot.master.liveness import LOST, READY, SILENT, Liveness
 from cluster_pilot.master.registry import MASTER_APPLYSET

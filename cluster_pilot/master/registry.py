@@ -16,8 +16,8 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Mapping, Sequence
 
-from cluster_pilot.apply.pipeline import fleet_records
-from cluster_pilot.host.observe import HostView, ObservedPod, Observation
+from cluster_pilot.host.records import fleet_records
+from cluster_pilot.host.observed import HostView, ObservedPod, Observation
 from cluster_pilot.host.podformat import INFRA
 from cluster_pilot.host.records import Owner
 from cluster_pilot.model import (POD, REPLICATION_CONTROLLER, SERVICE, Container, Meta, Node, Object, Pod, PodSpec,

@@ -229,7 +229,8 @@ def _looks(trace: Path) -> int:
 def test_a_run_looks_again_under_the_lock_only_when_another_held_it_since_its_first_look(
         sandbox_home, sandbox, tmp_path):
     from cluster_pilot.cli.options import load_nodes
-    from cluster_pilot.host.lock import FleetLock, LockSeen, lock_hosts
+    from cluster_pilot.host.lock import FleetLock, lock_hosts
+    from cluster_pilot.host.observed import LockSeen
 
     from cluster_pilot.host.observe import observe
 

@@ -32,7 +32,7 @@ from cluster_pilot.cli import kubecfg as kubecfg_cli
 from cluster_pilot.host.inventory import load_inventory
 from cluster_pilot.master.api import Settings, create_app
 from cluster_pilot.master.reconcile import Reconciler
-from cluster_pilot.host.observe import HostView, Observation, ObservedContainer, ObservedPod
+from cluster_pilot.host.observed import HostView, Observation, ObservedContainer, ObservedPod
 from cluster_pilot.store import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[2]

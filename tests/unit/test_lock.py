@@ -240,7 +240,8 @@ def _dead_pid() -> int:
 
 
 def test_a_second_look_is_skipped_only_when_everything_about_the_first_is_known():
-    from cluster_pilot.host.lock import LockSeen, unchanged_since
+    from cluster_pilot.host.lock import unchanged_since
+    from cluster_pilot.host.observed import LockSeen
 
     free = LockSeen(held=False, stamp=5, idle=30.0)
     assert unchanged_since(free, 0.4, 5)

@@ -9,7 +9,7 @@ import yaml
 
 from cluster_pilot.model import (Container, EnvVar, Meta, Node, Pod, PodSpec, PodTemplate, Port, ReplicationController,
                                  Resources, Volume, VolumeMount, from_json, to_json)
-from cluster_pilot.host.observe import HostView, Observation, group_pods
+from cluster_pilot.host.observed import HostView, Observation, group_pods
 from cluster_pilot.plan.planner import plan, running_pods, spec_hash
 from cluster_pilot.apply.render import Settings, container_name, playbook_vars, render, render_create, unsafe_yaml
 from cluster_pilot.scheduler import schedule

@@ -15,7 +15,9 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from cluster_pilot.host.lock import REMOTE, LockSeen, unchanged_since
+from cluster_pilot.host.lock import REMOTE, unchanged_since
+
+from cluster_pilot.host.observed import LockSeen
 from cluster_pilot.host.probe import probe_script
 
 CONTAINERS = [{"Id": "a1", "Names": ["/cp_web_app_h1"], "State": "running", "Status": "Up 3 seconds",

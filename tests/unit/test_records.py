@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
-from cluster_pilot.apply.pipeline import Options, fleet_records, look_all
+from cluster_pilot.apply.pipeline import Options, look_all
+
+from cluster_pilot.host.records import fleet_records
 from cluster_pilot.errors import UserError
-from cluster_pilot.host.observe import HostView, Observation, read_pods
+from cluster_pilot.host.observed import HostView, Observation, read_pods
 from cluster_pilot.host.records import (TOMBSTONE_AGE_MS, ObjectChange, Owner, Records, changes, collect,
                                         decode, merge, settle, update)
 from cluster_pilot.model import (Container, Meta, Node, Pod, PodSpec, PodTemplate, Port, ReplicationController,

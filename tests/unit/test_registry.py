@@ -8,7 +8,7 @@ import pytest
 
 from cluster_pilot.cli.get import View, collect
 from cluster_pilot.host.inventory import load_inventory
-from cluster_pilot.host.observe import HostView, Observation, ObservedContainer, ObservedPod
+from cluster_pilot.host.observed import HostView, Observation, ObservedContainer, ObservedPod
 from cluster_pilot.master.reconcile import Reconciler
 from cluster_pilot.master.registry import Registry
 from cluster_pilot.master.routes.context import Context
