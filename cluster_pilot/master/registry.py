@@ -16,10 +16,9 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Mapping, Sequence
 
-from cluster_pilot.host.records import fleet_records
 from cluster_pilot.host.observed import HostView, ObservedPod, Observation
 from cluster_pilot.host.podformat import INFRA
-from cluster_pilot.host.records import Owner
+from cluster_pilot.host.records import Owner, fleet_records
 from cluster_pilot.model import (POD, REPLICATION_CONTROLLER, SERVICE, Container, Meta, Node, Object, Pod, PodSpec,
                                  ReplicationController, Service, from_json)
 from cluster_pilot.plan.proxy import Backend, endpoints, proxied
