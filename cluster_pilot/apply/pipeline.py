@@ -52,6 +52,30 @@ class Options:
         return Owner(self.applyset, self.master)
 
 
+@dataclass(frozen=True)
+class Request:
+    """What a driver wants of the fleet, whole, as one value every stage takes: a new capability is a field
+    here, not one more argument through ``converge``, ``look_all`` and the CLI's ``progress.run``.
+
+    ``services``: every service the proxies serve (None: the fleet's records once the inputs are recorded);
+    ``deleting``: (kind, name) of objects to delete; ``evict``: pod names to remove and replace (see
+    ``planner.plan``); ``known``: what the driver's own store remembers (see ``records.fleet_records``).
+    """
+
+    objects: tuple[Object, ...] = ()
+    services: tuple[Service, ...] | None = None
+    deleting: tuple[tuple[str, str], ...] = ()
+    evict: frozenset[str] = frozenset()
+    known: Records | None = None
+
+    @classmethod
+    def of(cls, objects: Iterable[Object] = (), services: Iterable[Service] | None = None,
+           deleting: Iterable[tuple[str, str]] = (), evict: Iterable[str] = (),
+           known: Records | None = None) -> Request:
+        return cls(tuple(objects), None if services is None else tuple(services), tuple(deleting), frozenset(evict),
+                   known)
+
+
 @dataclass
 class Hooks:
     """What a driver wants to hear while work goes on (the CLI draws progress from these)."""
@@ -132,27 +156,23 @@ def _allocated(objects: Sequence[Object], fleet: Records, network: ServiceNetwor
     return [o for o in objects if not (o.kind == SERVICE and o.meta.name in left_out)], left_out
 
 
-def look_all(objects: Sequence[Object], services: Sequence[Service] | None, nodes: Sequence[Node], state_dir: Path,
-             options: Options = Options(), deleting: Iterable[tuple[str, str]] = (),
-             seen: Observation | None = None, evict: Iterable[str] = (),
-             watch: Watch = lambda seen: (seen, ()), known: Records | None = None) -> Look:
+def look_all(request: Request, nodes: Sequence[Node], state_dir: Path, options: Options = Options(),
+             seen: Observation | None = None, watch: Watch = lambda seen: (seen, ())) -> Look:
     """Observe (unless given an observation), record, schedule and plan: everything but acting.
 
-    ``services``: every service the proxies serve; by default those the fleet's records hold once this run's
-    inputs are recorded. ``evict``: pod names to remove and replace (see ``planner.plan``); ``watch``: a
-    driver's own view laid over each observation (the master keeps minions that stopped answering ready for
-    a grace period), with more pods to evict (stale pods of a minion that came back).
+    ``watch``: a driver's own view laid over each observation (the master keeps minions that stopped
+    answering ready for a grace period), with more pods to evict (stale pods of a minion that came back).
     An input another owner manages is refused (``UserError``, nothing touched) or, with ``skip_foreign``,
     left out and named in ``refused``.
     """
-    deleting = tuple(deleting)
     if seen is None:
         seen = observe(nodes, state_dir, options.observe_timeout, options.skip_observe)
     seen, more = watch(seen)
-    fleet, problems = fleet_records(seen, known)
+    deleting, services = request.deleting, request.services
+    fleet, problems = fleet_records(seen, request.known)
     network = network_of(list(nodes))
     busy = {port for p in seen.pods for port, _ in p.host_ports}
-    objects, left_out = _allocated(objects, fleet, network, busy, options)
+    objects, left_out = _allocated(request.objects, fleet, network, busy, options)
     now = int(time.time() * 1000)
     change = update(fleet, objects, deleting, options.owner, prune=options.prune, adopt=options.force_adopt,
                     version=now)
@@ -162,27 +182,19 @@ def look_all(objects: Sequence[Object], services: Sequence[Service] | None, node
     objects = [o for o in objects if (o.kind, o.meta.name) not in change.refused_keys]
     recorded = {s.meta.name: s for s in change.records.objects(SERVICE)}
     services = list(recorded.values()) if services is None else [recorded.get(s.meta.name, s) for s in services]
-    evict = set(evict) | set(more)
+    evict = request.evict | set(more)
     running = [p for p in running_pods(seen) if p.name not in evict]
     sched = schedule(objects, seen.with_nodes(nodes), running, retired=evict)
     addresses = {n.name: n.address for n in nodes}
-    todo = plan(sched, seen, services, addresses, options.applyset if options.prune else None, deleting,
-                evict, options.roll, network)
+    todo = plan(sched, seen, services=services, addresses=addresses,
+                prune_applyset=options.applyset if options.prune else None, deleting=deleting, evict=evict,
+                roll=options.roll, network=network)
     copies = {n: decode(v.records)[0] if v.reachable else None for n, v in seen.hosts.items()}
     answering = {n for n, copy in copies.items() if copy is not None}
     document, stale = settle(change.records, copies, now, busy=bool(answering) and answering <= set(todo.nodes))
     todo = replace(todo, records=document, records_nodes=stale)
     return Look(seen, sched, todo, change.records, tuple(services), seen.warnings + tuple(problems),
                 change.refused + tuple(left_out.values()))
-
-
-def look(objects: Sequence[Object], services: Sequence[Service] | None, nodes: Sequence[Node], state_dir: Path,
-         options: Options = Options(), deleting: Iterable[tuple[str, str]] = (),
-         seen: Observation | None = None, evict: Iterable[str] = (),
-         watch: Watch = lambda seen: (seen, ()), known: Records | None = None) -> tuple[Observation, Schedule, Plan]:
-    """``look_all`` for drivers that need only the observation, the schedule and the plan."""
-    found = look_all(objects, services, nodes, state_dir, options, deleting, seen, evict, watch, known)
-    return found.seen, found.schedule, found.plan
 
 
 def reported_done(run: RunResult) -> bool:
@@ -206,19 +218,13 @@ def _unchanged(seen: Observation, before: dict[str, int]) -> bool:
     return bool(before) and all(unchanged_since(lock_seen(name), seen.seconds, stamp) for name, stamp in before.items())
 
 
-def converge(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, state_dir: Path,
-             options: Options = Options(), deleting: Iterable[tuple[str, str]] = (),
-             hooks: Hooks = Hooks(), services: Sequence[Service] | None = None, evict: Iterable[str] = (),
-             watch: Watch = lambda seen: (seen, ()), known: Records | None = None,
+def converge(request: Request, nodes: Sequence[Node], inventory: Path, state_dir: Path,
+             options: Options = Options(), hooks: Hooks = Hooks(), watch: Watch = lambda seen: (seen, ()),
              first: Callable[[], Observation] | None = None) -> Outcome:
-    """``services``: every service the proxies serve; by default the fleet's records with the inputs'.
-    ``known``: see ``fleet_records``; ``first``: the first observation, started earlier
-    (``host.observe.observe_soon``)."""
-    deleting, evict = tuple(deleting), tuple(evict)
+    """``first``: the first observation, started earlier (``host.observe.observe_soon``)."""
 
     def look_now(seen: Observation | None = None) -> Outcome:
-        found = look_all(objects, services, nodes, state_dir, options, deleting, seen, evict=evict, watch=watch,
-                         known=known)
+        found = look_all(request, nodes, state_dir, options, seen, watch)
         return Outcome(found.seen, found.schedule, found.plan, unreachable=found.seen.unreachable,
                        warnings=found.warnings, refused=found.refused, services=found.services,
                        blocked=bool(found.schedule.unschedulable) and not options.allow_pending)

@@ -37,7 +37,7 @@ from cluster_pilot.host.ssh import control_dir
 from cluster_pilot.host.watch import TRIGGERS, Beat, Closed, Event, Message, Resync, Watcher
 from cluster_pilot.apply import timings
 from cluster_pilot.apply.runner import end_runs, guard_runs
-from cluster_pilot.apply.pipeline import Hooks, Options, Outcome, converge
+from cluster_pilot.apply.pipeline import Hooks, Options, Outcome, Request, converge
 from cluster_pilot.host.records import fleet_records
 from cluster_pilot.master.events import pass_events
 from cluster_pilot.master.liveness import LOST, READY, SILENT, Liveness
@@ -434,7 +434,8 @@ class Reconciler:
         before = self.last
         planned: list[float] = []
         first = (lambda: self._looked(nodes, options)) if self.watcher is not None else None
-        outcome = converge(objects, nodes, self.inventory, self.state_dir, options, evict=evicting, watch=watch,
+        outcome = converge(Request.of(objects, evict=evicting), nodes, self.inventory, self.state_dir, options,
+                           watch=watch,
                            hooks=Hooks(phase=lambda text: timings.mark(f"phase {text}"),
                                        run_started=lambda plan: planned.append(time.time())), first=first)
         if outcome.refused != self.refused:

@@ -117,7 +117,7 @@ def running_pods(observation: Observation) -> list[RunningPod]:
     return list(out.values())
 
 
-def plan(schedule: Schedule, observation: Observation, services: Sequence[Service] = (),
+def plan(schedule: Schedule, observation: Observation, *, services: Sequence[Service] = (),
          addresses: Mapping[str, str] | None = None, prune_applyset: str | None = None,
          deleting: Iterable[tuple[str, str]] = (), evict: Iterable[str] = (), roll: bool = True,
          network: ServiceNetwork | None = None) -> Plan:
