@@ -440,3 +440,14 @@ def test_a_later_holder_writing_mid_run_stops_the_next_docker_change(engine, tmp
     with pytest.raises(cp_pods.Fenced):
         cp_pods.create_pod(docker, _create("second", "app"))
     assert sorted(c["name"] for c in dockerd.containers.values()) == ["cp_first_POD_h", "cp_first_app_h"]
+
+
+def test_the_modules_examples_are_what_the_role_runs_and_use_documented_options():
+    """``ansible-doc cp_pods`` shows the role's own task, so the example cannot go stale beside it."""
+    import yaml
+
+    examples = yaml.safe_load(cp_pods.EXAMPLES)
+    (task,) = yaml.safe_load((ROLES / "cp_pods" / "tasks" / "main.yml").read_text())
+    assert examples[0] == task
+    documented = set(yaml.safe_load(cp_pods.DOCUMENTATION)["options"])
+    assert all(set(e["cp_pods"]) <= documented for e in examples)

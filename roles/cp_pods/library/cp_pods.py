@@ -64,14 +64,19 @@ author: cluster-pilot developers
 """
 
 EXAMPLES = r"""
-# As roles/cp_pods/tasks/main.yml runs it: one task per phase, each batch one JSON text rendered by
-# cluster-pilot (passed as an unsafe extra variable, so that Ansible never templates what is inside).
-- name: Create pods
+# As roles/cp_pods/tasks/main.yml runs it: one task per stage, each batch's JSON texts rendered by cluster-pilot
+# (passed as unsafe extra variables, so that Ansible never templates what is inside); removals before creations.
+- name: Converge pods (remove those in the way, create new ones)
   cp_pods:
-    create: "{{ item }}"
-  loop: "{{ (cp_hosts[inventory_hostname] | default({})).create | default([]) }}"
+    remove: "{{ item.remove }}"
+    create: "{{ item.create }}"
+    records: "{{ cp_records_json if item.records else '' }}"
+    fence: "{{ cp_fence | default(0) }}"
+  loop: "{{ (cp_hosts[inventory_hostname] | default({})).converge | default([]) }}"
+  loop_control:
+    label: batch
 
-# By hand: one pod, its container IDs infra first, its directory (pod name, then spec hash).
+# By hand: remove one pod, its container IDs infra first, its directory (pod name, then spec hash).
 - name: Remove one pod
   cp_pods:
     remove: >-
