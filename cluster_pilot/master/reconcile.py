@@ -41,13 +41,14 @@ from cluster_pilot.apply.pipeline import Driver, Hooks, Options, Outcome, Reques
 from cluster_pilot.host.records import fleet_records
 from cluster_pilot.master.events import pass_events
 from cluster_pilot.master.liveness import LOST, READY, SILENT, Liveness
+from cluster_pilot.master.registry import MASTER_APPLYSET
 from cluster_pilot.plan.planner import ACTIONS
 from cluster_pilot.store import Store
 from cluster_pilot.store.events import EventLog
 
 log = logging.getLogger("cluster_pilot.master")
 
-APPLYSET = "master"
+APPLYSET = MASTER_APPLYSET
 RUN_DEADLINE = 180.0  # a pass's Ansible run; a minion that dies mid-run is lost for it, never holds the loop
 LOOK_TIMEOUT = 3.0  # a helper's look over its session; one slower is asked over a new SSH exec instead
 

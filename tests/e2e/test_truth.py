@@ -121,6 +121,12 @@ def test_master_and_cli_on_one_fleet(sandbox_home, sandbox, runners, tmp_path):
         start = master.passes()
         wait_for(lambda: master.passes() >= start + 3, 60, "three master passes")
         assert answers_everywhere(sandbox, 8091), "the master's passes took the CLI's service down"
+        for resource in ("replicationControllers", "services"):  # the whole fleet, the CLI's read-only
+            listed = {i["id"]: i for i in master.get(f"/api/v1beta1/{resource}")["items"]}
+            assert listed["cliweb"]["managedBy"] == "apply set 'default'", (resource, listed)
+        assert master.get("/api/v1beta1/replicationControllers/cliweb")["currentState"]["replicas"] == 2
+        refused = kubecfg(sandbox_home, "-h", master.url, "delete", "replicationControllers/cliweb")
+        assert "managed by apply set 'default'; change it with cluster-pilot apply" in refused.stdout + refused.stderr
 
         cli("apply", "--server", master.url, *m_files, home=sandbox_home)
         wait_for(lambda: answers_everywhere(sandbox, 8092), 120, "the master's service to answer")
