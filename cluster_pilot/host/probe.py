@@ -48,8 +48,10 @@ def read(path, binary):
     try:
         with open(path, "rb") as f:
             data = f.read()
-    except OSError:
+    except FileNotFoundError:
         return None
+    except OSError as e:
+        return None if binary else "\0" + (e.strerror or type(e).__name__)
     if binary:
         import hashlib
         return hashlib.sha256(data).hexdigest()

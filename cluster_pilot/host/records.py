@@ -101,6 +101,8 @@ def decode(text: str | None) -> tuple[Records, list[str]]:
     rewritten by the next run)."""
     if not text:
         return Records(), []
+    if text.startswith("\0"):  # the probe could not read it (a directory, say): rewritten, set aside first
+        return Records(), [f"unreadable object records ({text[1:]})"]
     try:
         doc = json.loads(text)
         items, horizon = doc["objects"], int(doc.get("horizon", 0))

@@ -344,3 +344,26 @@ def _metrics(master: Master) -> str:
 
     with urllib.request.urlopen(f"http://127.0.0.1:{master.port}/metrics", timeout=10) as resp:
         return resp.read().decode()
+
+
+@pytest.mark.parametrize("damage", ["directory", "binary"])
+def test_damaged_records_are_set_aside_and_rewritten_by_one_apply(sandbox, runners, tmp_path, damage):
+    """A minion's records replaced by a directory or by binary: one apply sets them aside with a warning naming
+    the minion, rewrites them from the other minions' copies, and the next plan shows no change."""
+    runner = runners("r")
+    files = ["-f", str(write_manifest(tmp_path / "p.json", lonely(f"records-{damage}")))]
+    runner("apply", *files)
+    m1 = minions(sandbox)[0]
+    spoil = (f"rm -f {RECORDS} && mkdir {RECORDS}" if damage == "directory" else
+             f"printf '\\377\\376\\000binary' > {RECORDS}")
+    assert ssh(sandbox, m1.address, spoil).returncode == 0
+    try:
+        applied = runner("apply", *files)
+        assert m1.name in applied.stderr + applied.stdout, applied.stderr
+        planned = runner("plan", *files, check=False)
+        assert planned.returncode == 0, planned.stdout + planned.stderr
+        kept = ssh(sandbox, m1.address, f"test -f {RECORDS} && ls -d {RECORDS}.damaged-*")
+        assert kept.returncode == 0 and kept.stdout.strip(), kept.stderr
+    finally:
+        ssh(sandbox, m1.address, f"rm -rf {RECORDS}.damaged-*; test -f {RECORDS} || rm -rf {RECORDS}")
+        runner("delete", *files, check=False)

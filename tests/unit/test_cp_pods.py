@@ -451,3 +451,28 @@ def test_the_modules_examples_are_what_the_role_runs_and_use_documented_options(
     assert examples[0] == task
     documented = set(yaml.safe_load(cp_pods.DOCUMENTATION)["options"])
     assert all(set(e["cp_pods"]) <= documented for e in examples)
+
+
+@pytest.mark.parametrize("damage", ["directory", "binary", "truncated"])
+def test_a_damaged_records_document_is_set_aside_and_rewritten(tmp_path, damage):
+    path = tmp_path / "objects.json"
+    if damage == "directory":
+        path.mkdir()
+        (path / "inside").write_text("x")
+    else:
+        path.write_bytes(b"\xff\xfe\x00binary" if damage == "binary" else b'{"objects": [{"kind"')
+    warnings = []
+    assert cp_pods.write_records(str(path), '{"objects":[]}', warnings.append) is True
+    assert path.read_text() == '{"objects":[]}'
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("objects.json.damaged-")]
+    assert len(aside) == 1 and str(aside[0]) in warnings[0]
+    assert cp_pods.write_records(str(path), '{"objects":[]}', warnings.append) is False and len(warnings) == 1
+
+
+def test_a_readable_records_document_is_replaced_without_setting_anything_aside(tmp_path):
+    path = tmp_path / "objects.json"
+    path.write_text('{"objects":[{"old":1}]}')
+    warnings = []
+    assert cp_pods.write_records(str(path), '{"objects":[]}', warnings.append) is True
+    assert warnings == [] and [p.name for p in tmp_path.iterdir()] == ["objects.json"]
+    assert cp_pods.damaged(str(tmp_path / "none")) == "" and cp_pods.damaged(str(path)) is None

@@ -211,3 +211,10 @@ def _hash(document: str) -> str:
     from cluster_pilot.plan.proxy import document_hash
 
     return document_hash(document)
+
+
+def test_a_records_document_the_probe_could_not_read_is_an_empty_copy_with_a_problem():
+    from cluster_pilot.host.records import Records as R, decode as d
+
+    records, problems = d("\0Is a directory")
+    assert records == R() and problems == ["unreadable object records (Is a directory)"]

@@ -121,6 +121,7 @@ import select
 import shutil
 import socket
 import tempfile
+import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
@@ -399,7 +400,7 @@ def main(module=None):
         if module.params["records"]:
             check(docker.fence_path, docker.fence)
         records = bool(module.params["records"]) and write_records(module.params["records_path"],
-                                                                   module.params["records"])
+                                                                   module.params["records"], module.warn)
     except Fenced as exc:
         module.fail_json(msg="object records: %s" % exc, fenced=True, changed=changed, records=False, **done)
     except OSError as exc:
@@ -407,14 +408,19 @@ def main(module=None):
     module.exit_json(changed=changed or records, records=records, **done)
 
 
-def write_records(path, text):
-    """Replace the records document atomically (a reader never sees half of it); False when unchanged."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            if f.read() == text:
+def write_records(path, text, warn=lambda message: None):
+    """Replace the records document atomically (a reader never sees half of it); False when unchanged. A
+    document that cannot be read back (a directory, not UTF-8 JSON, truncated) is set aside first, renamed
+    beside it, and ``warn`` says so: the new one is written from the other minions' copies."""
+    why = damaged(path)
+    if why is None:
+        with open(path, "rb") as f:
+            if f.read() == text.encode("utf-8"):
                 return False
-    except OSError:
-        pass
+    elif why:
+        aside = "%s.damaged-%d" % (path, time.time_ns())
+        os.rename(path, aside)
+        warn("object records %s %s: set aside as %s, rewritten" % (path, why, aside))
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".objects-")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -425,6 +431,21 @@ def write_records(path, text):
     os.replace(tmp, path)
     return True
 
+
+def damaged(path):
+    """None: a readable records document; "": none there; else why the thing at ``path`` is not one."""
+    if not os.path.lexists(path):
+        return ""
+    if os.path.islink(path) or not os.path.isfile(path):
+        return "is not a file"
+    try:
+        with open(path, "rb") as f:
+            doc = json.loads(f.read().decode("utf-8"))
+    except OSError as exc:
+        return "is unreadable (%s)" % exc.strerror
+    except ValueError:  # UnicodeDecodeError included: binary, or truncated JSON
+        return "is not UTF-8 JSON"
+    return None if isinstance(doc, dict) else "is not a JSON object"
 
 if __name__ == "__main__":
     main()
