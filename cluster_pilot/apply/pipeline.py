@@ -32,24 +32,33 @@ Watch = Callable[[Observation], tuple[Observation, Iterable[str]]]
 
 
 @dataclass(frozen=True)
-class Options:
-    prune: bool = False
-    dry_run: bool = False
-    allow_pending: bool = False
-    applyset: str = "default"
-    lock_timeout: float = 60.0
+class Driver:
+    """What the program driving a run sets (the CLI, the master's loop, a bench), never a user's flag."""
+
     observe_timeout: float = 20.0  # per host; a minion that does not answer in time is unreachable
     skip_observe: frozenset[str] = frozenset()  # minions known to be down: not asked (a driver probes them)
     verify: bool = True  # what remains after the run: none when it reports every action done, else look again
     roll: bool = True  # replace controller pods whose template changed (see planner.plan)
     master: str = ""  # the master's URL when the master drives: it owns what it applies
-    force_adopt: bool = False  # take over inputs another owner manages
     skip_foreign: bool = False  # inputs another owner manages are left out (the master) instead of refused
     run_deadline: float | None = None  # the run's whole time (None: the runner's); then hosts without a result are lost
 
+
+@dataclass(frozen=True)
+class Options:
+    """What a user asks of a run (apply's, delete's and scale's flags), with what its driver sets."""
+
+    prune: bool = False
+    dry_run: bool = False
+    allow_pending: bool = False
+    applyset: str = "default"
+    lock_timeout: float = 60.0
+    force_adopt: bool = False  # take over inputs another owner manages
+    driver: Driver = Driver()
+
     @property
     def owner(self) -> Owner:
-        return Owner(self.applyset, self.master)
+        return Owner(self.applyset, self.driver.master)
 
 
 @dataclass(frozen=True)
@@ -150,7 +159,7 @@ def _allocated(objects: Sequence[Object], fleet: Records, network: ServiceNetwor
     for what another holds is refused (``ValidationFailed``); in the master's passes (``skip_foreign``) it is
     left out and named, so one stored service cannot stop every pass."""
     objects, taken = allocate(objects, fleet.objects(SERVICE), network, busy)
-    if taken and not options.skip_foreign:
+    if taken and not options.driver.skip_foreign:
         raise ValidationFailed([p for _, p in taken])
     left_out = {name: f"service {name!r} left alone: {p}" for name, p in taken}
     return [o for o in objects if not (o.kind == SERVICE and o.meta.name in left_out)], left_out
@@ -166,7 +175,7 @@ def look_all(request: Request, nodes: Sequence[Node], state_dir: Path, options: 
     left out and named in ``refused``.
     """
     if seen is None:
-        seen = observe(nodes, state_dir, options.observe_timeout, options.skip_observe)
+        seen = observe(nodes, state_dir, options.driver.observe_timeout, options.driver.skip_observe)
     seen, more = watch(seen)
     deleting, services = request.deleting, request.services
     fleet, problems = fleet_records(seen, request.known)
@@ -176,7 +185,7 @@ def look_all(request: Request, nodes: Sequence[Node], state_dir: Path, options: 
     now = int(time.time() * 1000)
     change = update(fleet, objects, deleting, options.owner, prune=options.prune, adopt=options.force_adopt,
                     version=now)
-    if change.refused and not options.skip_foreign:
+    if change.refused and not options.driver.skip_foreign:
         raise UserError("; ".join(change.refused) + "; nothing was changed")
     change = replace(change, records=addressed(change.records, network, busy, now))
     objects = [o for o in objects if (o.kind, o.meta.name) not in change.refused_keys]
@@ -188,7 +197,7 @@ def look_all(request: Request, nodes: Sequence[Node], state_dir: Path, options: 
     addresses = {n.name: n.address for n in nodes}
     todo = plan(sched, seen, services=services, addresses=addresses,
                 prune_applyset=options.applyset if options.prune else None, deleting=deleting, evict=evict,
-                roll=options.roll, network=network)
+                roll=options.driver.roll, network=network)
     copies = {n: decode(v.records)[0] if v.reachable else None for n, v in seen.hosts.items()}
     answering = {n for n, copy in copies.items() if copy is not None}
     document, stale = settle(change.records, copies, now, busy=bool(answering) and answering <= set(todo.nodes))
@@ -254,10 +263,10 @@ def converge(request: Request, nodes: Sequence[Node], inventory: Path, state_dir
         addresses = {n.name: n.address for n in nodes}
         settings = Settings(applyset=options.applyset, dns_server=network_of(list(nodes)).dns, fence=lock.fence)
         rendered = render(outcome.plan, outcome.services, addresses, settings)
-        outcome.run = converge_hosts(rendered, inventory, state_dir, hooks.host_progress, options.run_deadline)
-        if options.verify and reported_done(outcome.run):
+        outcome.run = converge_hosts(rendered, inventory, state_dir, hooks.host_progress, options.driver.run_deadline)
+        if options.driver.verify and reported_done(outcome.run):
             outcome.remaining = Plan()
-        elif options.verify:
+        elif options.driver.verify:
             hooks.phase("verifying")
             after = look_now()
             outcome.remaining = after.plan

@@ -180,6 +180,7 @@ class Rendered:
     records_hosts: tuple[str, ...] = ()
     records_document: str = ""  # the object records every minion keeps (see host.records)
     fence: int = 0  # see Settings
+    env: tuple[tuple[str, str], ...] = ()  # every (name, value) of the pods created: masked out of errors
 
 
 def render(plan: Plan, services: Sequence[Service] = (), addresses: Mapping[str, str] | None = None,
@@ -199,8 +200,9 @@ def render(plan: Plan, services: Sequence[Service] = (), addresses: Mapping[str,
     drain_hosts = tuple(sorted(set(plan.proxy_nodes) | {r.node for r in plan.removes})) if plan.drain else ()
     for node in drain_hosts:
         out.setdefault(node, {"remove_first": [], "create": [], "remove": []})
+    env = tuple(sorted({(e.name, e.value) for c in plan.creates for k in c.pod.spec.containers for e in k.env}))
     return Rendered(out, tuple(sorted(set(plan.proxy_nodes) | set(drain_hosts))), plan.proxy, plan.drain,
-                    tuple(plan.records_nodes), plan.records, settings.fence)
+                    tuple(plan.records_nodes), plan.records, settings.fence, env)
 
 
 def action_count(rendered: Rendered, host: str) -> int:

@@ -37,7 +37,7 @@ from cluster_pilot.host.ssh import control_dir
 from cluster_pilot.host.watch import TRIGGERS, Beat, Closed, Event, Message, Resync, Watcher
 from cluster_pilot.apply import timings
 from cluster_pilot.apply.runner import end_runs, guard_runs
-from cluster_pilot.apply.pipeline import Hooks, Options, Outcome, Request, converge
+from cluster_pilot.apply.pipeline import Driver, Hooks, Options, Outcome, Request, converge
 from cluster_pilot.host.records import fleet_records
 from cluster_pilot.master.events import pass_events
 from cluster_pilot.master.liveness import LOST, READY, SILENT, Liveness
@@ -369,8 +369,8 @@ class Reconciler:
         with self._lock:
             down = frozenset(set(self.memory.lost) - self._answering)
         options = Options(prune=True, applyset=APPLYSET, lock_timeout=30, allow_pending=True,
-                          observe_timeout=self.observe_timeout, skip_observe=down, roll=False, master=self.url,
-                          skip_foreign=True, run_deadline=RUN_DEADLINE)
+                          driver=Driver(observe_timeout=self.observe_timeout, skip_observe=down, roll=False,
+                                        master=self.url, skip_foreign=True, run_deadline=RUN_DEADLINE))
         return lambda seen: with_grace(seen, self.memory, time.monotonic(), self.grace), options, {}
 
     def _watch_look(self, names: list[str]) -> tuple[Callable[[Observation], tuple[Observation, set[str]]],
@@ -401,8 +401,9 @@ class Reconciler:
             return view, evict
 
         options = Options(prune=True, applyset=APPLYSET, lock_timeout=30, allow_pending=True,
-                          observe_timeout=self.watching.observe_timeout, skip_observe=frozenset(names) - asked,
-                          verify=False, roll=False, master=self.url, skip_foreign=True, run_deadline=RUN_DEADLINE)
+                          driver=Driver(observe_timeout=self.watching.observe_timeout,
+                                        skip_observe=frozenset(names) - asked, verify=False, roll=False,
+                                        master=self.url, skip_foreign=True, run_deadline=RUN_DEADLINE))
         context = {n: "lost (no heartbeat)" for n, s in states.items() if s == LOST}
         if requested:
             context["api"] = "a write or an eviction"
@@ -454,8 +455,8 @@ class Reconciler:
             self.evicting -= {name for name in self.evicting if name not in found}
         marks = timings.take() if timings.enabled() else []
         if self._last_full != last_full:  # this pass was a resync
-            log.info("resync: %d minions observed whole in a pass of %.3f s", len(nodes) - len(options.skip_observe),
-                     time.monotonic() - started)
+            log.info("resync: %d minions observed whole in a pass of %.3f s",
+                     len(nodes) - len(options.driver.skip_observe), time.monotonic() - started)
         if outcome.run is not None:
             self.metrics.ran(outcome)
             self._ran(outcome, why, event_at, planned[0] if planned else None, marks)
@@ -466,9 +467,10 @@ class Reconciler:
         already open (no new process on either side, so a resync of the whole fleet costs little more than
         its answers); one whose session cannot answer in time is asked over a new SSH exec, as ever."""
         assert self.watcher is not None
-        asked = [n.name for n in nodes if n.name not in options.skip_observe]
+        asked = [n.name for n in nodes if n.name not in options.driver.skip_observe]
         docs = self.watcher.look(asked, LOOK_TIMEOUT)
-        rest = observe(nodes, self.state_dir, options.observe_timeout, skip=options.skip_observe | set(docs))
+        driver = options.driver
+        rest = observe(nodes, self.state_dir, driver.observe_timeout, skip=driver.skip_observe | set(docs))
         return Observation({n.name: read_view(n.name, docs[n.name]) if n.name in docs else rest.hosts[n.name]
                             for n in nodes})
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from cluster_pilot.apply.pipeline import Options, Request, look_all
+from cluster_pilot.apply.pipeline import Driver, Options, Request, look_all
 
 from cluster_pilot.host.records import fleet_records
 from cluster_pilot.errors import UserError
@@ -106,7 +106,8 @@ def test_a_cli_apply_of_a_master_object_is_refused_before_anything_happens():
         assert "managed by the master at http://127.0.0.1:8080; use --server" in str(exc)
     else:
         raise AssertionError("not refused")
-    found = look_all(Request.of([svc()]), NODES, None, Options(applyset="master", master="http://x", skip_foreign=True),
+    found = look_all(Request.of([svc()]), NODES, None,
+                     Options(applyset="master", driver=Driver(master="http://x", skip_foreign=True)),
                      seen=hosts(update(Records(), [svc()], (), CLI).records.encode()))
     assert found.refused and found.records.get("Service", "frontend").owner == CLI
 
