@@ -171,3 +171,15 @@ def test_writes_to_what_a_cli_apply_set_manages_are_refused_with_its_owner(maste
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_the_first_write_to_an_empty_store_is_listed_at_once(tmp_path):
+    """Pods caches its list by the store's version: the empty store's must differ from the first write's (1)."""
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("minions:\n  hosts:\n    m1: {ansible_host: 10.0.0.1}\n")
+    store = SQLiteStore(tmp_path / "empty.db")
+    ctx = Context(store, Reconciler(store, inventory, tmp_path, load_inventory))
+    pods = Pods(ctx)
+    assert pods.items() == []
+    store.put("Pod", "first", to_json(Pod(Meta("first"), SPEC)))
+    assert [i["id"] for i in pods.items()] == ["first"]

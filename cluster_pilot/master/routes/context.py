@@ -56,9 +56,10 @@ class Context:
         return what + refusal(record.kind, record.name, Owner(record.applyset), Owner(MASTER_APPLYSET, "master"))
 
     def version(self) -> int:
-        """The store's newest resource version: a listing's ``resourceVersion``."""
+        """The store's newest resource version (0 before the first write, whose version is 1): a listing's
+        ``resourceVersion`` (at least 1 there), and the key of what ``Pods`` caches."""
         history = self.store.history(limit=1)
-        return history[0]["resource_version"] if history else 1
+        return history[0]["resource_version"] if history else 0
 
 
 def kind_of(resource: str) -> str:
