@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 from typing import Any, Sequence
-from urllib.parse import urlsplit, urlunsplit
 
 from cluster_pilot.store.sqlite import HISTORY_LIMIT, SqlStore
 
@@ -30,13 +29,12 @@ CREATE INDEX IF NOT EXISTS history_object ON history (kind, name, id);
 
 
 def redacted(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """The URL without its password, for messages (libpq's multi-host form too: ``u:pw@h1:5432,h2:5432``)."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, hosts = rest.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{hosts}"
 
 
 class _Connection:

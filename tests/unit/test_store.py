@@ -90,6 +90,14 @@ def test_a_postgresql_store_never_prints_its_password(server):
     assert "s3cret-pw" not in str(refused.value) and "cp:***@127.0.0.1:1/cp" in str(refused.value)
 
 
+def test_the_password_is_redacted_in_every_url_form():
+    from cluster_pilot.store.postgres import redacted
+
+    assert redacted("postgresql://cp:pw@h1:5432,h2:5432/db?target_session_attrs=read-write") == (
+        "postgresql://cp:***@h1:5432,h2:5432/db?target_session_attrs=read-write")
+    assert redacted("postgresql://cp@h/db") == "postgresql://cp@h/db"
+
+
 def test_versions_stay_one_sequence_across_connections(where):
     """Two masters over one database: every write, whichever wrote it, gets a version above every earlier one."""
     a, b = open_store(where), open_store(where)
