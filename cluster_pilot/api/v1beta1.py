@@ -145,6 +145,12 @@ def minion(name: str, address: str, cpu_millis: int, memory_bytes: int, ready: b
             "selfLink": f"{PREFIX}/{kinds.MINIONS.v1beta1}/{name}"}
 
 
+def managed(item: dict[str, Any], managed_by: str) -> dict[str, Any]:
+    """An object another owner than the master manages (a CLI apply set), marked so: the API lists it and
+    refuses writes to it."""
+    return item | {"managedBy": managed_by, "readOnly": True} if managed_by else item
+
+
 def listing(kind: str, items: Iterable[dict[str, Any]], resource_version: int = 1) -> dict[str, Any]:
     return {"kind": LIST_KINDS[kind], "apiVersion": VERSION, "resourceVersion": max(1, resource_version),
             "items": list(items)}

@@ -31,6 +31,7 @@ class Settings:
     applyset: str = "default"
     batches: int = 4  # progress updates per host and phase
     dns_server: str = ""  # the minions' DNS server (see manifests.network); "": Docker's default resolver
+    fence: int = 0  # the fleet lock's fencing token: every module run on a minion checks it (0: not checked)
 
 
 def _record(create: Create, settings: Settings) -> PodRecord:
@@ -178,6 +179,8 @@ class Rendered:
     drain_document: str = ""  # switched to on every proxy host before the remove-first phase
     records_hosts: tuple[str, ...] = ()
     records_document: str = ""  # the object records every minion keeps (see host.records)
+    fence: int = 0  # see Settings
+    env: tuple[tuple[str, str], ...] = ()  # every (name, value) of the pods created: masked out of errors
 
 
 def render(plan: Plan, services: Sequence[Service] = (), addresses: Mapping[str, str] | None = None,
@@ -197,8 +200,9 @@ def render(plan: Plan, services: Sequence[Service] = (), addresses: Mapping[str,
     drain_hosts = tuple(sorted(set(plan.proxy_nodes) | {r.node for r in plan.removes})) if plan.drain else ()
     for node in drain_hosts:
         out.setdefault(node, {"remove_first": [], "create": [], "remove": []})
+    env = tuple(sorted({(e.name, e.value) for c in plan.creates for k in c.pod.spec.containers for e in k.env}))
     return Rendered(out, tuple(sorted(set(plan.proxy_nodes) | set(drain_hosts))), plan.proxy, plan.drain,
-                    tuple(plan.records_nodes), plan.records)
+                    tuple(plan.records_nodes), plan.records, settings.fence, env)
 
 
 def action_count(rendered: Rendered, host: str) -> int:
@@ -276,7 +280,8 @@ def playbook_vars(rendered: Rendered) -> dict[str, Any]:
     """``cp_hosts``: per host, ``converge`` (see ``_converge``) and ``remove`` (see ``_remove_phase``) batches
     as JSON texts; ``cp_stages``: per stage (a play of the playbook), the hosts with work in it, so that a host
     with none is never touched by it (a task every host skips still costs a worker per host, 0.3 s a task on 12
-    minions); ``cp_proxy``: the proxy document; ``cp_records_json``: the object records document.
+    minions); ``cp_proxy``: the proxy document; ``cp_records_json``: the object records document; ``cp_fence``:
+    the fencing token every module run checks.
 
     One opaque string per batch: Ansible neither templates it (``!unsafe``) nor re-types what is inside
     (ansible-core 2.19 turns an ``!unsafe '80'`` into the integer 80), and the module decodes it itself.
@@ -298,4 +303,4 @@ def playbook_vars(rendered: Rendered) -> dict[str, Any]:
     return {"cp_hosts": hosts, "cp_stages": stages,
             "cp_proxy": json.loads(rendered.proxy_document or '{"services": []}'),
             "cp_proxy_json": rendered.proxy_document, "cp_records_json": rendered.records_document,
-            "cp_drain": json.loads(drain or '{"services": []}'), "cp_drain_json": drain}
+            "cp_drain": json.loads(drain or '{"services": []}'), "cp_drain_json": drain, "cp_fence": rendered.fence}

@@ -1,8 +1,10 @@
 """Runs the static playbook through ansible-runner, and turns its events into progress and a per-host result.
 
 The run lives in a private temporary directory removed afterwards; no env file holding secrets is written
-(the inventory's own key settings are used by SSH, never copied). The rendered variables go in a YAML file
-whose strings are all ``!unsafe``. SSH shares the control master that observation opened.
+(the inventory's own key settings are used by SSH, never copied). The rendered variables (the pods'
+environments among them) are YAML whose strings are all ``!unsafe``, written into a named pipe that
+ansible-playbook reads (``-e @cp-vars.yml``): they never reach a disk, so a run killed however (SIGKILL
+included) leaves none behind. SSH shares the control master that observation opened.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from cluster_pilot.apply import timings
+from cluster_pilot.apply.masking import mask
 from cluster_pilot.apply.render import Rendered, action_count, playbook_vars, unsafe_yaml
 from cluster_pilot.resources import resource_dir
 
@@ -193,21 +196,22 @@ def _close_reaped_at_once() -> None:
 
 def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], hosts: list[str], state_dir: Path,
                  totals: Mapping[str, int], progress: Progress = lambda h, d, t: None,
-                 deadline: float | None = None) -> RunResult:
+                 deadline: float | None = None, env: Sequence[tuple[str, str]] = ()) -> RunResult:
     """After ``deadline`` seconds (None: ``RUN_DEADLINE``) the run's whole process tree is killed and every host
     without a result is unreachable for this run: a minion that died mid-run never holds its driver (or a retry
-    loop) forever."""
+    loop) forever. Every message of the result has the values of ``env`` masked (``masking``)."""
     import ansible_runner
 
     _close_reaped_at_once()
     deadline = RUN_DEADLINE if deadline is None else deadline
     results = {h: HostResult(h, totals.get(h, 0)) for h in hosts}
     private = Path(tempfile.mkdtemp(prefix="cp-run-", dir=state_dir))
+    cancelled, finished = threading.Event(), threading.Event()
     try:
         os.chmod(private, 0o700)
-        vars_file = private / "cp-vars.yml"
-        vars_file.write_text(unsafe_yaml(variables))
-        cancelled, finished = threading.Event(), threading.Event()
+        vars_file = str(private / "cp-vars.yml")
+        os.mkfifo(vars_file, 0o600)
+        _serve_once(Path(vars_file), unsafe_yaml(variables), finished)
         timings.mark("ansible launch")
         thread, runner = ansible_runner.run_async(
             private_data_dir=str(private),
@@ -229,7 +233,7 @@ def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], h
             # not thread.join(): a KeyboardInterrupt inside it leaves the thread marked stopped (CPython 3.11)
             until = time.monotonic() + deadline
             while thread.is_alive() and not finished.wait(0.2):
-                root = root or _track(str(vars_file))
+                root = root or _track(vars_file)
                 if time.monotonic() > until:
                     overdue = True
                     cancelled.set()
@@ -251,9 +255,36 @@ def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], h
             for r in results.values():
                 r.failed = True
                 r.messages.append(" ".join(tail) or f"ansible-playbook ended {status}")
+        for r in results.values():
+            r.messages[:] = [mask(m, env) for m in r.messages]
         return RunResult(results, status)
     finally:
+        finished.set()
         shutil.rmtree(private, ignore_errors=True)
+
+
+def _serve_once(fifo: Path, text: str, done: threading.Event) -> threading.Thread:
+    """``text`` written into the named pipe ``fifo`` for its first reader, from a thread that gives up when
+    ``done`` is set (an ansible-playbook that never opened it). Once only: ansible-core loads the extra vars
+    once per process (``load_extra_vars`` keeps them), and a second writer could join the first reader's read."""
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO until a reader has it open
+            except OSError:
+                done.wait(0.01)  # poll step: no reader yet
+                continue
+            try:
+                os.set_blocking(fd, True)
+                with os.fdopen(fd, "wb") as pipe:
+                    pipe.write(text.encode())
+            except OSError:  # the reader went away (a killed run)
+                pass
+            return
+
+    thread = threading.Thread(target=serve, name="cp-vars.yml", daemon=True)
+    thread.start()
+    return thread
 
 
 def _overdue(results: Mapping[str, HostResult], deadline: float) -> None:
@@ -399,4 +430,4 @@ def converge_hosts(rendered: Rendered, inventory: Path, state_dir: Path,
     hosts = sorted(rendered.hosts)
     totals = {h: action_count(rendered, h) for h in hosts}
     return run_playbook("apply.yml", inventory, playbook_vars(rendered), hosts, state_dir, totals, progress,
-                        deadline)
+                        deadline, rendered.env)

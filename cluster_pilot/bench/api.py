@@ -20,7 +20,7 @@ import uvicorn
 
 from cluster_pilot.bench import BenchFailed
 from cluster_pilot.host.inventory import load_inventory
-from cluster_pilot.host.observe import HostView, Observation, ObservedContainer, ObservedPod
+from cluster_pilot.host.observed import HostView, Observation, ObservedContainer, ObservedPod
 from cluster_pilot.host.podformat import INFRA, container_name
 from cluster_pilot.master.api import Settings, create_app
 from cluster_pilot.master.reconcile import Reconciler

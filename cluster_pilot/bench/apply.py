@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from cluster_pilot.api import to_manifest
-from cluster_pilot.apply.pipeline import Options, converge
+from cluster_pilot.apply.pipeline import Options, Request, converge
 from cluster_pilot.apply.runner import PROXY_ROLE
 from cluster_pilot.apply.timings import ENV as TIMINGS_ENV
 from cluster_pilot.bench import BenchFailed
@@ -109,7 +109,7 @@ def measure(nodes: Sequence[Node], inventory_file: Path, home: Path, pods_per_ho
     _clean(nodes, home)
     observe(nodes, home)  # warm the SSH control masters, as the floors' own sessions are warm too
     t0 = time.monotonic()
-    cold = converge([rc], nodes, inventory_file, home, Options())
+    cold = converge(Request.of([rc]), nodes, inventory_file, home, Options())
     cold_s = time.monotonic() - t0
     if not cold.ok:
         raise BenchFailed("cold apply failed: " + "; ".join(
@@ -119,23 +119,23 @@ def measure(nodes: Sequence[Node], inventory_file: Path, home: Path, pods_per_ho
     noops = []
     for _ in range(5):
         t0 = time.monotonic()
-        again = converge([rc], nodes, inventory_file, home, Options())
+        again = converge(Request.of([rc]), nodes, inventory_file, home, Options())
         noops.append(time.monotonic() - t0)
         assert again.run is None and again.plan.empty, "a no-op apply planned changes"
 
     # one pod's new image: a bare pod beside the controller, changed alone
     single = Pod(Meta(f"{BENCH}-single", {"bench-single": "1"}),
                  PodSpec((Container("app", "busybox", ("sleep", "2147483647")),)))
-    converge([rc, single], nodes, inventory_file, home, Options())
+    converge(Request.of([rc, single]), nodes, inventory_file, home, Options())
     before = {p.name: p.spec_hash for p in observe(nodes, home).pods}
     changed = replace(single, spec=PodSpec((Container("app", "busybox:latest", ("sleep", "2147483646")),)))
     t0 = time.monotonic()
-    one = converge([rc, changed], nodes, inventory_file, home, Options())
+    one = converge(Request.of([rc, changed]), nodes, inventory_file, home, Options())
     one_s = time.monotonic() - t0
     after = {p.name: p.spec_hash for p in observe(nodes, home).pods}
     untouched = sum(1 for name, h in before.items() if name != single.meta.name and after.get(name) == h)
-    converge([], nodes, inventory_file, home, Options(),
-             deleting=[("ReplicationController", BENCH), ("Pod", single.meta.name)])
+    converge(Request.of(deleting=[("ReplicationController", BENCH), ("Pod", single.meta.name)]), nodes, inventory_file,
+             home, Options())
     return ApplyFigures(len(nodes), pods_per_host * len(nodes), raw, cold_s, floor_obs, min(noops), one_s,
                         untouched, len(before) - 1, one.ok)
 

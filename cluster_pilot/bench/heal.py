@@ -29,7 +29,7 @@ from cluster_pilot.api.kinds import CONTROLLERS, PODS
 from cluster_pilot.apply.timings import ENV as TIMINGS_ENV
 from cluster_pilot.bench import BenchFailed
 from cluster_pilot.bench.apply import _task_spans
-from cluster_pilot.host.lock import lock_host
+from cluster_pilot.host.lock import lock_hosts
 from cluster_pilot.host.podformat import LABEL_CONTAINER, LABEL_POD
 from cluster_pilot.host.ssh import control_dir, ssh_command
 from cluster_pilot.model import Node
@@ -294,7 +294,7 @@ def measure(nodes: Sequence[Node], inventory_file: Path, home: Path, sandbox, ki
                     for i in range(kills):
                         heals.append(one_heal(master, nodes[i % len(nodes)], home, rc))
                         say(f"heal {i + 1}: {heals[-1].seconds:.2f} s")
-                    spare = [n.name for n in nodes if n.name != lock_host(nodes).name]
+                    spare = [n.name for n in nodes if n.name != lock_hosts(nodes)[0].name]
                     for i in range(stops if spare else 0):
                         lost.append(one_loss(master, sandbox, spare[i % len(spare)], rc, count))
                         say(f"lost minion {i + 1}: full count after {lost[-1]:.2f} s")

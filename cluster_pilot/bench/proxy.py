@@ -73,10 +73,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from cluster_pilot.apply.pipeline import Options, Outcome, converge, fleet_records
+from cluster_pilot.apply.pipeline import Options, Outcome, Request, converge
+
+from cluster_pilot.host.records import fleet_records
 from cluster_pilot.bench import BenchFailed
 from cluster_pilot.host.logs import exec_remote, locate, ssh_to
-from cluster_pilot.host.observe import ObservedPod, observe
+from cluster_pilot.host.observe import observe
+from cluster_pilot.host.observed import ObservedPod
 from cluster_pilot.host.ssh import control_dir
 from cluster_pilot.model import (POD, REPLICATION_CONTROLLER, SERVICE, Container, Meta, Node, Pod, PodSpec,
                                  PodTemplate, Port, ReplicationController, Service, ServicePort)
@@ -428,7 +431,7 @@ def _clean_up(nodes: Sequence[Node], inventory_file: Path, home: Path, say: Call
     """Remove every backend's controller and service and the DNS pod; warn, never mask a failure."""
     deleting = [(kind, b.name) for b in BACKENDS for kind in (REPLICATION_CONTROLLER, SERVICE)] + [(POD, DNS_POD)]
     try:
-        _check(converge([], nodes, inventory_file, home, Options(), deleting=deleting), "clean-up")
+        _check(converge(Request.of(deleting=deleting), nodes, inventory_file, home, Options()), "clean-up")
     except Exception as e:  # noqa: BLE001 - the bench's own failure, if any, is the one to raise
         say(f"warning: {e}; objects of {BENCH} may remain: a later run of this bench removes them")
 
@@ -453,7 +456,7 @@ class _Bench:
     def deploy(self, replicas: int, what: str) -> list[ObservedPod]:
         """Through the real pipeline; the proxies serve what the fleet records, this service included."""
         workload = _workload(replicas, self.settings.runs, self.settings.pod_cpu, self.backend)
-        _check(converge([workload, self.service], self.nodes, self.inventory_file, self.home, Options()),
+        _check(converge(Request.of([workload, self.service]), self.nodes, self.inventory_file, self.home, Options()),
                f"{self.backend.key}: {what}")
         return _bench_pods(self.nodes, self.home, self.backend.name)
 
@@ -555,7 +558,8 @@ def read_lookups(name: str, node: str, output: str) -> DnsFigures:
 def _measure_dns(nodes: Sequence[Node], inventory_file: Path, home: Path, settings: ProxySettings) -> DnsFigures:
     """Median time to look a service name up from a pod, through the minion's DNS."""
     name = settings.backends[0].name if settings.backends else BENCH
-    _check(converge([dns_probe_pod()], nodes, inventory_file, home, Options()), "deploying the DNS probe pod")
+    _check(converge(Request.of([dns_probe_pod()]), nodes, inventory_file, home, Options()),
+           "deploying the DNS probe pod")
     target = locate(observe(nodes, home), DNS_POD, "probe")
     node = {n.name: n for n in nodes}[target.node]
     remote = exec_remote(target.id, ["python3", "-c", _LOOKUPS, name, str(settings.lookups)], False, False)

@@ -67,14 +67,14 @@ def apply(paths, inventory, kind, prune, applyset, dry_run, allow_pending, lock_
                               insecure=insecure, token=token)
     inventory_file, nodes = load_nodes(inventory)
     first = observe_soon(nodes, state_dir())  # read-only; overlaps loading the pipeline and validating inputs
-    from cluster_pilot.apply.pipeline import Options
+    from cluster_pilot.apply.pipeline import Options, Request
     from cluster_pilot.cli import progress
 
     options = Options(prune=prune, dry_run=dry_run, allow_pending=allow_pending, applyset=applyset,
                       lock_timeout=lock_timeout, force_adopt=force_adopt)
     objects = load_objects(paths, kind, nodes)
     home, store = open_state()
-    code, outcome = progress.run(objects, nodes, inventory_file, home, options, known=known_records(store),
+    code, outcome = progress.run(Request.of(objects, known=known_records(store)), nodes, inventory_file, home, options,
                                  first=first)
     if not dry_run and not outcome.blocked:
         for obj in objects:

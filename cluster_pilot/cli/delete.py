@@ -13,7 +13,8 @@ from cluster_pilot.errors import UserError
 from cluster_pilot.home import state_dir
 from cluster_pilot.host.observe import observe
 from cluster_pilot.model import REPLICATION_CONTROLLER, from_json, to_json
-from cluster_pilot.apply.pipeline import Options, fleet_records
+from cluster_pilot.apply.pipeline import Options, Request
+from cluster_pilot.host.records import fleet_records
 from cluster_pilot.store import NotFound
 
 
@@ -42,8 +43,8 @@ def delete(target, paths, inventory, kind, applyset, lock_timeout, force_adopt) 
     home, store = open_state()
     options = Options(lock_timeout=lock_timeout, applyset=applyset, force_adopt=force_adopt)
     # the hosts may still run its pods, and the records name it: removing both is what was asked
-    code, outcome = progress.run([], nodes, inventory_file, home, options, targets, "delete",
-                                 known=known_records(store))
+    code, outcome = progress.run(Request.of(deleting=targets, known=known_records(store)), nodes, inventory_file, home,
+                                 options, "delete")
     if outcome.run is None or outcome.run.ok:
         for k, name in targets:
             try:
@@ -71,7 +72,7 @@ def scale(kind, name, replicas, inventory, lock_timeout) -> int:
         raise UserError(f"replicationController {name!r} not found: apply it first")
     rc = replace(from_json(entry.body), replicas=replicas)
     options = Options(lock_timeout=lock_timeout, applyset=entry.owner.applyset)  # the master's is refused
-    code, outcome = progress.run([rc], nodes, inventory_file, home, options, verb="scale", known=known)
+    code, outcome = progress.run(Request.of([rc], known=known), nodes, inventory_file, home, options, verb="scale")
     if not outcome.blocked:
         store.put(REPLICATION_CONTROLLER, name, to_json(rc), applyset=entry.owner.applyset, actor="scale")
     return code

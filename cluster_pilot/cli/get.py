@@ -19,7 +19,8 @@ from cluster_pilot.home import state_dir
 from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, selector_admits
 from cluster_pilot.model import Node
 from cluster_pilot.host.inspect import ContainerStatus, container_ids, created, format_age, inspect, restarts
-from cluster_pilot.host.observe import Observation, ObservedPod, observe
+from cluster_pilot.host.observe import observe
+from cluster_pilot.host.observed import Observation, ObservedPod
 from cluster_pilot.host.podformat import INFRA
 from cluster_pilot.cli.events import EVENT_WORDS, line, show, source
 from cluster_pilot.cli.logs import client_for, server_option

@@ -96,7 +96,9 @@ def _split_listen(listen: str) -> tuple[str, int]:
 @click.command()
 @click.option("--listen", default="127.0.0.1:8080", show_default=True, help="HOST:PORT to serve on.")
 @inventory_option
-@click.option("--state", "state_url", default=None, help="Store: sqlite:///PATH (default: the state dir's).")
+@click.option("--store", "--state", "state_url", default=None,
+              help="Store: sqlite:///PATH (default: the state dir's) or postgresql://USER:PASSWORD@HOST/DB (one "
+                   "master per database: leader election is not built yet).")
 @click.option("--interval", type=click.FloatRange(0.5), default=5.0, show_default=True,
               help="Longest time between two reconcile passes.")
 @click.option("--heal-interval", type=click.FloatRange(0.2), default=1.0, show_default=True,
@@ -147,7 +149,7 @@ def master(listen, inventory, state_url, interval, heal_interval, minion_grace, 
     try:
         store = open_store(state_url or home / "master.db", history_limit=history_limit)
     except ValueError as exc:
-        raise UserError(f"--state: {exc}") from None
+        raise UserError(f"--store: {exc}") from None
     token = master_token(home, announce=True)
     write_private(home / TOKEN_URLS_FILE,
                   "".join(u + "\n" for u in served_urls("https" if tls_cert else "http", host, port, host_names)))

@@ -16,7 +16,8 @@ import click
 from cluster_pilot.cli.apply import files_option, known_records, load_objects
 from cluster_pilot.cli.options import inventory_option, load_nodes, open_state
 from cluster_pilot.cli.progress import counts, describe_plan
-from cluster_pilot.apply.pipeline import Options, empty_fleet, fleet_records, look_all
+from cluster_pilot.apply.pipeline import Options, Request, empty_fleet, look_all
+from cluster_pilot.host.records import fleet_records
 from cluster_pilot.host.records import ObjectChange, changes
 from cluster_pilot.model import REPLICATION_CONTROLLER, SERVICE
 from cluster_pilot.plan.planner import Change, Plan
@@ -40,8 +41,8 @@ def plan(paths, inventory, kind, assume_empty, prune, applyset, output, allow_pe
     home, store = open_state()
     options = Options(prune=prune, applyset=applyset)
     known = None if assume_empty else known_records(store)
-    found = look_all(objects, None, nodes, home, options, seen=empty_fleet(nodes) if assume_empty else None,
-                     known=known)
+    found = look_all(Request.of(objects, known=known), nodes, home, options,
+                     seen=empty_fleet(nodes) if assume_empty else None)
     seen, sched, todo = found.seen, found.schedule, found.plan
     for warning in found.warnings:
         click.echo(f"cluster-pilot: warning: {warning}", err=True)

@@ -6,14 +6,13 @@ import functools
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import click
 
-from cluster_pilot.host.records import Records
-from cluster_pilot.model import Node, Object, Service
+from cluster_pilot.model import Node
 from cluster_pilot.apply import timings
-from cluster_pilot.apply.pipeline import Hooks, Options, Outcome, converge
+from cluster_pilot.apply.pipeline import Hooks, Options, Outcome, Request, converge
 from cluster_pilot.plan.planner import ACTIONS, Change, Plan
 
 if TYPE_CHECKING:  # loaded when there is something to show: a no-op apply needs none of rich
@@ -21,7 +20,7 @@ if TYPE_CHECKING:  # loaded when there is something to show: a no-op apply needs
     from rich.progress import Progress
 
     from cluster_pilot.host.lock import Holder
-    from cluster_pilot.host.observe import Observation
+    from cluster_pilot.host.observed import Observation
 
 SPINNER_AFTER = 0.5  # seconds a phase runs before it gets a spinner: a no-op is done sooner
 
@@ -123,17 +122,14 @@ class _Live:
             self.progress.stop()
 
 
-def run(objects: Sequence[Object], nodes: Sequence[Node], inventory: Path, home: Path, options: Options,
-        deleting: Iterable[tuple[str, str]] = (), verb: str = "apply",
-        services: Sequence[Service] | None = None, known: Records | None = None,
-        first: Callable[[], Observation] | None = None) -> tuple[int, Outcome]:
+def run(request: Request, nodes: Sequence[Node], inventory: Path, home: Path, options: Options,
+        verb: str = "apply", first: Callable[[], Observation] | None = None) -> tuple[int, Outcome]:
     t0 = time.monotonic()
     live = _Live()
     hooks = Hooks(phase=lambda text: (timings.mark(text), live.phase(text)), host_progress=live.host,
                   lock_wait=live.lock_wait, run_started=lambda plan: (timings.mark("run"), live.run_started(plan)))
     try:
-        outcome = converge(objects, nodes, inventory, home, options, deleting, hooks, services, known=known,
-                           first=first)
+        outcome = converge(request, nodes, inventory, home, options, hooks, first=first)
     finally:
         live.close()
         timings.mark("converged")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from cluster_pilot.model import Node
-from cluster_pilot.host.observe import ObservedPod
+from cluster_pilot.host.observed import ObservedPod
 from cluster_pilot.host.podformat import INFRA
 from cluster_pilot.host.ssh import control_dir, ssh_command
 

@@ -80,7 +80,7 @@ def load_inventory(path: str | os.PathLike[str]) -> list[Node]:
                 labels=_labels(value(LABELS_VAR), where),
                 vars={k: value(k) for k in hostvars
                       if (k.startswith("ansible_") and k not in _MAGIC) or k in _POLICY_VARS
-                      or k == "cp_lock_host"},
+                      or k in ("cp_lock_host", "cp_lock_hosts")},
             )
         )
     return nodes

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # imported where nodes are made: ``apply`` asks the hosts fro
     from cluster_pilot.model import Node
 
 _CONFIGS = ("ansible.cfg", "~/.ansible.cfg", "/etc/ansible/ansible.cfg")
-FORMAT = b"2"  # raised whenever load_inventory keeps other variables (2: cp_service_network)
+FORMAT = b"3"  # raised whenever load_inventory keeps other variables (2: cp_service_network, 3: cp_lock_hosts)
 
 
 def _key(source: Path, text: bytes) -> str:

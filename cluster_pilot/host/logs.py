@@ -22,7 +22,7 @@ from typing import Sequence
 
 from cluster_pilot.errors import UserError
 from cluster_pilot.model import Node
-from cluster_pilot.host.observe import Observation
+from cluster_pilot.host.observed import Observation
 from cluster_pilot.host.podformat import INFRA
 from cluster_pilot.host.ssh import ssh_command
 

@@ -21,7 +21,7 @@ _LIST = "/containers/json?all=1&filters=" + urllib.parse.quote(json.dumps({"labe
 
 # Runs on each host with its python3 and prints one JSON document: dockerd's container list as dockerd wrote
 # it (spliced in, never parsed there), the proxy document's hash, the records and the fleet lock's state
-# (``lock.LockSeen``: only the lock host's counts). Plain HTTP/1.0 over the socket and nothing imported it
+# (``observed.LockSeen``: only the lock host's counts). Plain HTTP/1.0 over the socket and nothing imported it
 # can do without: http.client, urllib and decoding the list doubled the probe's CPU on the host (57 -> 30 ms,
 # as much as ``docker ps`` itself). The master's watch helper runs it too, calling ``answer()`` per look.
 _PROBE = r"""
@@ -48,8 +48,10 @@ def read(path, binary):
     try:
         with open(path, "rb") as f:
             data = f.read()
-    except OSError:
+    except FileNotFoundError:
         return None
+    except OSError as e:
+        return None if binary else "\0" + (e.strerror or type(e).__name__)
     if binary:
         import hashlib
         return hashlib.sha256(data).hexdigest()

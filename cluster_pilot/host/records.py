@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from cluster_pilot.model import KINDS, POD, REPLICATION_CONTROLLER, SERVICE, Object, from_json, to_json
+
+if TYPE_CHECKING:
+    from cluster_pilot.host.observed import Observation
 
 FORMAT = 1
 TOMBSTONE_AGE_MS = 7 * 24 * 3600 * 1000  # a minion down longer than this may lose a write only it received
@@ -98,6 +101,8 @@ def decode(text: str | None) -> tuple[Records, list[str]]:
     rewritten by the next run)."""
     if not text:
         return Records(), []
+    if text.startswith("\0"):  # the probe could not read it (a directory, say): rewritten, set aside first
+        return Records(), [f"unreadable object records ({text[1:]})"]
     try:
         doc = json.loads(text)
         items, horizon = doc["objects"], int(doc.get("horizon", 0))
@@ -269,3 +274,17 @@ def seed(objects: Iterable[tuple[Object, str]]) -> Records:
     """Records for a fleet that has none yet (its runs predate them): a driver's own store, at version 0."""
     return Records({(o.kind, o.meta.name): Entry(o.kind, o.meta.name, 0, Owner(applyset), as_body(o))
                     for o, applyset in objects})
+
+
+def fleet_records(seen: Observation, known: Records | None = None) -> tuple[Records, list[str]]:
+    """The newest record of every object across the minions' copies. ``known``: what a driver's own store
+    remembers, used only on a fleet where no minion has a copy yet (its applies predate the records)."""
+    copies, problems = [], []
+    for name, view in sorted(seen.hosts.items()):
+        if view.records is not None:
+            records, bad = decode(view.records)
+            copies.append(records)
+            problems += [f"{name}: {p}" for p in bad]
+    if not copies and known is not None:
+        return known, problems
+    return merge(copies), problems

@@ -7,16 +7,18 @@ explanation changes, not once a second.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-from cluster_pilot.apply.pipeline import Outcome
-from cluster_pilot.host.observe import ObservedPod, Observation
+from cluster_pilot.host.observed import ObservedPod, Observation
 from cluster_pilot.host.podformat import INFRA
 from cluster_pilot.api.kinds import MINION
 from cluster_pilot.model import POD
 from cluster_pilot.plan.planner import Create
 from cluster_pilot.scheduler import Schedule
 from cluster_pilot.store.events import Event
+
+if TYPE_CHECKING:  # a type only: the pipeline observes, and this module is pure
+    from cluster_pilot.apply.pipeline import Outcome
 
 
 

@@ -30,22 +30,25 @@ from prometheus_client import (CollectorRegistry, Counter, Gauge, Summary, disab
 
 from cluster_pilot.errors import UserError
 from cluster_pilot.model import Node, from_json
-from cluster_pilot.host.observe import HostView, Observation, observe, observe_host, read_view
+from cluster_pilot.host.observe import observe, observe_host
+from cluster_pilot.host.observed import HostView, Observation, read_view
 from cluster_pilot.host.records import Owner, refusal
 from cluster_pilot.host.ssh import control_dir
 from cluster_pilot.host.watch import TRIGGERS, Beat, Closed, Event, Message, Resync, Watcher
 from cluster_pilot.apply import timings
 from cluster_pilot.apply.runner import end_runs, guard_runs
-from cluster_pilot.apply.pipeline import Hooks, Options, Outcome, converge, fleet_records
+from cluster_pilot.apply.pipeline import Driver, Hooks, Options, Outcome, Request, converge
+from cluster_pilot.host.records import fleet_records
 from cluster_pilot.master.events import pass_events
 from cluster_pilot.master.liveness import LOST, READY, SILENT, Liveness
+from cluster_pilot.master.registry import MASTER_APPLYSET
 from cluster_pilot.plan.planner import ACTIONS
 from cluster_pilot.store import Store
 from cluster_pilot.store.events import EventLog
 
 log = logging.getLogger("cluster_pilot.master")
 
-APPLYSET = "master"
+APPLYSET = MASTER_APPLYSET
 RUN_DEADLINE = 180.0  # a pass's Ansible run; a minion that dies mid-run is lost for it, never holds the loop
 LOOK_TIMEOUT = 3.0  # a helper's look over its session; one slower is asked over a new SSH exec instead
 
@@ -366,8 +369,8 @@ class Reconciler:
         with self._lock:
             down = frozenset(set(self.memory.lost) - self._answering)
         options = Options(prune=True, applyset=APPLYSET, lock_timeout=30, allow_pending=True,
-                          observe_timeout=self.observe_timeout, skip_observe=down, roll=False, master=self.url,
-                          skip_foreign=True, run_deadline=RUN_DEADLINE)
+                          driver=Driver(observe_timeout=self.observe_timeout, skip_observe=down, roll=False,
+                                        master=self.url, skip_foreign=True, run_deadline=RUN_DEADLINE))
         return lambda seen: with_grace(seen, self.memory, time.monotonic(), self.grace), options, {}
 
     def _watch_look(self, names: list[str]) -> tuple[Callable[[Observation], tuple[Observation, set[str]]],
@@ -398,8 +401,9 @@ class Reconciler:
             return view, evict
 
         options = Options(prune=True, applyset=APPLYSET, lock_timeout=30, allow_pending=True,
-                          observe_timeout=self.watching.observe_timeout, skip_observe=frozenset(names) - asked,
-                          verify=False, roll=False, master=self.url, skip_foreign=True, run_deadline=RUN_DEADLINE)
+                          driver=Driver(observe_timeout=self.watching.observe_timeout,
+                                        skip_observe=frozenset(names) - asked, verify=False, roll=False,
+                                        master=self.url, skip_foreign=True, run_deadline=RUN_DEADLINE))
         context = {n: "lost (no heartbeat)" for n, s in states.items() if s == LOST}
         if requested:
             context["api"] = "a write or an eviction"
@@ -431,7 +435,8 @@ class Reconciler:
         before = self.last
         planned: list[float] = []
         first = (lambda: self._looked(nodes, options)) if self.watcher is not None else None
-        outcome = converge(objects, nodes, self.inventory, self.state_dir, options, evict=evicting, watch=watch,
+        outcome = converge(Request.of(objects, evict=evicting), nodes, self.inventory, self.state_dir, options,
+                           watch=watch,
                            hooks=Hooks(phase=lambda text: timings.mark(f"phase {text}"),
                                        run_started=lambda plan: planned.append(time.time())), first=first)
         if outcome.refused != self.refused:
@@ -450,8 +455,8 @@ class Reconciler:
             self.evicting -= {name for name in self.evicting if name not in found}
         marks = timings.take() if timings.enabled() else []
         if self._last_full != last_full:  # this pass was a resync
-            log.info("resync: %d minions observed whole in a pass of %.3f s", len(nodes) - len(options.skip_observe),
-                     time.monotonic() - started)
+            log.info("resync: %d minions observed whole in a pass of %.3f s",
+                     len(nodes) - len(options.driver.skip_observe), time.monotonic() - started)
         if outcome.run is not None:
             self.metrics.ran(outcome)
             self._ran(outcome, why, event_at, planned[0] if planned else None, marks)
@@ -462,9 +467,10 @@ class Reconciler:
         already open (no new process on either side, so a resync of the whole fleet costs little more than
         its answers); one whose session cannot answer in time is asked over a new SSH exec, as ever."""
         assert self.watcher is not None
-        asked = [n.name for n in nodes if n.name not in options.skip_observe]
+        asked = [n.name for n in nodes if n.name not in options.driver.skip_observe]
         docs = self.watcher.look(asked, LOOK_TIMEOUT)
-        rest = observe(nodes, self.state_dir, options.observe_timeout, skip=options.skip_observe | set(docs))
+        driver = options.driver
+        rest = observe(nodes, self.state_dir, driver.observe_timeout, skip=driver.skip_observe | set(docs))
         return Observation({n.name: read_view(n.name, docs[n.name]) if n.name in docs else rest.hosts[n.name]
                             for n in nodes})
 

@@ -5,6 +5,9 @@ for it (an older version of a controller's pod keeps its own images); a bare pod
 yet is listed after them. A controller counts the pods the scheduler counts for it (``replicas.owner``), so
 its ``current`` is the number it acts on; pods naming a controller the store does not have are grouped under
 that name. A minion is ready while it answers or is within its grace.
+
+The master lists the whole fleet (``whole_fleet``): beside what its store holds, every object the minions'
+records hold that a CLI apply set manages, read-only and marked with that owner (``managed_by``).
 """
 
 from __future__ import annotations
@@ -13,15 +16,36 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Mapping, Sequence
 
-from cluster_pilot.apply.pipeline import fleet_records
-from cluster_pilot.host.observe import HostView, ObservedPod, Observation
+from cluster_pilot.host.observed import HostView, ObservedPod, Observation
 from cluster_pilot.host.podformat import INFRA
+from cluster_pilot.host.records import Owner, fleet_records
 from cluster_pilot.model import (POD, REPLICATION_CONTROLLER, SERVICE, Container, Meta, Node, Object, Pod, PodSpec,
                                  ReplicationController, Service, from_json)
 from cluster_pilot.plan.proxy import Backend, endpoints, proxied
 from cluster_pilot.scheduler import RunningPod
 from cluster_pilot.scheduler.replicas import owner, replica
 from cluster_pilot.store import Record
+
+
+MASTER_APPLYSET = "master"  # what the master's own writes are stored under
+
+
+def whole_fleet(stored: Sequence[Record], seen: Observation | None) -> list[Record]:
+    """``stored``, then the objects the fleet's records hold that a CLI apply set manages and the store lacks,
+    each under its apply set: what the master lists."""
+    if seen is None:
+        return list(stored)
+    have = {(r.kind, r.name) for r in stored}
+    return list(stored) + [Record(e.kind, e.name, dict(e.body or {}), e.version, e.owner.applyset)
+                           for e in fleet_records(seen)[0].live()
+                           if not e.owner.master and e.key not in have and e.owner.applyset not in ("", MASTER_APPLYSET)]
+
+
+def managed_by(record: Record | None) -> str:
+    """Who manages a listed object other than the master (``apply set 'default'``), or "": the master's."""
+    if record is None or record.applyset in ("", MASTER_APPLYSET):
+        return ""
+    return Owner(record.applyset).describe()
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Iterable, Mapping, Sequence
 
 from cluster_pilot.manifests.network import ServiceNetwork
 from cluster_pilot.model import Pod, Service
-from cluster_pilot.host.observe import ObservedPod, Observation
+from cluster_pilot.host.observed import ObservedPod, Observation
 from cluster_pilot.host.podformat import RUNTIME_VERSION, Published
 from cluster_pilot.plan.proxy import Endpoint, document_hash, endpoints, free_port, proxied, proxy_document
 from cluster_pilot.scheduler import Placement, RunningPod, Schedule, Unschedulable
@@ -117,7 +117,7 @@ def running_pods(observation: Observation) -> list[RunningPod]:
     return list(out.values())
 
 
-def plan(schedule: Schedule, observation: Observation, services: Sequence[Service] = (),
+def plan(schedule: Schedule, observation: Observation, *, services: Sequence[Service] = (),
          addresses: Mapping[str, str] | None = None, prune_applyset: str | None = None,
          deleting: Iterable[tuple[str, str]] = (), evict: Iterable[str] = (), roll: bool = True,
          network: ServiceNetwork | None = None) -> Plan:

@@ -16,7 +16,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Iterable, Mapping, Sequence
 
-from cluster_pilot.host.observe import Observation
+from cluster_pilot.host.observed import Observation
 from cluster_pilot.host.podformat import Published
 from cluster_pilot.manifests.network import ServiceNetwork, dns_names
 from cluster_pilot.model import CLUSTER_IP, Service, ServicePort, selector_matches

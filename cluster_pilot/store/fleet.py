@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cluster_pilot.apply.pipeline import fleet_records
-from cluster_pilot.host.observe import Observation
+from cluster_pilot.host.records import fleet_records
+from cluster_pilot.host.observed import Observation
 from cluster_pilot.host.records import Records
 from cluster_pilot.store.sqlite import NotFound, Record, Store
 

@@ -3,7 +3,7 @@
 A record, never the truth of what runs (the hosts are). SQLite in WAL mode with ``synchronous=FULL``: every
 write is one transaction and is durable when the call returns. Bodies hold pods' environments, so the files
 are private (0600, in a 0700 directory), and history keeps the last ``history_limit`` versions per object.
-The interface is small (``Store``) so that another backend (PostgreSQL, for several masters) can stand behind it.
+The interface is small (``Store``): ``postgres.PostgresStore`` stands behind it too, with the same semantics.
 """
 
 from __future__ import annotations
@@ -59,7 +59,106 @@ CREATE INDEX IF NOT EXISTS history_object ON history (kind, name, id);
 HISTORY_LIMIT = 100
 
 
-class SQLiteStore:
+class SqlStore:
+    """The objects, versions and history in SQL both backends speak (``?`` placeholders): a subclass gives the
+    per-thread connection (``_db``), a write transaction (``_tx``) and ``_serialise``, which makes the writes of
+    every connection go one at a time from the first statement on (SQLite's ``BEGIN IMMEDIATE`` already does)."""
+
+    history_limit: int
+
+    def _db(self) -> Any:
+        raise NotImplementedError
+
+    def _tx(self) -> Any:
+        raise NotImplementedError
+
+    def _serialise(self, db: Any) -> None:
+        pass
+
+    @staticmethod
+    def _record(row: tuple) -> Record:
+        kind, name, body, rv, applyset, updated = row
+        return Record(kind, name, json.loads(body), rv, applyset, updated)
+
+    def get(self, kind: str, name: str) -> Record:
+        row = self._db().execute("SELECT kind, name, body, resource_version, applyset, updated_at FROM objects "
+                                 "WHERE kind = ? AND name = ?", (kind, name)).fetchone()
+        if row is None:
+            raise NotFound(f"{kind} {name!r} not found")
+        return self._record(row)
+
+    def list(self, kind: str | None = None) -> list[Record]:
+        sql = "SELECT kind, name, body, resource_version, applyset, updated_at FROM objects"
+        rows = self._db().execute(sql + (" WHERE kind = ?" if kind else "") + " ORDER BY kind, name",
+                                  (kind,) if kind else ()).fetchall()
+        return [self._record(r) for r in rows]
+
+    def put(self, kind: str, name: str, body: dict[str, Any], *, expect_version: int | None = None,
+            create_only: bool = False, applyset: str = "", actor: str = "") -> Record:
+        text = json.dumps(body, sort_keys=True)
+        with self._tx() as db:
+            self._serialise(db)
+            row = db.execute("SELECT body, resource_version FROM objects WHERE kind = ? AND name = ?",
+                             (kind, name)).fetchone()
+            if row is not None and create_only:
+                raise Conflict(f"{kind} {name!r} already exists")
+            if expect_version is not None and (row is None or row[1] != expect_version):
+                raise Conflict(f"{kind} {name!r} was changed since resourceVersion {expect_version}"
+                               if row else f"{kind} {name!r} not found")
+            if row is not None and row[0] == text:
+                return self._record((kind, name, row[0], row[1], applyset, time.time()))
+            rv = db.execute("UPDATE counters SET value = value + 1 WHERE name = 'resource_version' "
+                            "RETURNING value").fetchone()[0]
+            now = time.time()
+            db.execute("INSERT INTO objects VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kind, name) DO UPDATE SET "
+                       "body = excluded.body, resource_version = excluded.resource_version, "
+                       "applyset = excluded.applyset, updated_at = excluded.updated_at",
+                       (kind, name, text, rv, applyset, now))
+            db.execute("INSERT INTO history (at, verb, kind, name, resource_version, actor, body) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (now, "create" if row is None else "update", kind, name, rv, actor, text))
+            self._trim(db, kind, name)
+        return Record(kind, name, json.loads(text), rv, applyset, now)
+
+    def delete(self, kind: str, name: str, *, expect_version: int | None = None, actor: str = "") -> Record:
+        with self._tx() as db:
+            self._serialise(db)
+            row = db.execute("SELECT kind, name, body, resource_version, applyset, updated_at FROM objects "
+                             "WHERE kind = ? AND name = ?", (kind, name)).fetchone()
+            if row is None:
+                raise NotFound(f"{kind} {name!r} not found")
+            if expect_version is not None and row[3] != expect_version:
+                raise Conflict(f"{kind} {name!r} was changed since resourceVersion {expect_version}")
+            db.execute("DELETE FROM objects WHERE kind = ? AND name = ?", (kind, name))
+            rv = db.execute("UPDATE counters SET value = value + 1 WHERE name = 'resource_version' "
+                            "RETURNING value").fetchone()[0]
+            db.execute("INSERT INTO history (at, verb, kind, name, resource_version, actor, body) "
+                       "VALUES (?, 'delete', ?, ?, ?, ?, NULL)", (time.time(), kind, name, rv, actor))
+            self._trim(db, kind, name)
+        return self._record(row)
+
+    def _trim(self, db: Any, kind: str, name: str) -> None:
+        """Only the newest ``history_limit`` entries of one object stay (the index makes this a short walk)."""
+        db.execute("DELETE FROM history WHERE kind = ? AND name = ? AND id <= (SELECT id FROM history WHERE "
+                   "kind = ? AND name = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                   (kind, name, kind, name, self.history_limit))
+
+    def history(self, kind: str | None = None, name: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        where, args = [], []
+        if kind:
+            where.append("kind = ?")
+            args.append(kind)
+        if name:
+            where.append("name = ?")
+            args.append(name)
+        sql = "SELECT at, verb, kind, name, resource_version, actor FROM history"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self._db().execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+        return [dict(zip(("at", "verb", "kind", "name", "resource_version", "actor"), r)) for r in rows]
+
+
+class SQLiteStore(SqlStore):
     def __init__(self, path: Path, history_limit: int = HISTORY_LIMIT) -> None:
         self.path = Path(path)
         self.history_limit = history_limit
@@ -93,86 +192,6 @@ class SQLiteStore:
     def _tx(self) -> "SQLiteStore._Tx":
         return SQLiteStore._Tx(self._db())
 
-    @staticmethod
-    def _record(row: tuple) -> Record:
-        kind, name, body, rv, applyset, updated = row
-        return Record(kind, name, json.loads(body), rv, applyset, updated)
-
-    def get(self, kind: str, name: str) -> Record:
-        row = self._db().execute("SELECT kind, name, body, resource_version, applyset, updated_at FROM objects "
-                                 "WHERE kind = ? AND name = ?", (kind, name)).fetchone()
-        if row is None:
-            raise NotFound(f"{kind} {name!r} not found")
-        return self._record(row)
-
-    def list(self, kind: str | None = None) -> list[Record]:
-        sql = "SELECT kind, name, body, resource_version, applyset, updated_at FROM objects"
-        rows = self._db().execute(sql + (" WHERE kind = ?" if kind else "") + " ORDER BY kind, name",
-                                  (kind,) if kind else ()).fetchall()
-        return [self._record(r) for r in rows]
-
-    def put(self, kind: str, name: str, body: dict[str, Any], *, expect_version: int | None = None,
-            create_only: bool = False, applyset: str = "", actor: str = "") -> Record:
-        text = json.dumps(body, sort_keys=True)
-        with self._tx() as db:
-            row = db.execute("SELECT body, resource_version FROM objects WHERE kind = ? AND name = ?",
-                             (kind, name)).fetchone()
-            if row is not None and create_only:
-                raise Conflict(f"{kind} {name!r} already exists")
-            if expect_version is not None and (row is None or row[1] != expect_version):
-                raise Conflict(f"{kind} {name!r} was changed since resourceVersion {expect_version}"
-                               if row else f"{kind} {name!r} not found")
-            if row is not None and row[0] == text:
-                return self._record((kind, name, row[0], row[1], applyset, time.time()))
-            rv = db.execute("UPDATE counters SET value = value + 1 WHERE name = 'resource_version' "
-                            "RETURNING value").fetchone()[0]
-            now = time.time()
-            db.execute("INSERT INTO objects VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kind, name) DO UPDATE SET "
-                       "body = excluded.body, resource_version = excluded.resource_version, "
-                       "applyset = excluded.applyset, updated_at = excluded.updated_at",
-                       (kind, name, text, rv, applyset, now))
-            db.execute("INSERT INTO history (at, verb, kind, name, resource_version, actor, body) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (now, "create" if row is None else "update", kind, name, rv, actor, text))
-            self._trim(db, kind, name)
-        return Record(kind, name, json.loads(text), rv, applyset, now)
-
-    def delete(self, kind: str, name: str, *, expect_version: int | None = None, actor: str = "") -> Record:
-        with self._tx() as db:
-            row = db.execute("SELECT kind, name, body, resource_version, applyset, updated_at FROM objects "
-                             "WHERE kind = ? AND name = ?", (kind, name)).fetchone()
-            if row is None:
-                raise NotFound(f"{kind} {name!r} not found")
-            if expect_version is not None and row[3] != expect_version:
-                raise Conflict(f"{kind} {name!r} was changed since resourceVersion {expect_version}")
-            db.execute("DELETE FROM objects WHERE kind = ? AND name = ?", (kind, name))
-            rv = db.execute("UPDATE counters SET value = value + 1 WHERE name = 'resource_version' "
-                            "RETURNING value").fetchone()[0]
-            db.execute("INSERT INTO history (at, verb, kind, name, resource_version, actor, body) "
-                       "VALUES (?, 'delete', ?, ?, ?, ?, NULL)", (time.time(), kind, name, rv, actor))
-            self._trim(db, kind, name)
-        return self._record(row)
-
-    def _trim(self, db: sqlite3.Connection, kind: str, name: str) -> None:
-        """Only the newest ``history_limit`` entries of one object stay (the index makes this a short walk)."""
-        db.execute("DELETE FROM history WHERE kind = ? AND name = ? AND id <= (SELECT id FROM history WHERE "
-                   "kind = ? AND name = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                   (kind, name, kind, name, self.history_limit))
-
-    def history(self, kind: str | None = None, name: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        where, args = [], []
-        if kind:
-            where.append("kind = ?")
-            args.append(kind)
-        if name:
-            where.append("name = ?")
-            args.append(name)
-        sql = "SELECT at, verb, kind, name, resource_version, actor FROM history"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        rows = self._db().execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
-        return [dict(zip(("at", "verb", "kind", "name", "resource_version", "actor"), r)) for r in rows]
-
     def close(self) -> None:
         db = getattr(self._local, "db", None)
         if db is not None:
@@ -189,11 +208,16 @@ def _private(path: Path) -> None:
             os.chmod(file, 0o600)
 
 
-def open_store(url_or_path: str | Path, history_limit: int = HISTORY_LIMIT) -> SQLiteStore:
-    """``sqlite:///relative.db``, ``sqlite:////absolute.db`` (SQLAlchemy's spelling) or a plain path."""
+def open_store(url_or_path: str | Path, history_limit: int = HISTORY_LIMIT) -> "Store":
+    """``sqlite:///relative.db``, ``sqlite:////absolute.db`` (SQLAlchemy's spelling), a plain path, or
+    ``postgresql://USER:PASSWORD@HOST:PORT/DB`` (``postgres.PostgresStore``)."""
     text = str(url_or_path)
+    if text.startswith(("postgresql://", "postgres://")):
+        from cluster_pilot.store.postgres import PostgresStore
+
+        return PostgresStore(text, history_limit)
     if text.startswith("sqlite:///"):
         text = text[len("sqlite:///"):]
     elif "://" in text:
-        raise ValueError(f"unsupported store {text!r}: only sqlite:///PATH for now")
+        raise ValueError(f"unsupported store {text.split('://', 1)[0]}://...: sqlite:///PATH or postgresql://...")
     return SQLiteStore(Path(text), history_limit)

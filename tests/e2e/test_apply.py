@@ -229,15 +229,20 @@ def _looks(trace: Path) -> int:
 def test_a_run_looks_again_under_the_lock_only_when_another_held_it_since_its_first_look(
         sandbox_home, sandbox, tmp_path):
     from cluster_pilot.cli.options import load_nodes
-    from cluster_pilot.host.lock import FleetLock, LockSeen, lock_host
+    from cluster_pilot.host.lock import FleetLock, lock_hosts
+    from cluster_pilot.host.observed import LockSeen
 
     from cluster_pilot.host.observe import observe
 
     _, nodes = load_nodes(sandbox_home / "sandbox" / "inventory.yml")
-    lock_node = lock_host(nodes)
+    lock_nodes = lock_hosts(nodes)
+
+    def left_alone() -> bool:
+        seen = observe(lock_nodes, tmp_path).hosts
+        return all((seen[n.name].lock or LockSeen(True, 0, 0)).idle > 5 for n in lock_nodes)
+
     # the run before this one let the lock go a moment ago: a look now could not tell it from one in progress
-    wait_for(lambda: (observe([lock_node], tmp_path).hosts[lock_node.name].lock or LockSeen(True, 0, 0)).idle > 5,
-             30, "the lock to be left alone for 5 s")
+    wait_for(left_alone, 30, "the lock to be left alone for 5 s on every lock host")
     env = dict(os.environ, CLUSTER_PILOT_HOME=str(sandbox_home), CLUSTER_PILOT_TIMINGS=str(tmp_path / "alone.json"))
     f = write_manifest(tmp_path / "looks.json", rc_manifest("looks", 2))
     alone = subprocess.run([sys.executable, "-m", "cluster_pilot", "apply", "-f", str(f)], env=env,
@@ -245,7 +250,7 @@ def test_a_run_looks_again_under_the_lock_only_when_another_held_it_since_its_fi
     assert alone.returncode == 0 and "apply done" in alone.stderr, alone.stderr
     assert _looks(tmp_path / "alone.json") == 1  # nobody held the lock since: the first look stands
 
-    other = FleetLock(lock_node, tmp_path / "other-runner", renew_in_thread=False)
+    other = FleetLock(lock_nodes, tmp_path / "other-runner", renew_in_thread=False)
     other.acquire(30)
     try:
         env["CLUSTER_PILOT_TIMINGS"] = str(tmp_path / "waited.json")

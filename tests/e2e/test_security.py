@@ -49,3 +49,56 @@ def test_a_root_bind_and_a_service_on_the_ssh_port_are_refused_and_touch_no_mini
     assert f"{files[0]}:" in refused.stderr and "port 22 is reserved" in refused.stderr
 
     assert minion_states(sandbox) == before
+
+
+def test_a_killed_apply_leaves_no_environment_value_in_the_state_dir(sandbox_home, sandbox, tmp_path):
+    """cluster-pilot SIGKILLed while ansible-playbook runs: nothing under the state dir holds the pod's env."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from cluster_pilot.apply.runner import descendants
+    from tests.waits import wait_for
+
+    secret = "s3cret-" + os.urandom(8).hex()
+    doc = rc_manifest("killed-secret", 1)
+    doc["desiredState"]["podTemplate"]["desiredState"]["manifest"]["containers"][0]["env"] = [
+        {"name": "TOKEN", "value": secret}]
+    path = write_manifest(tmp_path / "killed.json", doc)
+    apply = subprocess.Popen([sys.executable, "-m", "cluster_pilot", "apply", "-f", str(path)],
+                             env=dict(os.environ, CLUSTER_PILOT_HOME=str(sandbox_home)),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             cwd=tmp_path)  # the code PYTHONPATH names, not the checkout's of the cwd
+    try:
+        def playbook_running():
+            for pid in descendants(apply.pid):
+                try:
+                    if b"apply.yml" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        return descendants(apply.pid)
+                except OSError:
+                    continue
+            return None
+
+        tree = wait_for(playbook_running, 120, "ansible-playbook running under the apply", interval=0.02)
+        apply.send_signal(signal.SIGKILL)
+        for pid in tree:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        apply.wait(30)
+        holders = []
+        for root, dirs, files in os.walk(sandbox_home):
+            for name in files:
+                file = Path(root, name)
+                try:
+                    if file.is_file() and not file.is_symlink() and secret.encode() in file.read_bytes():
+                        holders.append(str(file))
+                except OSError:
+                    continue
+        assert holders == [], f"the pod's environment value is left in clear in {holders}"
+    finally:
+        if apply.poll() is None:
+            apply.kill()
+        cli("delete", "-f", str(path), home=sandbox_home, check=False)

@@ -75,7 +75,7 @@ def test_a_module_that_dies_without_a_result_is_a_failure_naming_its_error(tmp_p
 
 def test_the_roles_module_utils_travel_with_the_module():
     doc = ACTION.payload(ROLES / "cp_pods" / "library" / "cp_pods.py", {})
-    assert list(doc["utils"]) == ["ansible.module_utils.cp_podformat"]
+    assert list(doc["utils"]) == ["ansible.module_utils.cp_fence", "ansible.module_utils.cp_podformat"]
     assert doc["utils"]["ansible.module_utils.cp_podformat"] == (ROLES / "cp_pods" / "module_utils" /
                                                                 "cp_podformat.py").read_text()
 

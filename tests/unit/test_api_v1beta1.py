@@ -47,7 +47,7 @@ def test_objects_made_in_v1beta1_are_taken_as_sent():
 
 def test_a_listed_pod_shows_the_image_it_runs_not_the_template_it_will_get():
     from cluster_pilot.master.registry import described as _pod_model
-    from cluster_pilot.host.observe import ObservedContainer, ObservedPod
+    from cluster_pilot.host.observed import ObservedContainer, ObservedPod
 
     def observed(image: str) -> ObservedPod:
         containers = (ObservedContainer("i", "x", "web-1", "POD", "h", "running", "pause"),

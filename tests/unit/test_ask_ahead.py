@@ -66,3 +66,16 @@ def test_asking_ahead_imports_neither_the_model_nor_observation():
             "'dataclasses', 'cluster_pilot.host.podformat', 'cluster_pilot.host.lock')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_main_knows_every_valued_option_of_apply():
+    """``__main__`` guesses apply's ``-i`` before click loads; it must skip the value of every other option
+    that takes one, or the value of ``--applyset -i`` would be read as an inventory."""
+    import click
+
+    from cluster_pilot.__main__ import _VALUED
+    from cluster_pilot.cli.apply import apply
+
+    valued = {name for p in apply.params if isinstance(p, click.Option) and not p.is_flag and not p.count
+              for name in p.opts + p.secondary_opts}
+    assert valued - {"-i", "--inventory", "--server"} == _VALUED  # those two it reads itself

@@ -411,3 +411,68 @@ def test_a_records_document_that_is_not_json_is_refused(engine, capsys, tmp_path
     result = run_main(docker.path, capsys, records="{", records_path=str(tmp_path / "objects.json"))
     assert result["failed"] is True and result["msg"].startswith("not a records document")
     assert not (tmp_path / "objects.json").exists()
+
+
+def test_a_run_under_an_older_fencing_token_changes_nothing(engine, capsys, tmp_path, run_main):
+    """A run whose lease ran out while it was paused, after a later holder wrote here: refused before any
+    Docker request, and its records are not written."""
+    dockerd, docker = engine
+    dockerd.images.add("busybox:latest")
+    fence, records = str(tmp_path / "fence"), tmp_path / "objects.json"
+    newer = run_main(docker.path, capsys, create=[_create("new", "app")], fence=7, fence_path=fence)
+    assert newer["created"] == ["new"] and open(fence).read().strip() == "7"
+    asked = len(dockerd.requests)
+    older = run_main(docker.path, capsys, create=[_create("late", "app")], remove=[{"pod": "new", "ids": ["id0"]}],
+                     records='{"objects": {}}', records_path=str(records), fence=6, fence_path=fence)
+    assert older["failed"] is True and older.get("fenced") is True, older
+    assert "fencing token 6 is older than 7" in older["msg"], older
+    assert len(dockerd.requests) == asked and not records.exists()
+    assert open(fence).read().strip() == "7"
+
+
+def test_a_later_holder_writing_mid_run_stops_the_next_docker_change(engine, tmp_path):
+    dockerd, plain = engine
+    dockerd.images.add("busybox:latest")
+    fence = str(tmp_path / "fence")
+    docker = cp_pods.Docker(plain.path, 3, fence)
+    cp_pods.create_pod(docker, _create("first", "app"))
+    cp_pods.Docker(plain.path, 4, fence).may_change()  # the successor's first change here
+    with pytest.raises(cp_pods.Fenced):
+        cp_pods.create_pod(docker, _create("second", "app"))
+    assert sorted(c["name"] for c in dockerd.containers.values()) == ["cp_first_POD_h", "cp_first_app_h"]
+
+
+def test_the_modules_examples_are_what_the_role_runs_and_use_documented_options():
+    """``ansible-doc cp_pods`` shows the role's own task, so the example cannot go stale beside it."""
+    import yaml
+
+    examples = yaml.safe_load(cp_pods.EXAMPLES)
+    (task,) = yaml.safe_load((ROLES / "cp_pods" / "tasks" / "main.yml").read_text())
+    assert examples[0] == task
+    documented = set(yaml.safe_load(cp_pods.DOCUMENTATION)["options"])
+    assert all(set(e["cp_pods"]) <= documented for e in examples)
+
+
+@pytest.mark.parametrize("damage", ["directory", "binary", "truncated"])
+def test_a_damaged_records_document_is_set_aside_and_rewritten(tmp_path, damage):
+    path = tmp_path / "objects.json"
+    if damage == "directory":
+        path.mkdir()
+        (path / "inside").write_text("x")
+    else:
+        path.write_bytes(b"\xff\xfe\x00binary" if damage == "binary" else b'{"objects": [{"kind"')
+    warnings = []
+    assert cp_pods.write_records(str(path), '{"objects":[]}', warnings.append) is True
+    assert path.read_text() == '{"objects":[]}'
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("objects.json.damaged-")]
+    assert len(aside) == 1 and str(aside[0]) in warnings[0]
+    assert cp_pods.write_records(str(path), '{"objects":[]}', warnings.append) is False and len(warnings) == 1
+
+
+def test_a_readable_records_document_is_replaced_without_setting_anything_aside(tmp_path):
+    path = tmp_path / "objects.json"
+    path.write_text('{"objects":[{"old":1}]}')
+    warnings = []
+    assert cp_pods.write_records(str(path), '{"objects":[]}', warnings.append) is True
+    assert warnings == [] and [p.name for p in tmp_path.iterdir()] == ["objects.json"]
+    assert cp_pods.damaged(str(tmp_path / "none")) == "" and cp_pods.damaged(str(path)) is None

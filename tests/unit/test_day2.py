@@ -16,7 +16,7 @@ import pytest
 from cluster_pilot.errors import UserError
 from cluster_pilot.host.inspect import format_age, parse_time, restarts, status_of
 from cluster_pilot.host.logs import LogOptions, check_log_options, exec_remote, locate, logs_remote
-from cluster_pilot.host.observe import HostView, Observation, ObservedContainer, ObservedPod, group_pods
+from cluster_pilot.host.observed import HostView, Observation, ObservedContainer, ObservedPod, group_pods
 from cluster_pilot.master.events import minion_events, restart_events, scheduling_failures
 from cluster_pilot.scheduler import Schedule, Unschedulable
 from cluster_pilot.store.events import Event, EventLog

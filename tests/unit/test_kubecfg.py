@@ -32,7 +32,7 @@ from cluster_pilot.cli import kubecfg as kubecfg_cli
 from cluster_pilot.host.inventory import load_inventory
 from cluster_pilot.master.api import Settings, create_app
 from cluster_pilot.master.reconcile import Reconciler
-from cluster_pilot.host.observe import HostView, Observation, ObservedContainer, ObservedPod
+from cluster_pilot.host.observed import HostView, Observation, ObservedContainer, ObservedPod
 from cluster_pilot.store import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,6 +66,13 @@ def serve(tmp: Path, insecure_loopback: bool, tls: tuple[Path, Path] | None = No
     store = SQLiteStore(tmp / "master.db")
     reconciler = Reconciler(store, inventory, tmp, load_inventory)  # never started: no Ansible, no SSH
     app = create_app(store, reconciler, Settings(token=TOKEN, insecure_loopback=insecure_loopback))
+    url, server, thread = start(app, tls)
+    reconciler.nodes()  # read the inventory once now, not inside the first timed request
+    return Master(url, store, reconciler, server, thread)
+
+
+def start(app, tls: tuple[Path, Path] | None = None) -> tuple[str, uvicorn.Server, threading.Thread]:
+    """``app`` served on a free loopback port in a thread, once it answers."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -80,8 +87,7 @@ def serve(tmp: Path, insecure_loopback: bool, tls: tuple[Path, Path] | None = No
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the test master did not start")
         time.sleep(0.02)  # poll step of a startup wait
-    reconciler.nodes()  # read the inventory once now, not inside the first timed request
-    return Master(f"{'https' if tls else 'http'}://127.0.0.1:{port}", store, reconciler, server, thread)
+    return f"{'https' if tls else 'http'}://127.0.0.1:{port}", server, thread
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import yaml
 
 from cluster_pilot.model import (Container, EnvVar, Meta, Node, Pod, PodSpec, PodTemplate, Port, ReplicationController,
                                  Resources, Volume, VolumeMount, from_json, to_json)
-from cluster_pilot.host.observe import HostView, Observation, group_pods
+from cluster_pilot.host.observed import HostView, Observation, group_pods
 from cluster_pilot.plan.planner import plan, running_pods, spec_hash
 from cluster_pilot.apply.render import Settings, container_name, playbook_vars, render, render_create, unsafe_yaml
 from cluster_pilot.scheduler import schedule
@@ -188,14 +188,14 @@ def test_services_get_backends_on_dynamic_ports_and_removed_pods_are_drained_fir
 
     svc = Service(Meta("web", {}), (ServicePort(8000, 80),), {"app": "web"})
     s = schedule([rc(replicas=2), svc], NODES, [])
-    p = plan(s, empty(), [svc], {"m1": "10.0.0.1", "m2": "10.0.0.2"})
+    p = plan(s, empty(), services=[svc], addresses={"m1": "10.0.0.1", "m2": "10.0.0.2"})
     assert all(port.host_port >= 30000 for c in p.creates for port in c.ports)
     doc = json.loads(p.proxy)
     assert [(b["address"], b["port"]) for b in doc["services"][0]["backends"]] == sorted(
         (f"10.0.0.{c.node[-1]}", c.ports[0].host_port) for c in p.creates)
     assert set(p.proxy_nodes) == {"m1", "m2"}
     seen = running(s.placements)
-    down = plan(schedule([rc(replicas=1), svc], NODES, running_pods(seen)), seen, [svc])
+    down = plan(schedule([rc(replicas=1), svc], NODES, running_pods(seen)), seen, services=[svc])
     assert len(down.removes) == 1
     assert len(json.loads(down.proxy)["services"][0]["backends"]) == 1  # the leaving pod is out of the proxy
     env = dict(discovery_env([svc], "10.0.0.9"))
@@ -207,7 +207,7 @@ def test_a_broken_pod_is_recreated_on_its_old_dynamic_port_so_no_proxy_changes()
     from cluster_pilot.plan.proxy import document_hash
 
     svc = Service(Meta("web", {}), (ServicePort(8000, 80),), {"app": "web"})
-    first = plan(schedule([rc(replicas=1), svc], NODES, []), empty(), [svc])
+    first = plan(schedule([rc(replicas=1), svc], NODES, []), empty(), services=[svc])
     body = render_create(first.creates[0], Settings())
     node = first.creates[0].node
     healthy = [{"Id": c["name"], "Names": ["/" + c["name"]], "Image": "busybox", "Labels": c["body"]["Labels"],
@@ -216,7 +216,7 @@ def test_a_broken_pod_is_recreated_on_its_old_dynamic_port_so_no_proxy_changes()
     hosts = {n.name: HostView(n.name, True, proxy=document_hash(first.proxy)) for n in NODES}
     hosts[node] = HostView(node, True, group_pods(node, broken), proxy=document_hash(first.proxy))
     seen = Observation(hosts)
-    heal = plan(schedule([rc(replicas=1), svc], NODES, running_pods(seen)), seen, [svc])
+    heal = plan(schedule([rc(replicas=1), svc], NODES, running_pods(seen)), seen, services=[svc])
     assert len(heal.creates) == 1 and heal.removes[0].first
     assert heal.creates[0].ports == first.creates[0].ports
     assert heal.proxy_nodes == () and heal.drain == ""  # same backend address: the proxies stay as they are

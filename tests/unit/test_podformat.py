@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cluster_pilot.host import podformat
-from cluster_pilot.host.observe import group_pods
+from cluster_pilot.host.observed import group_pods
 from cluster_pilot.host.probe import PROBE
 from cluster_pilot.host.podformat import (INFRA, PodRecord, Published, container_name, member_labels, network_owner,
                                           owner_labels,
@@ -85,7 +85,7 @@ def test_the_network_owner_is_the_infra_container_only_for_pods_of_several_conta
 
 
 def _empty(node: Node):
-    from cluster_pilot.host.observe import HostView, Observation
+    from cluster_pilot.host.observed import HostView, Observation
 
     return Observation({node.name: HostView(node.name, True)})
 

@@ -15,7 +15,9 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from cluster_pilot.host.lock import REMOTE, LockSeen, unchanged_since
+from cluster_pilot.host.lock import REMOTE, unchanged_since
+
+from cluster_pilot.host.observed import LockSeen
 from cluster_pilot.host.probe import probe_script
 
 CONTAINERS = [{"Id": "a1", "Names": ["/cp_web_app_h1"], "State": "running", "Status": "Up 3 seconds",
@@ -83,6 +85,16 @@ def test_the_probe_returns_dockerds_list_the_proxy_hash_and_the_records(tmp_path
 def test_a_host_without_proxy_or_records_says_none(tmp_path, dockerd):
     dockerd(body=b"[]\n")
     assert _probe(tmp_path) == {"containers": [], "proxy": None, "records": None, "lock": None}
+
+
+def test_records_that_are_a_directory_are_said_unreadable_not_absent(tmp_path, dockerd):
+    """Absent records are a minion with none; a directory in their place must be rewritten, so it is told."""
+    from cluster_pilot.host.records import decode
+
+    dockerd(body=b"[]\n")
+    (tmp_path / "objects.json").mkdir()
+    records = _probe(tmp_path)["records"]
+    assert records is not None and decode(records)[1] == ["unreadable object records (Is a directory)"]
 
 
 def test_dockerd_refusing_is_an_error_with_its_words(tmp_path, dockerd):

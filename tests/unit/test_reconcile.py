@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from cluster_pilot.master.reconcile import Memory, Metrics, with_grace
 from cluster_pilot.model import Container, Meta, Pod, PodSpec
-from cluster_pilot.host.observe import HostView, ObservedContainer, ObservedPod, Observation
+from cluster_pilot.host.observed import HostView, ObservedContainer, ObservedPod, Observation
 from cluster_pilot.plan.planner import Create, Plan, Remove, running_pods
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
-from cluster_pilot.apply.pipeline import Options, fleet_records, look_all
+from cluster_pilot.apply.pipeline import Driver, Options, Request, look_all
+
+from cluster_pilot.host.records import fleet_records
 from cluster_pilot.errors import UserError
-from cluster_pilot.host.observe import HostView, Observation, read_pods
+from cluster_pilot.host.observed import HostView, Observation, read_pods
 from cluster_pilot.host.records import (TOMBSTONE_AGE_MS, ObjectChange, Owner, Records, changes, collect,
                                         decode, merge, settle, update)
 from cluster_pilot.model import (Container, Meta, Node, Pod, PodSpec, PodTemplate, Port, ReplicationController,
@@ -83,14 +85,14 @@ def test_damaged_copies_are_reported_never_fatal():
 
 def test_a_fresh_runner_keeps_recorded_services_on_the_proxies():
     """The bug: a runner with no state planned every proxy without the fleet's services."""
-    first = look_all([web(), svc()], None, NODES, None, seen=hosts(None))
+    first = look_all(Request.of([web(), svc()]), NODES, None, seen=hosts(None))
     seen = running(first.schedule.placements)
     # the proxies as the first run left them, and its records on every minion
     seen = Observation({n: HostView(v.node, True, v.pods, proxy=_hash(first.plan.proxy), records=first.plan.records)
                         for n, v in seen.hosts.items()})
-    again = look_all([web(), svc()], None, NODES, None, seen=seen)
+    again = look_all(Request.of([web(), svc()]), NODES, None, seen=seen)
     assert again.plan.empty
-    other = look_all([lonely()], None, NODES, None, seen=seen)
+    other = look_all(Request.of([lonely()]), NODES, None, seen=seen)
     actions = {c.action for c in other.plan.changes()}
     assert "proxy" not in actions and "create" in actions and "record" in actions
     assert [s.meta.name for s in other.services] == ["frontend"]
@@ -99,12 +101,13 @@ def test_a_fresh_runner_keeps_recorded_services_on_the_proxies():
 def test_a_cli_apply_of_a_master_object_is_refused_before_anything_happens():
     held = update(Records(), [svc()], (), MASTER, version=1).records
     try:
-        look_all([svc()], None, NODES, None, seen=hosts(held.encode()))
+        look_all(Request.of([svc()]), NODES, None, seen=hosts(held.encode()))
     except UserError as exc:
         assert "managed by the master at http://127.0.0.1:8080; use --server" in str(exc)
     else:
         raise AssertionError("not refused")
-    found = look_all([svc()], None, NODES, None, Options(applyset="master", master="http://x", skip_foreign=True),
+    found = look_all(Request.of([svc()]), NODES, None,
+                     Options(applyset="master", driver=Driver(master="http://x", skip_foreign=True)),
                      seen=hosts(update(Records(), [svc()], (), CLI).records.encode()))
     assert found.refused and found.records.get("Service", "frontend").owner == CLI
 
@@ -154,15 +157,15 @@ def test_a_tombstone_every_minion_holds_is_collected_and_no_old_copy_brings_it_b
 def test_collecting_tombstones_never_widens_a_run_beyond_the_minions_it_reaches():
     gone = update(update(Records(), [web(), svc()], (), CLI, version=10).records, [], [("Service", "frontend")], CLI,
                   version=20).records
-    first = look_all([web()], None, NODES, None, seen=hosts(gone.encode()))
+    first = look_all(Request.of([web()]), NODES, None, seen=hosts(gone.encode()))
     seen = hosts(gone.encode(), running(first.schedule.placements))
     seen = Observation({n: HostView(v.node, True, v.pods, proxy=_hash(first.plan.proxy), records=v.records)
                         for n, v in seen.hosts.items()})
-    assert look_all([web()], None, NODES, None, seen=seen).plan.empty  # every copy holds the tombstone: kept
-    healed = look_all([web()], None, NODES, None, seen=seen, evict=[first.schedule.placements[0].pod.meta.name])
+    assert look_all(Request.of([web()]), NODES, None, seen=seen).plan.empty  # every copy holds the tombstone: kept
+    healed = look_all(Request.of([web()], evict=[first.schedule.placements[0].pod.meta.name]), NODES, None, seen=seen)
     assert healed.plan.creates and set(healed.plan.nodes) == {first.schedule.placements[0].node}
     assert not healed.plan.records_nodes  # one minion's heal rewrites no copy to collect a tombstone
-    everywhere = look_all([web(), svc("other")], None, NODES, None, seen=seen)
+    everywhere = look_all(Request.of([web(), svc("other")]), NODES, None, seen=seen)
     assert set(everywhere.plan.records_nodes) == {"m1", "m2"}
     assert ("Service", "frontend") not in decode(everywhere.plan.records)[0].entries  # collected on the way
 
@@ -208,3 +211,10 @@ def _hash(document: str) -> str:
     from cluster_pilot.plan.proxy import document_hash
 
     return document_hash(document)
+
+
+def test_a_records_document_the_probe_could_not_read_is_an_empty_copy_with_a_problem():
+    from cluster_pilot.host.records import Records as R, decode as d
+
+    records, problems = d("\0Is a directory")
+    assert records == R() and problems == ["unreadable object records (Is a directory)"]

@@ -8,7 +8,7 @@ import pytest
 
 from cluster_pilot.cli.get import View, collect
 from cluster_pilot.host.inventory import load_inventory
-from cluster_pilot.host.observe import HostView, Observation, ObservedContainer, ObservedPod
+from cluster_pilot.host.observed import HostView, Observation, ObservedContainer, ObservedPod
 from cluster_pilot.master.reconcile import Reconciler
 from cluster_pilot.master.registry import Registry
 from cluster_pilot.master.routes.context import Context
@@ -94,6 +94,92 @@ def test_the_dashboard_reads_the_same_registry(master):
     assert [(m["name"], [p["name"] for p in m["pods"]]) for m in b.minions] == [
         ("m1", ["other-x", "solo", "web-a"]), ("m2", ["web-b"])]
     # the controllers the store has, counted as the API counts them (other-x belongs to "other", not "web")
-    assert b.controllers == [{"name": "web", "desired": 3, "running": 2}]
+    assert b.controllers == [{"name": "web", "desired": 3, "running": 2, "owner": ""}]
     assert [(e["pod"], e["up"]) for e in b.services[0]["endpoints"]] == [
         ("other-x", True), ("web-a", True), ("web-b", True)]
+
+
+def _cli_applied(master) -> None:
+    """The fleet's records on m1 hold a controller and a service a CLI apply set manages (the master's store
+    has neither), as after the README's first command."""
+    from cluster_pilot.host.records import Owner, Records, update
+    from cluster_pilot.model import Service, ServicePort
+
+    other = ReplicationController(Meta("other"), 1, {"app": "web"}, PodTemplate({"app": "web"}, SPEC))
+    svc = Service(Meta("cli-svc"), (ServicePort(80),), {"app": "web"})
+    records = update(Records(), [other, svc], (), Owner("default"), version=7).records
+    seen = master.reconciler.last
+    master.reconciler.last = Observation(
+        {n: HostView(v.node, v.reachable, v.pods, records=records.encode() if n == "m1" else None)
+         for n, v in seen.hosts.items()})
+
+
+def test_the_master_lists_what_a_cli_apply_set_manages_read_only_and_marked(master):
+    from cluster_pilot.master.routes.services import Services
+    from cluster_pilot.master.ui.board import board
+
+    _cli_applied(master)
+    rcs = {i["id"]: i for i in Controllers(master).items()}
+    assert sorted(rcs) == ["other", "web"]
+    assert rcs["other"]["managedBy"] == "apply set 'default'" and rcs["other"]["readOnly"] is True
+    assert rcs["other"]["currentState"]["replicas"] == 1 and "managedBy" not in rcs["web"]
+    assert Controllers(master).item("other")["desiredState"]["replicas"] == 1
+    assert [(i["id"], i.get("managedBy")) for i in Services(master).items()] == [("cli-svc", "apply set 'default'")]
+    assert Pods(master).item("other-x")["managedBy"] == "apply set 'default'"
+    assert "managedBy" not in Pods(master).item("web-a")
+    b = board(master.registry(), {}, [])
+    assert [(c["name"], c["owner"]) for c in b.controllers] == [("other", "apply set 'default'"), ("web", "")]
+    assert [(s["name"], s["owner"]) for s in b.services] == [("cli-svc", "apply set 'default'")]
+    assert [r.name for r in master.store.list()] == ["solo", "waiting", "web"]  # nothing copied into the store
+
+
+def test_writes_to_what_a_cli_apply_set_manages_are_refused_with_its_owner(master):
+    import json
+    import urllib.error
+    import urllib.request
+
+    from cluster_pilot.master.api import Settings, create_app
+    from tests.unit.test_kubecfg import start
+
+    _cli_applied(master)
+    url, server, thread = start(create_app(master.store, master.reconciler, Settings(token="t")))
+
+    def call(method: str, path: str, payload: dict | None = None) -> tuple[int, dict]:
+        data = json.dumps(payload).encode() if payload is not None else None
+        request = urllib.request.Request(url + path, data, method=method, headers={
+            "Authorization": "Bearer t", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return answer.status, json.load(answer)
+        except urllib.error.HTTPError as refused:
+            return refused.code, json.load(refused)
+
+    body = {"id": "other", "kind": "ReplicationController", "desiredState": {"replicas": 5,
+            "replicaSelector": {"app": "web"}, "podTemplate": {"labels": {"app": "web"}, "desiredState": {
+                "manifest": {"version": "v1beta1", "containers": [{"name": "app", "image": "busybox"}]}}}}}
+    try:
+        for method, path, payload in (("PUT", "/api/v1beta1/replicationControllers/other", body),
+                                      ("DELETE", "/api/v1beta1/replicationControllers/other", None),
+                                      ("DELETE", "/api/v1beta1/services/cli-svc", None),
+                                      ("DELETE", "/api/v1beta1/pods/other-x", None),
+                                      ("POST", "/api/v1beta1/replicationControllers", body)):
+            code, answer = call(method, path, payload)
+            assert code == 409, (method, path, answer)
+            assert "is managed by apply set 'default'; change it with cluster-pilot apply" in answer["message"]
+        assert master.reconciler.snapshot().leaving == frozenset()  # the CLI's pod was not evicted
+        assert call("DELETE", "/api/v1beta1/pods/web-a")[0] == 200  # the master's own: still deletable
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_the_first_write_to_an_empty_store_is_listed_at_once(tmp_path):
+    """Pods caches its list by the store's version: the empty store's must differ from the first write's (1)."""
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("minions:\n  hosts:\n    m1: {ansible_host: 10.0.0.1}\n")
+    store = SQLiteStore(tmp_path / "empty.db")
+    ctx = Context(store, Reconciler(store, inventory, tmp_path, load_inventory))
+    pods = Pods(ctx)
+    assert pods.items() == []
+    store.put("Pod", "first", to_json(Pod(Meta("first"), SPEC)))
+    assert [i["id"] for i in pods.items()] == ["first"]

@@ -210,7 +210,7 @@ def test_the_api_shows_the_address_in_either_version():
 
 
 def test_the_master_shows_the_address_its_records_hold_for_a_stored_service():
-    from cluster_pilot.host.observe import HostView, Observation
+    from cluster_pilot.host.observed import HostView, Observation
     from cluster_pilot.master.registry import allocated
 
     held = svc("web", port=80, ip="10.254.0.9", kind="NodePort", node_port=30999)

@@ -6,10 +6,31 @@ import signal
 import pytest
 
 from cluster_pilot.store import Conflict, NotFound, SQLiteStore, open_store
+from tests.postgres import postgres
 
 
-def test_put_get_versions_and_history(tmp_path):
-    s = SQLiteStore(tmp_path / "s.db")
+@pytest.fixture(scope="module")
+def server():
+    with postgres() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def where(request, tmp_path) -> str:
+    """A fresh store's URL on each backend: the same tests hold both to the same semantics."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/s.db"
+    import psycopg
+
+    url = request.getfixturevalue("server")
+    name = "t" + os.urandom(6).hex()
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(f"CREATE DATABASE {name}")
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+def test_put_get_versions_and_history(where):
+    s = open_store(where)
     a = s.put("Pod", "p", {"x": 1}, actor="t")
     assert a.resource_version == 1
     same = s.put("Pod", "p", {"x": 1})
@@ -27,14 +48,14 @@ def test_put_get_versions_and_history(tmp_path):
 
 
 def _writer(path: str, n: int) -> None:
-    store = SQLiteStore(path)
+    store = open_store(path)
     for i in range(n):
         store.put("Pod", f"p{i}", {"i": i})
         print(i, flush=True)
 
 
-def test_acknowledged_writes_survive_sigkill(tmp_path):
-    path = str(tmp_path / "s.db")
+def test_acknowledged_writes_survive_sigkill(where):
+    path = where
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: write forever, acknowledging each write on the pipe
@@ -47,16 +68,48 @@ def test_acknowledged_writes_survive_sigkill(tmp_path):
     with os.fdopen(r) as pipe:
         for line in pipe:
             acknowledged = int(line)
-            if acknowledged >= 50:
+            if acknowledged >= 20:
                 os.kill(pid, signal.SIGKILL)
                 break
     os.waitpid(pid, 0)
-    store = SQLiteStore(path)
+    store = open_store(path)
     names = {rec.name for rec in store.list("Pod")}
     assert {f"p{i}" for i in range(acknowledged + 1)} <= names
 
 
 def test_open_store_urls(tmp_path):
     assert open_store(f"sqlite:///{tmp_path}/a.db").path == tmp_path / "a.db"
-    with pytest.raises(ValueError):
-        open_store("postgresql://x/y")
+    with pytest.raises(ValueError, match="unsupported store mysql://"):
+        open_store("mysql://x/y")
+
+
+def test_a_postgresql_store_never_prints_its_password(server):
+    url = server.replace("cp@", "cp:s3cret-pw@").rsplit(":", 1)[0] + ":1/cp"  # a port nothing listens on
+    with pytest.raises(ValueError) as refused:
+        open_store(url)
+    assert "s3cret-pw" not in str(refused.value) and "cp:***@127.0.0.1:1/cp" in str(refused.value)
+
+
+def test_the_password_is_redacted_in_every_url_form():
+    from cluster_pilot.store.postgres import redacted
+
+    assert redacted("postgresql://cp:pw@h1:5432,h2:5432/db?target_session_attrs=read-write") == (
+        "postgresql://cp:***@h1:5432,h2:5432/db?target_session_attrs=read-write")
+    assert redacted("postgresql://cp@h/db") == "postgresql://cp@h/db"
+
+
+def test_versions_stay_one_sequence_across_connections(where):
+    """Two masters over one database: every write, whichever wrote it, gets a version above every earlier one."""
+    a, b = open_store(where), open_store(where)
+    versions = [(a if i % 2 else b).put("Pod", f"p{i % 3}", {"i": i}).resource_version for i in range(12)]
+    assert versions == sorted(versions) and len(set(versions)) == 12
+    assert b.get("Pod", "p2").body == {"i": 11} and a.history(limit=1)[0]["resource_version"] == versions[-1]
+
+
+def test_history_keeps_the_newest_per_object(where):
+    s = open_store(where, history_limit=3)
+    for i in range(6):
+        s.put("Pod", "p", {"i": i})
+    s.put("Pod", "q", {"i": 0})
+    assert [h["resource_version"] for h in s.history("Pod", "p")] == [6, 5, 4]
+    assert len(s.history()) == 4

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from cluster_pilot.host.observe import HostView, Observation
+from cluster_pilot.host.observed import HostView, Observation
 from cluster_pilot.host.watch import HELPER, Beat, Event, Resync, parse_line
 from cluster_pilot.master.liveness import LOST, READY, SILENT, Liveness
 from cluster_pilot.master.reconcile import Memory, NotSeenYet, with_liveness

@@ -8,13 +8,10 @@ from fastapi import FastAPI
 from cluster_pilot.master.reconcile import Reconciler
 from cluster_pilot.master.routes import events, logs
 from cluster_pilot.master import ui
-from cluster_pilot.store import SQLiteStore, Store
-from cluster_pilot.store.events import EventLog
+from cluster_pilot.store import Store
 
 
 def mount(app: FastAPI, store: Store, reconciler: Reconciler, token: str) -> None:
-    if reconciler.events is None and isinstance(store, SQLiteStore):
-        reconciler.events = EventLog(store)
     if reconciler.events is not None:
         app.include_router(events.router(reconciler.events))
     app.include_router(logs.router(reconciler))

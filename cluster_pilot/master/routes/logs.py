@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from cluster_pilot.errors import UserError
 from cluster_pilot.host.logs import LogOptions, check_log_options, locate, logs_remote, ssh_to
-from cluster_pilot.host.observe import Observation
+from cluster_pilot.host.observed import Observation
 from cluster_pilot.host.ssh import control_dir
 from cluster_pilot.api import v1beta1 as wire
 from cluster_pilot.master.reconcile import Reconciler

@@ -81,6 +81,7 @@ def _writes(routes: APIRouter, ctx: Context, resources: dict[str, Resource], pod
         kind = _writable(kind_of(resource))
         obj = parse_body(raw, kind, ctx.store.list(), name, ctx.policy)
         expect = resource_version(raw)
+        _owned(ctx, kind, name)
         before = ctx.stored(kind, name)
         if before is None:
             raise not_found(resource, name)
@@ -96,6 +97,7 @@ def _writes(routes: APIRouter, ctx: Context, resources: dict[str, Resource], pod
     @guard.one_writer
     def delete_object(resource: str, name: str) -> JSONResponse:
         kind = _writable(kind_of(resource))
+        _owned(ctx, kind, name)
         try:
             ctx.store.delete(kind, name, actor="api")
         except NotFound:
@@ -104,6 +106,11 @@ def _writes(routes: APIRouter, ctx: Context, resources: dict[str, Resource], pod
             ctx.reconciler.evict(name)  # a controller's pod: removed, and replaced by its controller
         ctx.reconciler.trigger()
         return JSONResponse(wire.status(200, f"{resource} {name!r} deleted"))
+
+
+def _owned(ctx: Context, kind: str, name: str) -> None:
+    if (why := ctx.read_only(kind, name)) is not None:
+        raise ApiError(409, why, "Conflict")
 
 
 def _writable(kind: str) -> str:

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from cluster_pilot.api import v1beta1 as wire
-from cluster_pilot.master.registry import PodEntry
+from cluster_pilot.master.registry import PodEntry, managed_by
 from cluster_pilot.master.routes.context import Context
 from cluster_pilot.model import POD, from_json
 from cluster_pilot.store import Record
@@ -15,7 +15,7 @@ from cluster_pilot.store import Record
 
 def encode(e: PodEntry) -> dict[str, Any]:
     rv, created = (e.record.resource_version, e.record.updated_at) if e.record is not None else (1, time.time())
-    return wire.pod(e.pod, rv, created, wire.PodState(e.status, e.host, e.host_ip))
+    return wire.managed(wire.pod(e.pod, rv, created, wire.PodState(e.status, e.host, e.host_ip)), managed_by(e.record))
 
 
 class Pods:

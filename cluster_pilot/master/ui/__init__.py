@@ -22,7 +22,7 @@ from cluster_pilot.host.logs import LogOptions
 from cluster_pilot.master.reconcile import Reconciler
 from cluster_pilot.master.routes.logs import LogError, log_stream
 from cluster_pilot.master.ui.board import board
-from cluster_pilot.master.registry import Registry
+from cluster_pilot.master.registry import Registry, whole_fleet
 from cluster_pilot.store import Store
 
 COOKIE = "cp_session"
@@ -88,7 +88,7 @@ def _board_routes(r: APIRouter, store: Store, reconciler: Reconciler, token: str
     def current_board():
         snap = reconciler.snapshot()
         events = reconciler.events.list(limit=15) if reconciler.events else []
-        return board(Registry(store.list(), reconciler.nodes(), snap.seen, snap.leaving), statuses(), events)
+        return board(Registry(whole_fleet(store.list(), snap.seen), reconciler.nodes(), snap.seen, snap.leaving), statuses(), events)
 
     @r.get("/ui", include_in_schema=False)
     def ui_root() -> Response:

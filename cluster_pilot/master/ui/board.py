@@ -1,5 +1,6 @@
 """What the dashboard shows, read off the master's registry (pure): minions with their pods, controllers
-(desired vs running), services (endpoints up or down) and the latest events."""
+(desired vs running), services (endpoints up or down) and the latest events. Objects a CLI apply set manages
+are shown with their owner, read-only."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any, Mapping, Sequence
 
 from cluster_pilot.host.inspect import ContainerStatus, restarts
 from cluster_pilot.host.podformat import INFRA
-from cluster_pilot.master.registry import Registry
+from cluster_pilot.master.registry import Registry, managed_by
 from cluster_pilot.model import selector_matches
 from cluster_pilot.quantity import format_bytes, format_cpu
 from cluster_pilot.store.events import Event
@@ -38,10 +39,10 @@ def board(registry: Registry, statuses: Mapping[str, ContainerStatus], events: S
                       "images": ", ".join(c.image for c in p.containers if c.container != INFRA),
                       "controller": p.controller or ""} for p in here]})
     rcs = [{"name": c.name, "desired": c.controller.replicas,
-            "running": sum(1 for e in c.pods if e.status == "Running")}
+            "running": sum(1 for e in c.pods if e.status == "Running"), "owner": managed_by(c.record)}
            for c in registry.controllers() if c.controller is not None]
     addresses = ", ".join(n.address for n in registry.nodes)
-    svcs = [{"name": s.service.meta.name, "ports": ", ".join(str(p.port) for p in s.service.ports),
+    svcs = [{"name": s.service.meta.name, "owner": managed_by(s.record), "ports": ", ".join(str(p.port) for p in s.service.ports),
              "addresses": addresses,
              "endpoints": [{"pod": e.name, "node": e.host, "up": e.status == "Running"} for e in running
                            if selector_matches(s.service.selector, e.observed.labels)]}

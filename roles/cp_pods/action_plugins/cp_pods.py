@@ -44,7 +44,7 @@ class Module:
         unknown = sorted(set(args) - set(spec))
         if unknown:
             self.fail_json(msg="Unsupported parameters: %s" % ", ".join(unknown))
-        self.params = {}
+        self.params, self.warnings = {}, []
         for name, option in spec.items():
             value = args.get(name)
             if value is None:
@@ -63,11 +63,13 @@ class Module:
             elif kind == "str" and not isinstance(value, str):
                 self.fail_json(msg="%s: not a string" % name)
             self.params[name] = value
+    def warn(self, warning):
+        self.warnings.append(warning)
     def exit_json(self, **result):
-        emit(result, 0)
+        emit(dict(result, warnings=self.warnings) if self.warnings else result, 0)
     def fail_json(self, msg, **result):
         result.update(failed=True, msg=msg)
-        emit(result, 1)
+        emit(dict(result, warnings=self.warnings) if getattr(self, "warnings", None) else result, 1)
     def run_command(self, args, check_rc=False, environ_update=None, data=None):
         env = dict(os.environ, **(environ_update or {}))
         proc = subprocess.run(args, input=data, env=env, capture_output=True, text=True)

@@ -43,6 +43,17 @@ options:
     description: Where the object records document lives.
     type: str
     default: /var/lib/cluster-pilot/objects.json
+  fence:
+    description:
+      - The fencing token of the fleet lock's holding this run acts under. Checked against the highest this
+        minion has seen before every Docker change and the records write; a lower one is refused (its lease
+        ran out and a later run holds the lock). 0 is not checked.
+    type: int
+    default: 0
+  fence_path:
+    description: Where this minion keeps the highest fencing token it has seen.
+    type: str
+    default: /var/lib/cluster-pilot/fence
   socket:
     description: Path of the Docker Engine socket.
     type: str
@@ -53,14 +64,19 @@ author: cluster-pilot developers
 """
 
 EXAMPLES = r"""
-# As roles/cp_pods/tasks/main.yml runs it: one task per phase, each batch one JSON text rendered by
-# cluster-pilot (passed as an unsafe extra variable, so that Ansible never templates what is inside).
-- name: Create pods
+# As roles/cp_pods/tasks/main.yml runs it: one task per stage, each batch's JSON texts rendered by cluster-pilot
+# (passed as unsafe extra variables, so that Ansible never templates what is inside); removals before creations.
+- name: Converge pods (remove those in the way, create new ones)
   cp_pods:
-    create: "{{ item }}"
-  loop: "{{ (cp_hosts[inventory_hostname] | default({})).create | default([]) }}"
+    remove: "{{ item.remove }}"
+    create: "{{ item.create }}"
+    records: "{{ cp_records_json if item.records else '' }}"
+    fence: "{{ cp_fence | default(0) }}"
+  loop: "{{ (cp_hosts[inventory_hostname] | default({})).converge | default([]) }}"
+  loop_control:
+    label: batch
 
-# By hand: one pod, its container IDs infra first, its directory (pod name, then spec hash).
+# By hand: remove one pod, its container IDs infra first, its directory (pod name, then spec hash).
 - name: Remove one pod
   cp_pods:
     remove: >-
@@ -105,9 +121,11 @@ import select
 import shutil
 import socket
 import tempfile
+import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
+from ansible.module_utils.cp_fence import FENCE, Fenced, check
 from ansible.module_utils.cp_podformat import POD_DIR
 
 ARGUMENT_SPEC = dict(
@@ -116,6 +134,8 @@ ARGUMENT_SPEC = dict(
     records=dict(type="str", default="", no_log=True),  # pods as asked: their environments too
     records_path=dict(type="str", default="/var/lib/cluster-pilot/objects.json"),
     socket=dict(type="str", default="/var/run/docker.sock"),
+    fence=dict(type="int", default=0),
+    fence_path=dict(type="str", default=FENCE),
 )
 
 
@@ -172,9 +192,15 @@ def http(path, request, timeout):
 
 
 class Docker:
-    def __init__(self, path):
+    def __init__(self, path, fence=0, fence_path=FENCE):
         self.path = path
         self.unanswered = ""  # the request dockerd left unanswered: no further one is sent
+        self.fence, self.fence_path = fence, fence_path
+
+    def may_change(self):
+        """Before each Docker change: the controller is still there, and no later lock holder wrote here."""
+        check_controller()
+        check(self.fence_path, self.fence)
 
     def call(self, method, url, body=None, query=None, ok=(200, 201, 204, 304), timeout=300):
         """A dockerd that leaves a request (other than a pull, which may be slow) unanswered in time is taken
@@ -219,7 +245,7 @@ class Docker:
         return status == 200
 
     def pull(self, image):
-        check_controller()
+        self.may_change()
         name, tag = image, "latest"
         if "@" not in image and ":" in image.rsplit("/", 1)[-1]:
             name, tag = image.rsplit(":", 1)
@@ -233,14 +259,14 @@ class Docker:
                 raise DockerError("pull %s: %s" % (image, doc["error"]))
 
     def run(self, name, body):
-        check_controller()
+        self.may_change()
         status, raw = self.call("POST", "/containers/create", body=body, query={"name": name}, ok=(201, 409))
         ident = json.loads(raw)["Id"] if status == 201 else name
         self.call("POST", "/containers/%s/start" % ident)
         return status == 201
 
     def remove(self, ident):
-        check_controller()
+        self.may_change()
         self.call("POST", "/containers/%s/stop" % ident, query={"t": "2"}, ok=(204, 304, 404), timeout=STOP_WAIT)
         self.call("DELETE", "/containers/%s" % ident, query={"force": "1", "v": "1"}, ok=(204, 404), timeout=STOP_WAIT)
 
@@ -351,7 +377,11 @@ def main(module=None):
         from ansible.module_utils.basic import AnsibleModule
 
         module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=False)
-    docker = Docker(module.params["socket"])
+    docker = Docker(module.params["socket"], module.params["fence"], module.params["fence_path"])
+    try:
+        check(docker.fence_path, docker.fence)
+    except Fenced as exc:
+        module.fail_json(msg=str(exc), fenced=True, changed=False, records=False, created=[], removed=[], pulled=[])
     try:
         creates, removes = json.loads(module.params["create"]), json.loads(module.params["remove"])
     except ValueError as exc:
@@ -367,21 +397,30 @@ def main(module=None):
         module.fail_json(msg="; ".join("%s: %s" % (f["pod"], f["error"]) for f in failed), failed_pods=failed,
                          changed=changed, records=False, **done)
     try:
+        if module.params["records"]:
+            check(docker.fence_path, docker.fence)
         records = bool(module.params["records"]) and write_records(module.params["records_path"],
-                                                                   module.params["records"])
+                                                                   module.params["records"], module.warn)
+    except Fenced as exc:
+        module.fail_json(msg="object records: %s" % exc, fenced=True, changed=changed, records=False, **done)
     except OSError as exc:
         module.fail_json(msg="object records: %s" % exc, changed=changed, records=False, **done)
     module.exit_json(changed=changed or records, records=records, **done)
 
 
-def write_records(path, text):
-    """Replace the records document atomically (a reader never sees half of it); False when unchanged."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            if f.read() == text:
+def write_records(path, text, warn=lambda message: None):
+    """Replace the records document atomically (a reader never sees half of it); False when unchanged. A
+    document that cannot be read back (a directory, not UTF-8 JSON, truncated) is set aside first, renamed
+    beside it, and ``warn`` says so: the new one is written from the other minions' copies."""
+    why = damaged(path)
+    if why is None:
+        with open(path, "rb") as f:
+            if f.read() == text.encode("utf-8"):
                 return False
-    except OSError:
-        pass
+    elif why:
+        aside = "%s.damaged-%d" % (path, time.time_ns())
+        os.rename(path, aside)
+        warn("object records %s %s: set aside as %s, rewritten" % (path, why, aside))
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".objects-")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -392,6 +431,21 @@ def write_records(path, text):
     os.replace(tmp, path)
     return True
 
+
+def damaged(path):
+    """None: a readable records document; "": none there; else why the thing at ``path`` is not one."""
+    if not os.path.lexists(path):
+        return ""
+    if os.path.islink(path) or not os.path.isfile(path):
+        return "is not a file"
+    try:
+        with open(path, "rb") as f:
+            doc = json.loads(f.read().decode("utf-8"))
+    except OSError as exc:
+        return "is unreadable (%s)" % exc.strerror
+    except ValueError:  # UnicodeDecodeError included: binary, or truncated JSON
+        return "is not UTF-8 JSON"
+    return None if isinstance(doc, dict) else "is not a JSON object"
 
 if __name__ == "__main__":
     main()

@@ -85,6 +85,14 @@ options:
     description: Install the haproxy and dnsmasq-base packages when they are missing.
     type: bool
     default: true
+  fence:
+    description: The fleet lock's fencing token, as for cp_pods; checked once, before any change.
+    type: int
+    default: 0
+  fence_path:
+    description: As for cp_pods.
+    type: str
+    default: /var/lib/cluster-pilot/fence
 author: cluster-pilot developers
 """
 
@@ -114,6 +122,8 @@ import socket
 import tempfile
 import time
 
+from ansible.module_utils.cp_fence import FENCE, Fenced, check as check_fence
+
 ARGUMENT_SPEC = dict(
     config=dict(type="str", required=True, no_log=True),
     document=dict(type="str", required=True, no_log=True),
@@ -131,6 +141,8 @@ ARGUMENT_SPEC = dict(
     directory=dict(type="str", default="/etc/cluster-pilot"),
     pidfile=dict(type="str", default="/run/cp-proxy.pid"),
     install=dict(type="bool", default=True),
+    fence=dict(type="int", default=0),
+    fence_path=dict(type="str", default=FENCE),
 )
 
 HAPROXY = "/usr/sbin/haproxy"
@@ -297,6 +309,10 @@ def main(module=None):
 
         module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=False)
     p = module.params
+    try:
+        check_fence(p["fence_path"], p["fence"])
+    except Fenced as exc:
+        module.fail_json(msg=str(exc), fenced=True, changed=False)
     changed = install(module, p["install"])
     if p["network"]:
         local_network(module, p["network"])

@@ -1,0 +1,1 @@
+../../cp_pods/module_utils/cp_fence.py
