@@ -10,6 +10,7 @@ per resource over ``registry``; this module puts the application together.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
@@ -33,6 +34,12 @@ class Settings:
     policy: Policy = Policy()  # the fleet's; the default allows no host path
 
 
+def _denied(settings: Settings, request: Request) -> tuple[int, str] | None:
+    if auth.needs_token(request) and not auth.authorized(request, settings.token, settings.insecure_loopback):
+        return 401, auth.DENIED
+    return None
+
+
 def create_app(store: Store, reconciler: Reconciler, settings: Settings) -> FastAPI:
     if reconciler.events is None and isinstance(store, SQLiteStore):
         reconciler.events = EventLog(store)  # its passes record what they did where the events route reads it
@@ -41,9 +48,7 @@ def create_app(store: Store, reconciler: Reconciler, settings: Settings) -> Fast
     errors.install(app)
 
     @app.middleware("http")
-    async def _guard(request: Request, call_next):
-        if auth.needs_token(request) and not auth.authorized(request, settings.token, settings.insecure_loopback):
-            return errors.status(401, auth.DENIED, "Unauthorized")
+    async def _no_bare_500(request: Request, call_next):
         try:
             return await call_next(request)
         except Exception as exc:  # never a bare 500 page: a Status the 2014 client can print
@@ -53,5 +58,5 @@ def create_app(store: Store, reconciler: Reconciler, settings: Settings) -> Fast
     context = Context(store, reconciler, settings.policy)
     app.include_router(system.router(context))
     app.include_router(objects.router(context))
-    guard.install(app, settings.rules)
+    guard.install(app, settings.rules, functools.partial(_denied, settings))
     return app

@@ -6,7 +6,7 @@ runs: the ``Host`` must be the master's (421 otherwise), a browser ``Origin`` mu
 a write may not carry a body type a form or a no-cors fetch can send (415; none at all is fine, as the 2014
 kubecfg sends none; the dashboard's own forms under ``/ui/`` may: a browser posting one from another site
 sends that site's ``Origin``, refused above), and a body over the limit is refused (413) before it is read whole. The token itself is
-checked by the API; this layer never needs it.
+checked by the API, which hands this layer its check so that a 401 comes before any body is read.
 """
 
 from __future__ import annotations
@@ -104,14 +104,15 @@ def _is_address(host: str) -> bool:
 class Guard:
     """ASGI middleware applying ``refusal``, and the body limit to bodies without a ``Content-Length``."""
 
-    def __init__(self, app: Callable, rules: Rules) -> None:
-        self.app, self.rules = app, rules
+    def __init__(self, app: Callable, rules: Rules,
+                 denied: Callable[[Request], tuple[int, str] | None] = lambda request: None) -> None:
+        self.app, self.rules, self.denied = app, rules, denied
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
-        refused = refusal(self.rules, scope["method"], headers, scope.get("path", "/"))
+        refused = refusal(self.rules, scope["method"], headers, scope.get("path", "/")) or self.denied(Request(scope))
         if refused is None and scope["method"] not in READS:
             body = await _read_at_most(receive, self.rules.max_body)
             if body is None:
@@ -153,7 +154,7 @@ def _replay(body: bytes) -> Receive:
 
 
 async def _answer(send: Send, code: int, message: str) -> None:
-    reason = {413: "RequestEntityTooLarge", 415: "UnsupportedMediaType", 421: "MisdirectedRequest"}.get(code,
+    reason = {401: "Unauthorized", 413: "RequestEntityTooLarge", 415: "UnsupportedMediaType", 421: "MisdirectedRequest"}.get(code,
                                                                                                           "Forbidden")
     body = json.dumps(wire.status(code, message, reason)).encode()
     await send({"type": "http.response.start", "status": code,
@@ -183,6 +184,7 @@ async def raw_body(request: Request) -> bytes:
     return await request.body()
 
 
-def install(app: Any, rules: Rules) -> None:
-    """Put the guard outermost, in front of every route and of FastAPI's own pages."""
-    app.add_middleware(Guard, rules=rules)
+def install(app: Any, rules: Rules, denied: Callable[[Request], tuple[int, str] | None] = lambda request: None) -> None:
+    """Put the guard outermost, in front of every route and of FastAPI's own pages. ``denied`` (the API's
+    token check) runs before a body is read: an unauthenticated client's body is never waited for."""
+    app.add_middleware(Guard, rules=rules, denied=denied)

@@ -198,6 +198,24 @@ def test_healthz_answers_while_a_write_is_in_the_store(loopback_master, monkeypa
     assert any(r.name == "sec-slow" for r in loopback_master.store.list())
 
 
+def test_an_unauthenticated_write_gets_its_401_before_sending_its_body(tmp_path):
+    """The head promises a body that never comes: the answer must not wait for it."""
+    m = serve(tmp_path, insecure_loopback=False)
+    host, port = m.url.rsplit("/", 1)[1].rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"POST /api/v1beta1/pods HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                chunk = sock.recv(4096)
+                assert chunk, answer
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 401"), answer
+    finally:
+        m.stop()
+
+
 # --- the store -----------------------------------------------------------------------------------------------
 
 def test_store_files_are_private_and_history_is_bounded(tmp_path):
