@@ -122,16 +122,19 @@ def _split_listen(listen: str) -> tuple[str, int]:
               help="Another name clients call the master by (Host header); repeatable. Others are refused.")
 @click.option("--max-body", type=click.IntRange(1024), default=4 << 20, show_default=True,
               help="Largest request body in bytes; larger ones get 413.")
+@click.option("--max-connections-per-address", "per_address", type=click.IntRange(1), default=64,
+              show_default=True, help="Open connections one client address may hold; more are closed at once.")
 @click.option("--history", "history_limit", type=click.IntRange(1), default=100, show_default=True,
               help="Versions of each object the store's history keeps.")
 def master(listen, inventory, state_url, interval, heal_interval, minion_grace, observe_mode, resync, hold_down,
-           tls_cert, tls_key, insecure_loopback, host_names, max_body, history_limit) -> int:
+           tls_cert, tls_key, insecure_loopback, host_names, max_body, per_address, history_limit) -> int:
     """Serve /api/v1beta1 and keep the minions matching what it stores."""
     import uvicorn
 
     from cluster_pilot.host.inventory import fleet_policy, load_inventory
     from cluster_pilot.master.api import Settings, create_app
     from cluster_pilot.master.guard import Rules
+    from cluster_pilot.master.listener import Limits, protocol
     from cluster_pilot.master.reconcile import Reconciler, WatchSettings
     from cluster_pilot.store import open_store
 
@@ -168,7 +171,7 @@ def master(listen, inventory, state_url, interval, heal_interval, minion_grace, 
     reconciler.start()
     try:
         uvicorn.run(app, host=host, port=port, ssl_certfile=tls_cert, ssl_keyfile=tls_key, log_level="warning",
-                    access_log=False)
+                    access_log=False, http=protocol(Limits(per_address=per_address)))
     finally:
         reconciler.stop()
     return 0

@@ -30,6 +30,7 @@ uvicorn = pytest.importorskip("uvicorn")
 
 from cluster_pilot.cli import kubecfg as kubecfg_cli
 from cluster_pilot.host.inventory import load_inventory
+from cluster_pilot.master.listener import Limits, protocol
 from cluster_pilot.master.api import Settings, create_app
 from cluster_pilot.master.reconcile import Reconciler
 from cluster_pilot.host.observed import HostView, Observation, ObservedContainer, ObservedPod
@@ -59,19 +60,21 @@ class Master:
         self.thread.join(timeout=10)
 
 
-def serve(tmp: Path, insecure_loopback: bool, tls: tuple[Path, Path] | None = None) -> Master:
+def serve(tmp: Path, insecure_loopback: bool, tls: tuple[Path, Path] | None = None,
+          limits: Limits = Limits()) -> Master:
     tmp.mkdir(parents=True, exist_ok=True)
     inventory = tmp / "inventory.yml"
     inventory.write_text(yaml.safe_dump({"all": {"children": {"minions": {"hosts": {h: None for h in MINIONS}}}}}))
     store = SQLiteStore(tmp / "master.db")
     reconciler = Reconciler(store, inventory, tmp, load_inventory)  # never started: no Ansible, no SSH
     app = create_app(store, reconciler, Settings(token=TOKEN, insecure_loopback=insecure_loopback))
-    url, server, thread = start(app, tls)
+    url, server, thread = start(app, tls, limits)
     reconciler.nodes()  # read the inventory once now, not inside the first timed request
     return Master(url, store, reconciler, server, thread)
 
 
-def start(app, tls: tuple[Path, Path] | None = None) -> tuple[str, uvicorn.Server, threading.Thread]:
+def start(app, tls: tuple[Path, Path] | None = None,
+          limits: Limits = Limits()) -> tuple[str, uvicorn.Server, threading.Thread]:
     """``app`` served on a free loopback port in a thread, once it answers."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -79,7 +82,7 @@ def start(app, tls: tuple[Path, Path] | None = None) -> tuple[str, uvicorn.Serve
     port = sock.getsockname()[1]
     certificate, key = tls or (None, None)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                                           ssl_certfile=certificate, ssl_keyfile=key))
+                                           ssl_certfile=certificate, ssl_keyfile=key, http=protocol(limits)))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
