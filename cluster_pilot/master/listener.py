@@ -28,6 +28,8 @@ class Limits:
     body_rate: int = 1024
     body_grace: float = 5.0
     per_address: int = 64
+    linger_seconds: float = 5.0
+    linger_bytes: int = 16 << 20
 
 
 class BoundedH11Protocol(H11Protocol):
@@ -39,6 +41,7 @@ class BoundedH11Protocol(H11Protocol):
         self._received = 0
         self._at_phase = 0
         self._watch: asyncio.TimerHandle | None = None
+        self._lingering = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -48,6 +51,7 @@ class BoundedH11Protocol(H11Protocol):
             transport.abort()
             return
         self._phase, self._since = self.conn.their_state, time.monotonic()
+        self.transport = _Lingering(transport, self)  # type: ignore[assignment]
         self._watch = self.loop.call_later(CHECK_EVERY, self._check)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -57,6 +61,11 @@ class BoundedH11Protocol(H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._received += len(data)
+        if self._lingering:
+            self._lingering += len(data)
+            if self._lingering > self.limits.linger_bytes:
+                self.transport.abort()
+            return
         super().data_received(data)
         self._note()
 
@@ -81,6 +90,37 @@ class BoundedH11Protocol(H11Protocol):
             self.transport.abort()
             return
         self._watch = self.loop.call_later(CHECK_EVERY, self._check)
+
+
+    def eof_received(self) -> None:
+        if self._lingering:
+            self.transport.abort()
+
+    def linger(self, transport: asyncio.Transport) -> bool:
+        """After an early answer (401, 413, 400) to a request whose body is still coming, read and discard it
+        for a bounded time and size before closing, so a client that sends all before it reads (urllib) reads
+        the answer rather than a reset; as Go's server and Apache do."""
+        if self._lingering or transport.is_closing() or self.conn.their_state is not h11.SEND_BODY:
+            return False
+        self._lingering = 1
+        if transport.can_write_eof():
+            transport.write_eof()
+        self.loop.call_later(self.limits.linger_seconds, transport.abort)
+        return True
+
+
+class _Lingering:
+    """The transport as uvicorn's request cycle sees it: ``close`` lingers when a body is left unread."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: BoundedH11Protocol) -> None:
+        self._transport, self._protocol = transport, protocol
+
+    def close(self) -> None:
+        if not self._protocol.linger(self._transport):
+            self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def protocol(limits: Limits = Limits()) -> Any:

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from cluster_pilot.master.listener import Limits
-from tests.unit.test_kubecfg import serve
+from tests.unit.test_kubecfg import TOKEN, serve
 from tests.waits import wait_for
 
 LIMITS = Limits(head_timeout=2.0, body_rate=1024, body_grace=1.0, per_address=40)
@@ -96,4 +96,23 @@ def test_one_address_holds_a_bounded_number_of_connections(tmp_path):
     finally:
         for s in socks:
             s.close()
+        m.stop()
+
+
+def test_urllib_sending_a_whole_refused_body_before_reading_gets_the_answer(tmp_path):
+    """urllib writes the whole body, then reads: the 413 (over the limit) and the 401 (no token) must reach it
+    rather than a reset or a broken pipe."""
+    import urllib.error
+    import urllib.request
+
+    m = serve(tmp_path, False)
+    try:
+        for body, headers, code in [(b"[" + b" " * (5 << 20) + b"]", {"Authorization": f"Bearer {TOKEN}"}, 413),
+                                    (b"[" + b" " * (1 << 20) + b"]", {}, 401)]:
+            request = urllib.request.Request(m.url + "/api/v1beta1/pods", data=body, method="POST",
+                                             headers={"Content-Type": "application/json", **headers})
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=20)
+            assert refused.value.code == code
+    finally:
         m.stop()
