@@ -27,6 +27,8 @@ SHIPPED = [
     "cluster_pilot/roles/cp_pods/action_plugins/cp_pods.py",
     "cluster_pilot/roles/cp_proxy/action_plugins/cp_proxy_apply.py",  # a link in the checkout: a file in the wheel
     "cluster_pilot/roles/cp_pods/module_utils/cp_podformat.py",
+    "cluster_pilot/roles/cp_pods/module_utils/cp_fence.py",
+    "cluster_pilot/roles/cp_proxy/module_utils/cp_fence.py",  # a link too
     "cluster_pilot/roles/cp_pods/tasks/main.yml",
     "cluster_pilot/roles/cp_proxy/tasks/main.yml",
     "cluster_pilot/roles/cp_proxy/library/cp_proxy_apply.py",
