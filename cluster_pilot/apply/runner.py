@@ -207,11 +207,12 @@ def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], h
     results = {h: HostResult(h, totals.get(h, 0)) for h in hosts}
     private = Path(tempfile.mkdtemp(prefix="cp-run-", dir=state_dir))
     cancelled, finished = threading.Event(), threading.Event()
+    server: threading.Thread | None = None
     try:
         os.chmod(private, 0o700)
         vars_file = str(private / "cp-vars.yml")
         os.mkfifo(vars_file, 0o600)
-        _serve_once(Path(vars_file), unsafe_yaml(variables), finished)
+        server = _serve_once(Path(vars_file), unsafe_yaml(variables), finished)
         timings.mark("ansible launch")
         thread, runner = ansible_runner.run_async(
             private_data_dir=str(private),
@@ -260,6 +261,9 @@ def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], h
         return RunResult(results, status)
     finally:
         finished.set()
+        if server is not None:
+            server.join(timeout=1)
+            _hang_up(Path(vars_file))
         shutil.rmtree(private, ignore_errors=True)
 
 
@@ -285,6 +289,21 @@ def _serve_once(fifo: Path, text: str, done: threading.Event) -> threading.Threa
     thread = threading.Thread(target=serve, name="cp-vars.yml", daemon=True)
     thread.start()
     return thread
+
+
+def _hang_up(fifo: Path) -> None:
+    """An ansible-playbook still waiting in its open of the pipe when the run ends (it was slow to start and its
+    run was cut short) gets a writer that closes at once, so it reads nothing and ends, instead of waiting for
+    ever for a writer that is gone; later opens find no pipe. Read-write, as a FIFO opened so never waits on
+    Linux, and held until the name is gone, so no open slips in between."""
+    try:
+        fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+    except OSError:
+        return
+    try:
+        os.unlink(fifo)
+    finally:
+        os.close(fd)
 
 
 def _overdue(results: Mapping[str, HostResult], deadline: float) -> None:

@@ -45,3 +45,28 @@ def test_stop_descendants_kills_every_process_below_the_root_and_nothing_else():
 
 def test_a_process_without_children_has_no_descendants():
     assert descendants(2**22 + 12345) == []
+
+
+def test_a_reader_still_opening_the_vars_pipe_when_the_run_ends_reads_nothing_and_ends(tmp_path):
+    """A slow ansible-playbook whose run was cut short waits in its open of the pipe: the run's end releases it."""
+    from cluster_pilot.apply.runner import _hang_up
+
+    fifo = tmp_path / "cp-vars.yml"
+    os.mkfifo(fifo, 0o600)
+    reader = subprocess.Popen([sys.executable, "-c", f"import sys; sys.stdout.write(repr(open({str(fifo)!r}).read()))"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: _waits_in_fifo_open(reader.pid), 30, "the reader to wait in its open of the pipe")
+        _hang_up(fifo)
+        out, _ = reader.communicate(timeout=30)
+    finally:
+        reader.kill()
+    assert out == "''" and reader.returncode == 0
+    assert not fifo.exists()
+
+
+def _waits_in_fifo_open(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/wchan").read() == "wait_for_partner"
+    except OSError:
+        return False
