@@ -124,6 +124,7 @@ def ansible_env(state_dir: Path, private: Path) -> dict[str, str]:
         "ANSIBLE_GATHERING": "explicit",
         "ANSIBLE_TIMEOUT": "10",
         "ANSIBLE_NO_TARGET_SYSLOG": "True",  # module invocations (pod environments) stay out of minions' journals
+        "CP_RUN_PARENT": str(os.getpid()),  # the launcher ends at once if this process is already gone
     }
 
 
@@ -136,8 +137,13 @@ POLL_INTERVAL = 0.02
 # without the interpreter's teardown (120 ms after its last event, with every Ansible module loaded), once
 # its atexit handlers ran (they join its workers). Its steps are written out here rather than imported: like
 # the roles' action plugins, ansible-playbook imports nothing of cluster-pilot, so it runs from a checkout that
-# is not installed too. A constant: the command line carries no data.
-LAUNCHER = f"""import atexit, os, sys
+# is not installed too. A constant: the command line carries no data. It asks to be SIGKILLed when the thread
+# that started it ends (this process killed before its guard knew of the run, e.g. while ansible-playbook still
+# waited for its vars), and ends if that happened before it asked.
+LAUNCHER = f"""import atexit, ctypes, os, sys
+ctypes.CDLL(None).prctl(1, 9)
+if str(os.getppid()) != os.environ.get("CP_RUN_PARENT", str(os.getppid())):
+    os._exit(1)
 from ansible.cli.playbook import main
 from ansible import constants
 if constants.config.get_config_value_and_origin("DEFAULT_INTERNAL_POLL_INTERVAL")[1] == "default":
@@ -203,6 +209,7 @@ def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], h
     import ansible_runner
 
     _close_reaped_at_once()
+    guard_runs()
     deadline = RUN_DEADLINE if deadline is None else deadline
     results = {h: HostResult(h, totals.get(h, 0)) for h in hosts}
     private = Path(tempfile.mkdtemp(prefix="cp-run-", dir=state_dir))
@@ -233,7 +240,7 @@ def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], h
         try:
             # not thread.join(): a KeyboardInterrupt inside it leaves the thread marked stopped (CPython 3.11)
             until = time.monotonic() + deadline
-            while thread.is_alive() and not finished.wait(0.2):
+            while thread.is_alive() and not finished.wait(0.2 if root else 0.01):
                 root = root or _track(vars_file)
                 if time.monotonic() > until:
                     overdue = True
@@ -385,7 +392,7 @@ for pid in doomed:
 
 
 def guard_runs() -> None:
-    """From now on, the runs of this process end when it does, even killed (the master starts this once)."""
+    """From now on, the runs of this process end when it does, even killed (started by its first run)."""
     global _guard
     with _runs_lock:
         if _guard is None or _guard.poll() is not None:

@@ -147,6 +147,20 @@ def _runs_of(home: Path) -> list[int]:
     return found
 
 
+def _described(pids: list[int]) -> list[str]:
+    """Each process as ``pid ppid wchan started-at (ticks) args``, for a failure to show where it waits."""
+    lines = []
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            wchan = Path(f"/proc/{pid}/wchan").read_text()
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        lines.append(f"{pid} {stat[1]} {wchan} {stat[19]} {args[-200:]}")
+    return lines
+
+
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
 def test_no_ansible_playbook_outlives_a_master_stopped_while_its_run_waits_on_a_stopped_minion(
         sandbox_home, sandbox, stop):
@@ -159,7 +173,10 @@ def test_no_ansible_playbook_outlives_a_master_stopped_while_its_run_waits_on_a_
         wait_for(lambda: _runs_of(sandbox_home), 120, "the master's ansible-playbook to start", 0.02)
         cli("sandbox", "stop", lost, home=sandbox_home)
         m.kill(stop)
-        wait_for(lambda: not _runs_of(sandbox_home), 60, "no ansible-playbook left a minute after the master")
+        try:
+            wait_for(lambda: not _runs_of(sandbox_home), 60, "no ansible-playbook left a minute after the master")
+        except AssertionError as lost_runs:
+            raise AssertionError(f"{lost_runs}: {_described(_runs_of(sandbox_home))}") from None
     finally:
         m.kill()
         cli("sandbox", "start", lost, home=sandbox_home)

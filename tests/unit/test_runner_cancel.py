@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from cluster_pilot.apply.runner import descendants, stop_descendants
 from tests.waits import wait_for
 
@@ -70,3 +72,40 @@ def _waits_in_fifo_open(pid: int) -> bool:
         return open(f"/proc/{pid}/wchan").read() == "wait_for_partner"
     except OSError:
         return False
+
+
+# a run whose vars never come (its writer is gone with the process), so ansible-playbook waits in its open of
+# the pipe; with {unguarded}, the process's guard is never started and only the launcher's own ending remains
+KILLED_BEFORE_THE_VARS = """
+import sys, threading
+from pathlib import Path
+from cluster_pilot.apply import runner
+def no_writer(fifo, text, done):
+    thread = threading.Thread(target=done.wait)
+    thread.start()
+    return thread
+runner._serve_once = no_writer
+if {unguarded}:
+    runner.guard_runs = lambda: None
+home = Path(sys.argv[1])
+runner.run_playbook("apply.yml", home / "inventory.yml", {{}}, ["nowhere"], home, {{}})
+"""
+
+
+@pytest.mark.parametrize("unguarded", [False, True], ids=["guarded", "launcher-alone"])
+def test_an_ansible_playbook_waiting_for_its_vars_ends_when_the_process_that_ran_it_is_killed(tmp_path, unguarded):
+    """A CLI or master SIGKILLed before its run's ansible-playbook read its vars leaves no ansible-playbook
+    waiting for ever in its open of the pipe (CI found such orphans)."""
+    (tmp_path / "inventory.yml").write_text("all:\n  hosts:\n    nowhere: {}\n")
+    parent = subprocess.Popen([sys.executable, "-c", KILLED_BEFORE_THE_VARS.format(unguarded=unguarded),
+                               str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def waiting():
+            return [pid for pid in descendants(parent.pid) if _waits_in_fifo_open(pid)
+                    and b"cp-vars.yml" in open(f"/proc/{pid}/cmdline", "rb").read()]
+        playbook = wait_for(waiting, 60, "ansible-playbook to wait for its vars", 0.02)[0]
+        parent.kill()
+        parent.wait(30)
+        wait_for(lambda: not _alive(playbook), 30, "the waiting ansible-playbook to end with its parent")
+    finally:
+        parent.kill()
