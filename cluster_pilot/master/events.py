@@ -69,17 +69,23 @@ def scheduling_failures(schedule: Schedule, known: Mapping[str, str]) -> list[Ev
 
 
 def plan_events(outcome: Outcome, evicted: frozenset[str] = frozenset()) -> list[Event]:
-    """What a pass that ran Ansible did: Scheduled + Created, Replaced, Killed, Evicted, ProxyReconfigured."""
+    """What a pass that ran Ansible did: Scheduled + Created, Replaced, Killed, Evicted, ProxyReconfigured. A
+    creation the run reports failed is no Created (nor Replaced): the back-off's event says why (``backoff``)."""
     todo = outcome.plan
     replaced = {(r.node, r.pod) for r in todo.removes} & {(c.node, c.name) for c in todo.creates}
+    failed = outcome.run.failed_pods() if outcome.run is not None else {}
     out: list[Event] = []
     for c in todo.creates:
+        if (c.node, c.name) in replaced and c.name in failed:
+            continue
         if (c.node, c.name) in replaced:
             out.append(Event(POD, c.name, "Replaced", _broken(outcome.observation, c), c.node))
             continue
         ready = sum(1 for v in outcome.observation.hosts.values() if v.reachable or v.stale)
         out.append(Event(POD, c.name, "Scheduled", f"assigned to {c.node}: {_why(outcome.schedule, c, ready)}",
                          c.node))
+        if c.name in failed:
+            continue
         out.append(Event(POD, c.name, "Created", "started " + ", ".join(
             f"{k.name} ({k.image})" for k in c.pod.spec.containers), c.node))
     for r in todo.removes:
