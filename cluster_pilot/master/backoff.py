@@ -25,7 +25,9 @@ BASE = 10.0  # seconds before the first retry (the kubelet's)
 CAP = 300.0  # the longest wait (the kubelet's 5 minutes)
 IMAGE_PULL = "ImagePullBackOff"
 CREATE = "CreateContainerError"
-PULL_PREFIX = "pull "  # how cp_pods words a failed pull: "pull IMAGE: dockerd's error"
+# how cp_pods words a failed pull: "pull IMAGE: ..." when dockerd's progress stream reports the error, dockerd's own
+# "POST /images/create: 500 ..." when it answers the request with one (an unknown registry host, for one)
+PULLS = ("pull ", "POST /images/create")
 NOT_TRIED = "not done:"  # cp_pods' word for an action a cut run never reached: not the pod's fault
 
 
@@ -48,7 +50,7 @@ def delay(attempts: int) -> float:
 
 
 def reason_of(error: str) -> str:
-    return IMAGE_PULL if error.startswith(PULL_PREFIX) else CREATE
+    return IMAGE_PULL if error.startswith(PULLS) else CREATE
 
 
 def after_run(state: Mapping[str, BackOff], tried: Iterable[Create], failed: Mapping[str, str], created: Iterable[str],

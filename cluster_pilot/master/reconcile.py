@@ -461,7 +461,8 @@ class Reconciler:
         self.last_outcome = outcome
         backoff = self._backed_off(outcome)
         if self.events is not None:
-            found_events, self._failing = pass_events(before, self.last, outcome, self._failing, frozenset(evicting))
+            found_events, self._failing = pass_events(before, self.last, outcome, self._failing, frozenset(evicting),
+                                                      frozenset(self.backoff))
             self.events.record(found_events + backoff_events(self.backoff, backoff, self.clock()))
         with self._lock:
             self.backoff = backoff

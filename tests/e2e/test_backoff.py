@@ -19,8 +19,9 @@ WINDOW = 20.0  # the audit's window: 18-28 runs in it before back-off
 UNRUNNABLE = {
     # the sandbox's registry has no such image (and the sandbox no internet)
     "ImagePullBackOff": {"name": "app", "image": "cp-no-such-image:404"},
-    # dockerd creates the container, then refuses to start it
-    "CreateContainerError": {"name": "app", "image": "busybox", "command": ["/no/such/binary"]},
+    # dockerd creates the container, then refuses to start it: a directory cannot be mounted over a file
+    "CreateContainerError": {"name": "app", "image": "busybox", "command": ["sleep", "2147483647"],
+                             "volumeMounts": [{"name": "scratch", "mountPath": "/etc/passwd"}]},
 }
 
 
@@ -55,7 +56,7 @@ def test_an_unrunnable_pod_backs_off_and_the_rest_of_the_fleet_still_heals(maste
     wait_for(lambda: _rc_running(sandbox, "steady", 1), 180, "the healthy controller's pod to run")
     bad = f"unrunnable-{reason.lower()}"
     doc = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": bad, "labels": {"app": bad}},
-           "spec": {"containers": [UNRUNNABLE[reason]]}}
+           "spec": {"containers": [UNRUNNABLE[reason]], "volumes": [{"name": "scratch", "emptyDir": {}}]}}
     before = ansible_runs(master)
     cli("apply", "--server", master.url, "-f", str(write_manifest(tmp_path / "bad.json", doc)), home=sandbox_home)
     wait_for(lambda: ansible_runs(master) > before, 60, "the first attempt's run")
@@ -66,8 +67,23 @@ def test_an_unrunnable_pod_backs_off_and_the_rest_of_the_fleet_still_heals(maste
         statuses.add(pod_item(master, bad).get("currentState", {}).get("status"))
         time.sleep(0.5)
     ran = ansible_runs(master) - runs
-    print(f"\n{reason}: {ran} Ansible runs in {WINDOW:.0f} s for a pod that cannot run")
-    assert ran <= 3, "\n".join(passes_that_ran(master)[-ran - 1:])
+    tries = [line for line in passes_that_ran(master)[-ran:] if f" {bad}@" in line] if ran else []
+    print(f"\n{reason}: {ran} Ansible runs in {WINDOW:.0f} s for a pod that cannot run, {len(tries)} of them tried it")
+    # the issue's bound is 3; the schedule allows 2: a try 10 s after the first failure, the next 20 s after that
+    assert ran <= 2, "\n".join(passes_that_ran(master)[-ran - 1:])
+
+    # at once, another pod heals while the bad one waits for its next try (20 s after its second)
+    victim = next(c for c in managed_containers(sandbox) if c["controller"] == "steady" and c["container"] == "app")
+    before = len(passes_that_ran(master))
+    t0 = time.monotonic()
+    ssh(sandbox, victim["address"], f"docker rm -f {victim['id']} >/dev/null")
+    wait_for(lambda: _rc_running(sandbox, "steady", 1) and victim["id"] not in
+             {c["id"] for c in managed_containers(sandbox)}, 60, "the healthy controller's pod healed")
+    healed = time.monotonic() - t0
+    print(f"{reason}: another pod healed in {healed:.1f} s while it backed off")
+    heal = [line for line in passes_that_ran(master)[before:] if "create steady-" in line]
+    assert heal and f" {bad}@" not in heal[0], passes_that_ran(master)[before:]  # it waited for nothing of the bad pod's
+    assert pod_item(master, bad)["currentState"]["status"] == reason
 
     state = pod_item(master, bad)["currentState"]
     assert reason in statuses and state["status"] == reason, (statuses, state)
@@ -78,16 +94,6 @@ def test_an_unrunnable_pod_backs_off_and_the_rest_of_the_fleet_still_heals(maste
     assert any(bad in line and reason in line for line in listed.splitlines()), listed
     described = cli("describe", "pod", bad, "--server", master.url, home=sandbox_home).stdout
     assert reason in described and "next try in" in described, described
-
-    # another pod heals while the bad one waits for its next try (at least 20 s away after two attempts)
-    victim = next(c for c in managed_containers(sandbox) if c["controller"] == "steady" and c["container"] == "app")
-    t0 = time.monotonic()
-    ssh(sandbox, victim["address"], f"docker rm -f {victim['id']} >/dev/null")
-    wait_for(lambda: _rc_running(sandbox, "steady", 1) and victim["id"] not in
-             {c["id"] for c in managed_containers(sandbox)}, 60, "the healthy controller's pod healed")
-    healed = time.monotonic() - t0
-    print(f"{reason}: another pod healed in {healed:.1f} s while it backed off")
-    assert pod_item(master, bad)["currentState"]["status"] == reason
 
     request = urllib.request.Request(f"{master.url}/api/v1beta1/pods/{bad}", method="DELETE")
     urllib.request.urlopen(request, timeout=60).close()

@@ -44,6 +44,8 @@ def test_the_wait_doubles_from_10_s_to_a_cap_of_5_minutes():
 
 def test_a_failed_pull_is_an_image_pull_back_off_anything_else_dockerd_refuses_a_create_container_error():
     assert reason_of(PULL) == IMAGE_PULL and reason_of(REFUSED) == CREATE
+    unknown_host = 'POST /images/create: 500 Get "https://registry-1.docker.io/v2/": dial tcp: no such host'
+    assert reason_of(unknown_host) == IMAGE_PULL
 
 
 def test_each_failure_of_the_same_version_doubles_the_wait_and_holds_the_pod_until_it_ends():
@@ -158,6 +160,7 @@ def test_a_pod_that_cannot_run_is_retried_on_its_schedule_while_another_heals_ev
     events = [(e.reason, e.message) for e in reconciler.events.list("Pod", "bad")]
     assert [r for r, _ in events if r == IMAGE_PULL] == [IMAGE_PULL] * 3
     assert "Created" not in [r for r, _ in events]  # a failed creation is not reported as made
+    assert [r for r, _ in events].count("Scheduled") == 1  # at its first try only
     assert events[-1][1].endswith("attempt 3, next try in 40 s")
 
 
