@@ -14,7 +14,7 @@ from cluster_pilot.master import guard
 from cluster_pilot.master.routes.bodies import BODY, parse_body, resource_version
 from cluster_pilot.master.routes.context import MINION, Context, kind_of
 from cluster_pilot.master.routes.controllers import Controllers
-from cluster_pilot.master.routes.errors import ApiError, not_found
+from cluster_pilot.master.routes.errors import ApiError, named, not_found
 from cluster_pilot.master.routes.minions import Minions, read_only
 from cluster_pilot.master.routes.pods import Pods
 from cluster_pilot.master.routes.services import Services
@@ -53,7 +53,8 @@ def _reads(routes: APIRouter, ctx: Context, resources: dict[str, Resource], pods
 
     @routes.get("/api/v1beta1/{resource}/{name}")
     def get_object(resource: str, name: str) -> JSONResponse:
-        found = resources[kind_of(resource)].item(name)
+        kind = kind_of(resource)
+        found = resources[kind].item(named(kind, name))
         if found is None:
             raise not_found(resource, name)
         return JSONResponse(found)
@@ -79,7 +80,7 @@ def _writes(routes: APIRouter, ctx: Context, resources: dict[str, Resource], pod
     @guard.one_writer
     def update_object(resource: str, name: str, raw: bytes = Depends(guard.raw_body)) -> JSONResponse:
         kind = _writable(kind_of(resource))
-        obj = parse_body(raw, kind, ctx.store.list(), name, ctx.policy)
+        obj = parse_body(raw, kind, ctx.store.list(), named(kind, name), ctx.policy)
         expect = resource_version(raw)
         _owned(ctx, kind, name)
         before = ctx.stored(kind, name)
@@ -97,7 +98,7 @@ def _writes(routes: APIRouter, ctx: Context, resources: dict[str, Resource], pod
     @guard.one_writer
     def delete_object(resource: str, name: str) -> JSONResponse:
         kind = _writable(kind_of(resource))
-        _owned(ctx, kind, name)
+        _owned(ctx, kind, named(kind, name))
         try:
             ctx.store.delete(kind, name, actor="api")
         except NotFound:
