@@ -104,9 +104,20 @@ def _writes(routes: APIRouter, ctx: Context, resources: dict[str, Resource], pod
         except NotFound:
             if kind != POD or not pods.running(name):
                 raise not_found(resource, name) from None
+            _leading(ctx, resource, name)
             ctx.reconciler.evict(name)  # a controller's pod: removed, and replaced by its controller
         ctx.reconciler.trigger()
         return JSONResponse(wire.status(200, f"{resource} {name!r} deleted"))
+
+
+def _leading(ctx: Context, resource: str, name: str) -> None:
+    """An eviction lives in the memory of the master that reconciles: one a follower took would never be done
+    (the chaos soak saw a rolling update wait forever on it), so a follower refuses it and names the leader."""
+    if ctx.reconciler.term is None:
+        held = ctx.reconciler.store.leader()
+        leader = f" the leader ({held[0].split(' pid ', 1)[0]})" if held else " the leader, once one is elected,"
+        raise ApiError(503, f"{resource} {name!r}: this master follows and evicts nothing; send the delete to"
+                       f"{leader}", "ServiceUnavailable", {"leader": held[0] if held else None})
 
 
 def _owned(ctx: Context, kind: str, name: str) -> None:
