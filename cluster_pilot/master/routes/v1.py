@@ -1,0 +1,346 @@
+"""Today's Kubernetes API (core ``v1``) beside the 2014 one, over the same store and registry: one set of
+objects, two views. What kubectl needs to get, create and delete: discovery, list and get (``labelSelector``,
+``fieldSelector``, the ``Table`` form ``kubectl get`` prints), create, delete, and errors as ``metav1.Status``.
+
+The rules are the v1beta1 API's (``objects.create``/``objects.delete``): what a CLI apply set owns is listed,
+marked read-only (``api.v1.MANAGED_BY``), and a write to it is a 409. Names are one space per kind across
+namespaces (the store's key is kind and name): a name taken in one namespace is ``AlreadyExists`` in another.
+Not served yet: watch, update, patch (so ``kubectl apply`` creates but does not change), ``limit``/``continue``
+(a list is whole, which a client asking for pages reads as the last page).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from cluster_pilot.api import discovery, kinds, tables
+from cluster_pilot.api import v1 as view
+from cluster_pilot.host.podformat import INFRA
+from cluster_pilot.master import guard
+from cluster_pilot.master.registry import MASTER_APPLYSET, PodEntry, allocated, managed_by
+from cluster_pilot.master.routes import objects
+from cluster_pilot.master.routes.bodies import BODY, parse_body
+from cluster_pilot.master.routes.context import Context
+from cluster_pilot.master.routes.errors import ApiError
+from cluster_pilot.master.routes.pods import Pods
+from cluster_pilot.model import POD, REPLICATION_CONTROLLER, Object, from_json, parse_selector, selector_admits, to_json
+from cluster_pilot.store import Record
+
+PREFIX = "/api/v1"
+BY_PLURAL = {k.v1: k for k in kinds.V1}
+FIELDS = {  # the field selectors each kind takes besides metadata.name and metadata.namespace
+    kinds.PODS: ("spec.nodeName", "spec.restartPolicy", "status.phase", "status.podIP"),
+    kinds.EVENTS: ("involvedObject.kind", "involvedObject.name", "involvedObject.namespace", "involvedObject.uid",
+               "reason", "type", "source"),
+    kinds.MINIONS: ("spec.unschedulable",),
+}
+
+
+def resource(plural: str) -> kinds.Kind:
+    found = BY_PLURAL.get(plural)
+    if found is None:
+        raise ApiError(404, f"the server could not find the requested resource ({plural})", "NotFound")
+    return found
+
+
+def _missing(k: kinds.Kind, name: str) -> ApiError:
+    return ApiError(404, f'{k.v1} "{name}" not found', "NotFound", {"name": name, "kind": k.v1})
+
+
+# --- reading: the v1 view of the registry --------------------------------------------------------------------
+
+class View:
+    """Every object of one kind, as v1 objects, from one reading of the store beside one observation."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def objects(self, k: kinds.Kind) -> list[dict[str, Any]]:
+        return {kinds.PODS: self.pods, kinds.CONTROLLERS: self.controllers, kinds.SERVICES: self.services,
+                kinds.MINIONS: self.nodes, kinds.NAMESPACES: self.namespaces, kinds.EVENTS: self.events}[k]()
+
+    def pods(self) -> list[dict[str, Any]]:
+        snapshot = self.ctx.reconciler.snapshot()
+        return [pod(e) for e in self.ctx.registry(snapshot).pods]
+
+    def controllers(self) -> list[dict[str, Any]]:
+        registry = self.ctx.registry()
+        out = []
+        for c in registry.controllers():
+            if c.record is None or c.controller is None:
+                continue  # running pods name it, nobody stored it: no object to show
+            ready = sum(1 for p in c.pods if p.status == "Running")
+            out.append(view.controller(c.controller, served(c.record), len(c.pods), ready))
+        return out
+
+    def services(self) -> list[dict[str, Any]]:
+        return [view.service(s.service, served(s.record)) for s in self.ctx.registry().services()]
+
+    def nodes(self) -> list[dict[str, Any]]:
+        snapshot = self.ctx.reconciler.snapshot()
+        return [view.node(m.node, m.ready, snapshot.generation + 1)
+                for m in self.ctx.registry(snapshot, records=[]).minions()]
+
+    def namespaces(self) -> list[dict[str, Any]]:
+        names = {"default"} | {from_json(r.body).meta.namespace or "default" for r in self.ctx.store.list()}
+        names |= {o["metadata"]["namespace"] for o in self.pods()}
+        return [view.namespace(n) for n in sorted(names)]
+
+    def events(self) -> list[dict[str, Any]]:
+        log = self.ctx.reconciler.events
+        if log is None:
+            return []
+        return [view.event(e.kind, e.name, e.reason, e.message, e.node, e.at, e.id) for e in log.list(limit=1000)]
+
+    def written(self, record: Record) -> dict[str, Any]:
+        """The answer to a create: the object as stored, before anything runs it."""
+        obj = from_json(record.body)
+        if obj.kind == POD:
+            return view.pod(obj, served(record), view.PodState("Waiting"))
+        if obj.kind == REPLICATION_CONTROLLER:
+            return view.controller(obj, served(record), 0, 0)
+        (svc,) = allocated([obj], self.ctx.reconciler.snapshot().seen)
+        return view.service(svc, served(record))
+
+
+def served(record: Record | None, deleting: float | None = None) -> view.Served:
+    if record is None:
+        return view.Served(1, None, deleting=deleting)
+    return view.Served(record.resource_version, record.updated_at, managed_by(record), deleting)
+
+
+def pod(e: PodEntry) -> dict[str, Any]:
+    observed = e.observed
+    containers = tuple(view.ContainerState(c.container, c.image, c.state, c.exit_code)
+                       for c in (observed.containers if observed else ()) if c.container != INFRA)
+    state = view.PodState(e.status, e.host, e.host_ip, containers, e.controller)
+    # running, and neither stored nor a controller's: a pod of the master's, deleted, that is being removed
+    going = observed is not None and e.record is None and not e.controller and observed.applyset == MASTER_APPLYSET
+    return view.pod(e.pod, served(e.record, time.time() if going else None), state)
+
+
+# --- selecting -----------------------------------------------------------------------------------------------
+
+def _field(obj: dict[str, Any], path: str) -> str:
+    value: Any = obj
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def field_selector(k: kinds.Kind, text: str | None) -> Callable[[dict[str, Any]], bool]:
+    """``metadata.name=web,status.phase!=Running``: the terms Kubernetes takes for the kind (a 400 for others)."""
+    terms = []
+    for term in (text or "").split(","):
+        if not term.strip():
+            continue
+        negated = "!=" in term
+        key, _, value = term.partition("!=" if negated else "=")
+        value = value[1:] if value.startswith("=") else value
+        key = key.strip()
+        allowed = ("metadata.name", "metadata.namespace", *FIELDS.get(k, ()))
+        if key not in allowed:
+            raise ApiError(400, f'"{key}" is not a known field selector: only "{", ".join(allowed)}"', "BadRequest")
+        terms.append((key, value.strip(), negated))
+    return lambda obj: all((_field(obj, key) == value) != negated for key, value, negated in terms)
+
+
+def label_selector(text: str | None) -> Callable[[dict[str, Any]], bool]:
+    try:
+        selector = parse_selector(text)
+    except ValueError as exc:
+        raise ApiError(400, f"unable to parse requirement: {exc}", "BadRequest") from None
+    return lambda obj: selector_admits(selector, obj["metadata"].get("labels") or {})
+
+
+# --- answering -----------------------------------------------------------------------------------------------
+
+def _table_wanted(request: Request) -> bool:
+    return any("as=table" in part.replace(" ", "").lower() and "g=meta.k8s.io" in part.replace(" ", "")
+               for part in request.headers.get("accept", "").split(","))
+
+
+def _answer(request: Request, k: kinds.Kind, found: list[dict[str, Any]], version: int,
+            single: bool) -> Response:
+    if _table_wanted(request):
+        include = request.query_params.get("includeObject", "Metadata")
+        return JSONResponse(tables.table(k.kind_v1, found, str(max(1, version)), time.time(), include))
+    if single:
+        return JSONResponse(found[0])
+    return JSONResponse(view.listing(k.kind_v1, found, version))
+
+
+@dataclass(frozen=True)
+class _Query:
+    namespace: str | None  # None: every namespace, or a cluster-scoped kind
+    name: str | None
+
+
+def router(ctx: Context) -> APIRouter:
+    routes = APIRouter()
+    pods = Pods(ctx)
+    _discovery(routes)
+
+    def read(request: Request, plural: str, q: _Query) -> Response:
+        k = resource(plural)
+        params = request.query_params
+        if params.get("watch") in ("true", "1"):
+            raise ApiError(405, "watch is not served yet by this master; list without ?watch", "MethodNotAllowed")
+        if (q.namespace is not None) != k.namespaced and (q.namespace is not None or q.name is not None):
+            raise ApiError(404, f"the server could not find the requested resource ({plural})", "NotFound")
+        labels, fields = label_selector(params.get("labelSelector")), field_selector(k, params.get("fieldSelector"))
+        version = ctx.version()
+        found = [o for o in View(ctx).objects(k)
+                 if (q.namespace is None or o["metadata"].get("namespace") == q.namespace)
+                 and (q.name is None or o["metadata"]["name"] == q.name) and labels(o) and fields(o)]
+        if q.name is not None and not found:
+            raise _missing(k, q.name)
+        return _answer(request, k, found, version, q.name is not None)
+
+    @routes.get(PREFIX + "/{plural}")
+    def list_all(request: Request, plural: str) -> Response:
+        return read(request, plural, _Query(None, None))
+
+    @routes.get(PREFIX + "/{plural}/{name}")
+    def get_cluster_scoped(request: Request, plural: str, name: str) -> Response:
+        if resource(plural).namespaced:
+            raise ApiError(404, f"the server could not find the requested resource ({plural})", "NotFound")
+        return read(request, plural, _Query(None, name))
+
+    @routes.get(PREFIX + "/namespaces/{namespace}/{plural}")
+    def list_namespaced(request: Request, namespace: str, plural: str) -> Response:
+        return read(request, plural, _Query(namespace, None))
+
+    @routes.get(PREFIX + "/namespaces/{namespace}/{plural}/{name}")
+    def get_namespaced(request: Request, namespace: str, plural: str, name: str) -> Response:
+        return read(request, plural, _Query(namespace, name))
+
+    _writes(routes, ctx, pods)
+    return routes
+
+
+def _writable(plural: str, verb: str) -> kinds.Kind:
+    """The kind of a write's namespaced path (a cluster-scoped kind has no such path: 404)."""
+    k = resource(plural)
+    if not k.namespaced:
+        raise ApiError(404, f"the server could not find the requested resource ({plural})", "NotFound")
+    if verb not in k.verbs:
+        why = {kinds.MINIONS: "nodes are the inventory's minions", kinds.NAMESPACES: "namespaces are the ones "
+               "objects name", kinds.EVENTS: "events are the master's own log"}.get(k, "")
+        raise ApiError(405, f"{plural} cannot be {verb}d through this API: {why}", "MethodNotAllowed")
+    return k
+
+
+def _object(raw: bytes, namespace: str) -> bytes:
+    """The body with the path's namespace, which a manifest without one takes (a differing one is a 400)."""
+    try:
+        data = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return raw  # parse_body says why
+    if not isinstance(data, dict):
+        return raw
+    metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+    given = metadata.get("namespace")
+    if given not in (None, "", namespace):
+        raise ApiError(400, "the namespace of the provided object does not match the namespace sent on the "
+                            "request", "BadRequest")
+    if namespace == "default" or given == namespace:
+        return raw
+    return json.dumps(data | {"metadata": metadata | {"namespace": namespace}}).encode()
+
+
+def _invalid(exc: ApiError, kind: str, name: str) -> ApiError:
+    """A body the manifests' checks refuse, as Kubernetes says it: 422 Invalid naming each field."""
+    if exc.code != 400 or exc.reason != "Invalid" or exc.message.startswith("request body: not JSON") \
+            or "expected a JSON object" in exc.message:
+        return ApiError(exc.code, exc.message, "BadRequest" if exc.code == 400 else exc.reason)
+    causes = []
+    for part in exc.message.split("; "):
+        pointer, sep, message = part.partition(": ")
+        if sep and pointer.startswith("/"):
+            causes.append({"reason": "FieldValueInvalid", "message": message, "field": _dotted(pointer)})
+        else:
+            causes.append({"reason": "FieldValueInvalid", "message": part})
+    return ApiError(422, f'{kind} "{name}" is invalid: {exc.message}', "Invalid",
+                    {"name": name, "kind": kind, "causes": causes})
+
+
+def _dotted(pointer: str) -> str:
+    """``/spec/containers/0/image`` -> ``spec.containers[0].image``."""
+    out = ""
+    for part in pointer.strip("/").split("/"):
+        out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
+    return out
+
+
+def _name_in(raw: bytes) -> str:
+    try:
+        data = json.loads(raw)
+        return str(data.get("metadata", {}).get("name") or data.get("id") or "")
+    except (ValueError, AttributeError, TypeError, UnicodeDecodeError, RecursionError):
+        return ""
+
+
+def _writes(routes: APIRouter, ctx: Context, pods: Pods) -> None:
+    @routes.post(PREFIX + "/namespaces/{namespace}/{plural}", openapi_extra=BODY)
+    @guard.one_writer
+    def create(request: Request, namespace: str, plural: str, raw: bytes = Depends(guard.raw_body)) -> JSONResponse:
+        k = _writable(plural, "create")
+        body = _object(raw, namespace)
+        try:
+            obj: Object = parse_body(body, k.name, ctx.store.list(), policy=ctx.policy)
+        except ApiError as exc:
+            raise _invalid(exc, k.kind_v1, _name_in(body)) from None
+        if request.query_params.get("dryRun") == "All":
+            record = Record(obj.kind, obj.meta.name, to_json(obj), ctx.version() + 1, MASTER_APPLYSET,
+                            time.time())
+            return JSONResponse(View(ctx).written(record), status_code=201)
+        try:
+            record = objects.create(ctx, obj, lambda name: f'{k.v1} "{name}"')
+        except ApiError as exc:
+            if exc.reason == "AlreadyExists":
+                exc.details = {"name": obj.meta.name, "kind": k.v1}
+            raise
+        return JSONResponse(View(ctx).written(record), status_code=201)
+
+    @routes.delete(PREFIX + "/namespaces/{namespace}/{plural}/{name}")
+    @guard.one_writer
+    def delete(namespace: str, plural: str, name: str, raw: bytes = Depends(guard.raw_body)) -> JSONResponse:
+        k = _writable(plural, "delete")
+        found = next((o for o in View(ctx).objects(k) if o["metadata"]["name"] == name), None)
+        if found is None or found["metadata"].get("namespace") != namespace:
+            raise _missing(k, name)
+        objects.delete(ctx, pods, k.name, name, _missing(k, name))
+        return JSONResponse(view.status(200, f'{k.v1} "{name}" deleted', "",
+                                        {"name": name, "kind": k.v1, "uid": found["metadata"]["uid"]}))
+
+
+def _discovery(routes: APIRouter) -> None:
+    @routes.get("/api")
+    def api(request: Request) -> Response:
+        if discovery.wants_aggregated(request.headers.get("accept", "")):
+            return _aggregated(discovery.aggregated(core=True))
+        return JSONResponse(discovery.api_versions(request.url.netloc))
+
+    @routes.get("/apis")
+    def apis(request: Request) -> Response:
+        if discovery.wants_aggregated(request.headers.get("accept", "")):
+            return _aggregated(discovery.aggregated(core=False))
+        return JSONResponse(discovery.group_list())
+
+    @routes.get(PREFIX)
+    def resources() -> JSONResponse:
+        return JSONResponse(discovery.resource_list())
+
+
+def _aggregated(doc: dict[str, Any]) -> Response:
+    return Response(json.dumps(doc, separators=(",", ":")), media_type=discovery.AGGREGATED)
+
