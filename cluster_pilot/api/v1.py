@@ -231,8 +231,8 @@ def event(kind: str, name: str, reason: str, message: str, node_name: str, at: f
             "firstTimestamp": when, "lastTimestamp": when, "reportingComponent": "cluster-pilot-master"}
 
 
-def listing(kind: str, items: Iterable[dict[str, Any]], resource_version: int) -> dict[str, Any]:
-    return {"apiVersion": VERSION, "kind": f"{kind}List", "metadata": {"resourceVersion": str(max(1, resource_version))},
+def listing(kind: str, items: Iterable[dict[str, Any]], resource_version: str) -> dict[str, Any]:
+    return {"apiVersion": VERSION, "kind": f"{kind}List", "metadata": {"resourceVersion": resource_version},
             "items": list(items)}
 
 

@@ -171,7 +171,7 @@ def _split_listen(listen: str) -> tuple[str, int]:
               help="Versions of each object the store's history keeps.")
 def master(listen, inventory, state_url, interval, heal_interval, minion_grace, observe_mode, resync, hold_down,
            tls_cert, tls_key, insecure_loopback, host_names, max_body, per_address, history_limit) -> int:
-    """Serve /api/v1beta1 and keep the minions matching what it stores."""
+    """Serve /api/v1beta1 and today's /api/v1, and keep the minions matching what it stores."""
     import uvicorn
 
     from cluster_pilot.host.inventory import fleet_policy, load_inventory

@@ -178,8 +178,8 @@ def test_errors_are_kubernetes_statuses(master):
     assert (code, doc["reason"]) == (404, "NotFound")  # nodes are cluster-scoped: no such path
     code, _, doc = call(master, "DELETE", "/api/v1/namespaces/default/services/none-such")
     assert (code, doc["reason"]) == (404, "NotFound")
-    code, _, doc = call(master, "GET", "/api/v1/namespaces/default/pods?watch=true")
-    assert (code, doc["reason"]) == (405, "MethodNotAllowed")
+    code, _, doc = call(master, "GET", "/api/v1/namespaces/default/pods?watch=true&resourceVersion=12")
+    assert (code, doc["reason"]) == (410, "Expired")  # a version no list answered: list again
     assert call(master, "DELETE", "/api/v1/namespaces/default/pods/v1-dup")[0] == 200
 
 
@@ -253,6 +253,64 @@ def test_a_deleted_pod_that_still_runs_is_terminating(master, observed):
     observed(running("v1-going", MINIONS[0]))  # the loop has not removed it yet
     table = call(master, "GET", "/api/v1/namespaces/default/pods/v1-going", accept=TABLE)[2]
     assert table["rows"][0]["cells"][2] == "Terminating"
+
+
+class Watch:
+    """A watch request's events, read as they come."""
+
+    def __init__(self, master: Master, path: str, accept: str = "application/json") -> None:
+        port = int(master.url.rsplit(":", 1)[1])
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        self.conn.request("GET", path, headers={**AUTH, "Accept": accept})
+        self.response = self.conn.getresponse()
+        assert self.response.status == 200, self.response.read()
+
+    def next(self) -> tuple[str, dict]:
+        event = json.loads(self.response.readline())
+        return event["type"], event["object"]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def test_a_watch_from_a_lists_version_misses_nothing(master, observed):
+    listed = call(master, "GET", "/api/v1/namespaces/default/pods?fieldSelector=metadata.name%3Dv1-watched")[2]
+    version = listed["metadata"]["resourceVersion"]
+    assert call(master, "POST", "/api/v1/namespaces/default/pods", v1_pod("v1-watched"))[0] == 201  # before the watch
+    watch = Watch(master, "/api/v1/namespaces/default/pods?watch=true&allowWatchBookmarks=true"
+                          f"&fieldSelector=metadata.name%3Dv1-watched&resourceVersion={version}")
+    try:
+        kind, obj = watch.next()
+        assert (kind, obj["metadata"]["name"], obj["status"]["phase"]) == ("ADDED", "v1-watched", "Pending")
+        assert watch.next()[0] == "BOOKMARK"
+        observed(running("v1-watched", MINIONS[0]))
+        kind, obj = watch.next()
+        assert (kind, obj["status"]["phase"], obj["spec"]["nodeName"]) == ("MODIFIED", "Running", MINIONS[0])
+        bookmark = watch.next()
+        assert bookmark[0] == "BOOKMARK" and int(bookmark[1]["metadata"]["resourceVersion"]) > int(version)
+        assert call(master, "DELETE", "/api/v1/namespaces/default/pods/v1-watched")[0] == 200
+        observed()
+        kind, obj = watch.next()
+        assert (kind, obj["metadata"]["name"]) == ("DELETED", "v1-watched")
+    finally:
+        watch.close()
+    again = Watch(master, f"/api/v1/namespaces/default/pods?watch=true&resourceVersion={bookmark[1]['metadata']['resourceVersion']}")
+    try:  # from the bookmark: only what changed since, the pod's going
+        assert again.next()[0] == "DELETED"
+    finally:
+        again.close()
+
+
+def test_a_watch_without_a_version_starts_with_everything_as_table_rows(master, observed):
+    assert call(master, "POST", "/api/v1/namespaces/default/pods", v1_pod("v1-table-watch"))[0] == 201
+    watch = Watch(master, "/api/v1/namespaces/default/pods?watch=true&fieldSelector=metadata.name%3Dv1-table-watch",
+                  accept=TABLE)
+    try:
+        kind, table = watch.next()
+        assert kind == "ADDED" and table["kind"] == "Table" and table["rows"][0]["cells"][0] == "v1-table-watch"
+    finally:
+        watch.close()
+        call(master, "DELETE", "/api/v1/namespaces/default/pods/v1-table-watch")
 
 
 def test_human_durations_read_as_kubectls():
@@ -338,6 +396,35 @@ def test_kubectl_gets_creates_and_deletes(kubectl, tmp_path):
     assert deleted.returncode == 0, deleted.stderr
     assert deleted.stdout.split("\n")[:2] == ['pod "kc-web" deleted', 'replicationcontroller "kc-front" deleted']
     assert kubectl("get", "pods", "-o", "name").stdout == ""
+
+
+def test_kubectl_delete_waits_until_the_pod_is_gone(kubectl, tls_master, tmp_path, monkeypatch):
+    from tests.waits import wait_for
+
+    monkeypatch.setattr(tls_master.reconciler, "last", None)
+
+    def publish(*pods: ObservedPod) -> None:
+        tls_master.reconciler.last = Observation({n: HostView(n, True, pods) if n == MINIONS[0] else HostView(n, True)
+                                                  for n in MINIONS})
+
+    manifest = tmp_path / "slow.yaml"
+    manifest.write_text(yaml.safe_dump(v1_pod("kc-slow")))
+    assert kubectl("create", "-f", str(manifest), "--validate=false").returncode == 0
+    publish(running("kc-slow", MINIONS[0]))
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "KUBECONFIG": str(tmp_path / "cp-home" / kubeconfig.FILE)}
+    deleting = subprocess.Popen([KUBECTL, "delete", "pod", "kc-slow"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env)
+    try:
+        wait_for(lambda: "Terminating" in kubectl("get", "pod", "kc-slow").stdout, 20, "the pod to be terminating")
+        assert deleting.poll() is None  # kubectl waits while the minion still runs it
+        publish()  # the loop removed it
+        out, err = deleting.communicate(timeout=30)
+        assert deleting.returncode == 0, err
+        assert out.strip() == 'pod "kc-slow" deleted'
+    finally:
+        if deleting.poll() is None:
+            deleting.kill()
+            deleting.wait()
 
 
 def test_kubectl_apply_creates_what_is_new(kubectl, tmp_path):

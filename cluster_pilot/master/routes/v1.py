@@ -5,8 +5,9 @@ objects, two views. What kubectl needs to get, create and delete: discovery, lis
 The rules are the v1beta1 API's (``objects.create``/``objects.delete``): what a CLI apply set owns is listed,
 marked read-only (``api.v1.MANAGED_BY``), and a write to it is a 409. Names are one space per kind across
 namespaces (the store's key is kind and name): a name taken in one namespace is ``AlreadyExists`` in another.
-Not served yet: watch, update, patch (so ``kubectl apply`` creates but does not change), ``limit``/``continue``
-(a list is whole, which a client asking for pages reads as the last page).
+Watch is ``routes.watch``'s (a list's resourceVersion names its reading there). Not served yet: update, patch
+(so ``kubectl apply`` creates but does not change), ``limit``/``continue`` (a list is whole, which a client
+asking for pages reads as the last page), OpenAPI (``kubectl create``/``apply`` need ``--validate=false``).
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from cluster_pilot.api import discovery, kinds, tables
 from cluster_pilot.api import v1 as view
 from cluster_pilot.host.podformat import INFRA
 from cluster_pilot.master import guard
 from cluster_pilot.master.registry import MASTER_APPLYSET, PodEntry, allocated, managed_by
-from cluster_pilot.master.routes import objects
+from cluster_pilot.master.routes import objects, watch
 from cluster_pilot.master.routes.bodies import BODY, parse_body
 from cluster_pilot.master.routes.context import Context
 from cluster_pilot.master.routes.errors import ApiError
@@ -168,11 +169,11 @@ def _table_wanted(request: Request) -> bool:
                for part in request.headers.get("accept", "").split(","))
 
 
-def _answer(request: Request, k: kinds.Kind, found: list[dict[str, Any]], version: int,
+def _answer(request: Request, k: kinds.Kind, found: list[dict[str, Any]], version: str,
             single: bool) -> Response:
     if _table_wanted(request):
         include = request.query_params.get("includeObject", "Metadata")
-        return JSONResponse(tables.table(k.kind_v1, found, str(max(1, version)), time.time(), include))
+        return JSONResponse(tables.table(k.kind_v1, found, version, time.time(), include))
     if single:
         return JSONResponse(found[0])
     return JSONResponse(view.listing(k.kind_v1, found, version))
@@ -189,21 +190,50 @@ def router(ctx: Context) -> APIRouter:
     pods = Pods(ctx)
     _discovery(routes)
 
+    readings = watch.Readings()
+
     def read(request: Request, plural: str, q: _Query) -> Response:
         k = resource(plural)
         params = request.query_params
-        if params.get("watch") in ("true", "1"):
-            raise ApiError(405, "watch is not served yet by this master; list without ?watch", "MethodNotAllowed")
         if (q.namespace is not None) != k.namespaced and (q.namespace is not None or q.name is not None):
             raise ApiError(404, f"the server could not find the requested resource ({plural})", "NotFound")
         labels, fields = label_selector(params.get("labelSelector")), field_selector(k, params.get("fieldSelector"))
-        version = ctx.version()
-        found = [o for o in View(ctx).objects(k)
-                 if (q.namespace is None or o["metadata"].get("namespace") == q.namespace)
-                 and (q.name is None or o["metadata"]["name"] == q.name) and labels(o) and fields(o)]
+
+        def admits(o: dict[str, Any]) -> bool:
+            return ((q.namespace is None or o["metadata"].get("namespace") == q.namespace)
+                    and (q.name is None or o["metadata"]["name"] == q.name) and labels(o) and fields(o))
+
+        if params.get("watch") in ("true", "1"):
+            return _watch(request, k, readings, admits)
+        everything = View(ctx).objects(k)
+        version = readings.version(k, everything)
+        found = [o for o in everything if admits(o)]
         if q.name is not None and not found:
             raise _missing(k, q.name)
         return _answer(request, k, found, version, q.name is not None)
+
+    def _watch(request: Request, k: kinds.Kind, readings: watch.Readings,
+               admits: Callable[[dict[str, Any]], bool]) -> Response:
+        def changed() -> object:
+            snapshot = ctx.reconciler.snapshot()
+            events = ctx.reconciler.events
+            newest = events.list(limit=1) if k is kinds.EVENTS and events is not None else None
+            return ctx.version(), id(snapshot.seen), snapshot.generation, snapshot.leaving, \
+                newest[-1].id if newest else None
+
+        if _table_wanted(request):
+            include = request.query_params.get("includeObject", "Metadata")
+
+            def encode(obj: dict[str, Any]) -> dict[str, Any]:
+                return tables.table(k.kind_v1, [obj], obj["metadata"].get("resourceVersion", "1"), time.time(),
+                                    include)
+        else:
+            def encode(obj: dict[str, Any]) -> dict[str, Any]:
+                return obj
+
+        events = watch.stream(k, readings, lambda: View(ctx).objects(k), changed, admits, encode,
+                              dict(request.query_params))
+        return StreamingResponse(events, media_type="application/json")
 
     @routes.get(PREFIX + "/{plural}")
     def list_all(request: Request, plural: str) -> Response:
