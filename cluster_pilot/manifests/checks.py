@@ -1,5 +1,5 @@
-"""Rules a JSON Schema cannot state: uniqueness inside a pod, a controller's selector against its template,
-and the rules that hold across every object of one run (a name defined twice, service ports that clash,
+"""Rules a JSON Schema cannot state: uniqueness inside a pod, where a container may mount a volume, a
+controller's selector against its template, and the rules that hold across every object of one run (a name defined twice, service ports that clash,
 services whose selector or target port finds nothing).
 
 Pure functions of the model. What they need to know about the written form is only where things were
@@ -8,12 +8,18 @@ written (a ``Layout`` of JSON pointers), so their messages point at the right li
 
 from __future__ import annotations
 
+import posixpath
+import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from cluster_pilot import model
-from cluster_pilot.manifests.problem import ERROR, WARNING, Finding, Problem
+from cluster_pilot.manifests.problem import ERROR, WARNING, Finding, Problem, show
+
+# The kernel's own filesystems in a container: a volume over them hides or replaces what the kernel shows the
+# container about itself (its processes, cgroups, sysctls), which Docker sets up and the pod must not.
+KERNEL_PATHS = ("/proc", "/sys")
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,7 @@ def check_object(obj: model.Object, layout: Layout) -> list[Finding]:
     findings: list[Finding] = []
     spec = pod_spec_of(obj)
     if spec is not None:
-        findings += check_pod_spec(spec, layout)
+        findings += check_pod_spec(spec, layout, obj.meta.api_version)
     if isinstance(obj, model.ReplicationController):
         findings += _check_controller(obj, layout)
     if isinstance(obj, model.Service):
@@ -73,7 +79,7 @@ def check_object(obj: model.Object, layout: Layout) -> list[Finding]:
     return findings
 
 
-def check_pod_spec(spec: model.PodSpec, layout: Layout) -> list[Finding]:
+def check_pod_spec(spec: model.PodSpec, layout: Layout, api_version: str = "v1") -> list[Finding]:
     at = layout.containers
     findings: list[Finding] = []
     names: dict[str, int] = {}
@@ -104,11 +110,62 @@ def check_pod_spec(spec: model.PodSpec, layout: Layout) -> list[Finding]:
                                             f"port name \"{port.name}\" is also used by container "
                                             f"\"{port_names[port.name]}\"; port names must be unique in a pod"))
                 port_names.setdefault(port.name, container.name)
+        mount_paths: dict[str, int] = {}
         for k, mount in enumerate(container.volume_mounts):
             if mount.name not in volumes:
                 findings.append(Finding(f"{at}/{i}/volumeMounts/{k}/name",
                                         f"no volume named \"{mount.name}\" in this pod: define it under volumes"))
+            why = path_refusal(mount.mount_path)
+            if why is None and mount.mount_path in mount_paths:
+                why = (f"{show(mount.mount_path)} is also the mountPath of volumeMounts/{mount_paths[mount.mount_path]}"
+                       " of this container: a container mounts one volume at a path")
+            if why is not None:
+                findings.append(Finding(f"{at}/{i}/volumeMounts/{k}/mountPath", why))
+            mount_paths.setdefault(mount.mount_path, k)
+    for i, volume in enumerate(spec.volumes):
+        if volume.kind == "hostDir" and (why := path_refusal(volume.host_path, in_container=False)) is not None:
+            findings.append(Finding(f"{layout.volumes}/{i}{host_path_leaf(api_version)}", why))
     return findings
+
+
+def host_path_leaf(api_version: str) -> str:
+    """Where, below a volume, its host path is written."""
+    return "/source/hostDir/path" if api_version == "v1beta1" else "/hostPath/path"
+
+
+def path_refusal(path: str, in_container: bool = True) -> str | None:
+    """Why ``path`` cannot be where a volume is mounted in a container (or, with ``in_container`` false, the
+    host directory a hostDir/hostPath volume binds), or None. The one rule for every spelling of a mount.
+
+    The path reaches the host as text Docker and the kernel read, so it must mean one thing there: absolute
+    and in normal form (no ``.``, ``..``, ``//`` or trailing ``/``: what is checked is what is mounted, and a
+    mount path cannot climb out of where it seems to be), no ``:`` (Docker's bind string ``SRC:DST:MODE`` would
+    read the rest as another path or as options such as ``rshared``) and no control character (a newline
+    ends a line of Ansible's or Docker's output, NUL ends the path for the kernel). A container's mount is
+    also not ``/`` (it would replace the whole image) nor on the kernel's filesystems (``KERNEL_PATHS``).
+    Whether a host path is allowed at all is the fleet's policy (``manifests.policy``)."""
+    if not path.startswith("/"):
+        return f"{show(path)} is not an absolute path: write it from \"/\" (e.g. \"/data\")"
+    control = next((c for c in path if unicodedata.category(c) == "Cc"), None)
+    if control is not None:
+        return f"{show(path)} holds the control character U+{ord(control):04X}: a path is one line of printable text"
+    if ":" in path:
+        return (f"{show(path)} holds \":\", which Docker would read as the end of the path and the start of the "
+                "bind's options or another path" + (": use readOnly for a read-only mount" if in_container else ""))
+    segments = path.split("/")[1:]
+    if path != "/" and ("" in segments or "." in segments or ".." in segments):
+        if ".." in segments:
+            return f"{show(path)} climbs with \"..\": write the path it stands for"
+        normal = "/" + posixpath.normpath(path).lstrip("/")
+        return f"{show(path)} is not in normal form: write {show(normal)}"
+    if in_container and path == "/":
+        return "\"/\" cannot be a mountPath: a volume there would replace the container's whole filesystem"
+    if in_container:
+        kernel = next((k for k in KERNEL_PATHS if path == k or path.startswith(k + "/")), None)
+        if kernel is not None:
+            return (f"{show(path)} is on {kernel}, the kernel's own filesystem in the container: a volume "
+                    "cannot be mounted there")
+    return None
 
 
 def _check_controller(rc: model.ReplicationController, layout: Layout) -> list[Finding]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from cluster_pilot import model
-from cluster_pilot.manifests.checks import Placed, pod_spec_of
+from cluster_pilot.manifests.checks import Placed, host_path_leaf, pod_spec_of
 from cluster_pilot.manifests.network import ServiceNetwork
 from cluster_pilot.manifests.problem import ERROR, WARNING, Problem, show
 
@@ -92,7 +92,7 @@ def _object_problems(p: Placed, policy: Policy) -> Iterable[Problem]:
     obj, layout = p.obj, p.layout
     spec = pod_spec_of(obj)
     if spec is not None:
-        leaf = "/source/hostDir/path" if obj.meta.api_version == "v1beta1" else "/hostPath/path"
+        leaf = host_path_leaf(obj.meta.api_version)
         for i, volume in enumerate(spec.volumes):
             refusal = host_path_refusal(volume.host_path, policy) if volume.kind == "hostDir" else None
             if refusal is not None:
