@@ -25,7 +25,7 @@ class Kind:
     aliases: tuple[str, ...] = ()  # other words people type for it
     v1_kind: str = ""  # today's kind name where it differs (a Minion is a Node)
     namespaced: bool = True  # in today's API: under /api/v1/namespaces/NS/
-    verbs: tuple[str, ...] = ("create", "delete", "get", "list")  # what the v1 API serves for it
+    verbs: tuple[str, ...] = ("create", "delete", "get", "list", "patch", "watch")  # what the v1 API serves for it
 
     @property
     def kind_v1(self) -> str:
@@ -48,10 +48,10 @@ class Kind:
 PODS = Kind(POD, "pods", "pods", "po")
 CONTROLLERS = Kind(REPLICATION_CONTROLLER, "replicationControllers", "replicationcontrollers", "rc", ("rcs",))
 SERVICES = Kind(SERVICE, "services", "services", "svc")
-MINIONS = Kind(MINION, "minions", "nodes", "no", ("node",), "Node", namespaced=False, verbs=("get", "list"))
+MINIONS = Kind(MINION, "minions", "nodes", "no", ("node",), "Node", namespaced=False, verbs=("get", "list", "watch"))
 # Today's API only: namespaces are the ones objects name; events are the master's log (``/api/v1beta1/events``).
-NAMESPACES = Kind(NAMESPACE, "", "namespaces", "ns", namespaced=False, verbs=("get", "list"))
-EVENTS = Kind(EVENT, "events", "events", "ev", verbs=("get", "list"))
+NAMESPACES = Kind(NAMESPACE, "", "namespaces", "ns", namespaced=False, verbs=("get", "list", "watch"))
+EVENTS = Kind(EVENT, "events", "events", "ev", verbs=("get", "list", "watch"))
 
 TABLE = (PODS, CONTROLLERS, SERVICES, MINIONS)
 V1 = (PODS, CONTROLLERS, SERVICES, MINIONS, NAMESPACES, EVENTS)  # what ``/api/v1`` serves

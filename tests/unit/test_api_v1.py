@@ -114,7 +114,7 @@ def test_discovery_plain_and_aggregated(master):
     code, _, doc = call(master, "GET", "/api/v1")
     listed = {r["name"]: r for r in doc["resources"]}
     assert doc["groupVersion"] == "v1" and listed["replicationcontrollers"]["kind"] == "ReplicationController"
-    assert listed["nodes"]["namespaced"] is False and listed["pods"]["verbs"] == ["create", "delete", "get", "list"]
+    assert listed["nodes"]["namespaced"] is False and listed["pods"]["verbs"] == ["create", "delete", "get", "list", "patch", "watch"]
     assert listed["pods/log"]["verbs"] == ["get"]
 
 
@@ -183,6 +183,42 @@ def test_errors_are_kubernetes_statuses(master):
     assert call(master, "DELETE", "/api/v1/namespaces/default/pods/v1-dup")[0] == 200
 
 
+def test_patch_in_its_three_forms(master):
+    assert call(master, "POST", "/api/v1/namespaces/default/pods", v1_pod("v1-patched"))[0] == 201
+    path = "/api/v1/namespaces/default/pods/v1-patched"
+    smp = {"Content-Type": "application/strategic-merge-patch+json"}
+    code, _, got = call(master, "PATCH", path, {"metadata": {"labels": {"tier": "front"}},
+                                                "spec": {"containers": [{"name": "app", "image": "nginx:2"}]}},
+                        headers=smp)
+    assert code == 200 and got["metadata"]["labels"] == {"app": "v1-patched", "tier": "front"}
+    container = got["spec"]["containers"][0]
+    assert container["image"] == "nginx:2" and [p["containerPort"] for p in container["ports"]] == [80]  # kept
+    record = master.store.get("Pod", "v1-patched")
+    assert record.body["spec"]["containers"][0]["image"] == "nginx:2"
+    code, _, got = call(master, "PATCH", path, {"metadata": {"labels": {"tier": None}}},
+                        headers={"Content-Type": "application/merge-patch+json"})
+    assert code == 200 and got["metadata"]["labels"] == {"app": "v1-patched"}
+    code, _, got = call(master, "PATCH", path, [{"op": "replace", "path": "/spec/containers/0/image", "value": "redis"}],
+                        headers={"Content-Type": "application/json-patch+json"})
+    assert code == 200 and got["spec"]["containers"][0]["image"] == "redis"
+    code, _, doc = call(master, "PATCH", path, [{"op": "test", "path": "/kind", "value": "Service"}],
+                        headers={"Content-Type": "application/json-patch+json"})
+    assert (code, doc["reason"]) == (409, "Conflict")
+    code, _, doc = call(master, "PATCH", path, {"spec": {"containers": [{"name": "app", "image": ""}]}}, headers=smp)
+    assert (code, doc["reason"]) == (422, "Invalid") and doc["details"]["causes"][0]["field"] == "spec.containers[0].image"
+    code, _, doc = call(master, "PATCH", path, {"metadata": {"name": "other"}}, headers=smp)
+    assert (code, doc["reason"]) == (422, "Invalid")
+    code, _, doc = call(master, "PATCH", path, {"metadata": {"resourceVersion": "1"}}, headers=smp)
+    assert (code, doc["reason"]) == (409, "Conflict") and "modified" in doc["message"]  # a stale version
+    code, _, doc = call(master, "PATCH", path, {}, headers={"Content-Type": "application/json"})
+    assert (code, doc["reason"]) == (415, "UnsupportedMediaType")
+    code, _, doc = call(master, "PATCH", "/api/v1/namespaces/default/pods/none-such", {}, headers=smp)
+    assert (code, doc["reason"]) == (404, "NotFound")
+    assert call(master, "GET", "/api/v1beta1/pods/v1-patched")[2]["desiredState"]["manifest"]["containers"][0][
+        "image"] == "redis"  # the 2014 view of the same object
+    assert call(master, "DELETE", path)[0] == 200
+
+
 def test_dry_run_stores_nothing(master):
     code, _, made = call(master, "POST", "/api/v1/namespaces/default/pods?dryRun=All", v1_pod("v1-dry"))
     assert code == 201 and made["metadata"]["name"] == "v1-dry"
@@ -197,6 +233,9 @@ def test_what_a_cli_apply_set_owns_is_read_only_and_says_so(master, monkeypatch)
         assert annotations["cluster-pilot.io/read-only"] == "true"
         assert "default" in annotations["cluster-pilot.io/managed-by"]
         code, _, doc = call(master, "DELETE", "/api/v1/namespaces/default/pods/v1-cli")
+        assert (code, doc["reason"]) == (409, "Conflict") and "apply set" in doc["message"]
+        code, _, doc = call(master, "PATCH", "/api/v1/namespaces/default/pods/v1-cli", {"metadata": {"labels": {}}},
+                            headers={"Content-Type": "application/merge-patch+json"})
         assert (code, doc["reason"]) == (409, "Conflict") and "apply set" in doc["message"]
     finally:
         master.store.delete("Pod", "v1-cli")
@@ -435,4 +474,10 @@ def test_kubectl_apply_creates_what_is_new(kubectl, tmp_path):
     got = json.loads(kubectl("get", "pod", "kc-applied", "-o", "json").stdout)
     assert "kubectl.kubernetes.io/last-applied-configuration" in got["metadata"]["annotations"]
     assert kubectl("apply", "-f", str(manifest), "--validate=false").stdout.strip() == "pod/kc-applied unchanged"
+    manifest.write_text(yaml.safe_dump(v1_pod("kc-applied", image="redis")))  # one field changed: a strategic patch
+    changed = kubectl("apply", "-f", str(manifest), "--validate=false")
+    assert changed.returncode == 0 and changed.stdout.strip() == "pod/kc-applied configured", changed.stderr
+    assert kubectl("get", "pod", "kc-applied", "-o", "jsonpath={.spec.containers[0].image}").stdout == "redis"
+    assert kubectl("label", "pod", "kc-applied", "tier=front").stdout.strip() == "pod/kc-applied labeled"
+    assert kubectl("get", "pods", "-l", "tier=front", "-o", "name").stdout.split() == ["pod/kc-applied"]
     assert kubectl("delete", "pod", "kc-applied").returncode == 0

@@ -75,7 +75,7 @@ def _writes(routes: APIRouter, ctx: Context, resources: dict[str, Resource], pod
         kind = _writable(kind_of(resource))
         obj = parse_body(raw, kind, ctx.store.list(), name, ctx.policy)
         expect = resource_version(raw)
-        _owned(ctx, kind, name)
+        owned(ctx, kind, name)
         before = ctx.stored(kind, name)
         if before is None:
             raise not_found(resource, name)
@@ -109,10 +109,23 @@ def create(ctx: Context, obj: Object, named: Callable[[str], str]) -> Record:
     return record
 
 
+def update(ctx: Context, obj: Object, expect: int | None, named: Callable[[str], str]) -> Record:
+    """Store a changed object for the master (today's PATCH; the 2014 PUT keeps its own read-modify-write):
+    refused on what a CLI apply set owns; ``expect``: the version it was based on (None: any)."""
+    owned(ctx, obj.kind, obj.meta.name)
+    try:
+        record = ctx.store.put(obj.kind, obj.meta.name, to_json(obj), expect_version=expect, applyset="master",
+                               actor="api")
+    except Conflict as exc:
+        raise ApiError(409, f"{named(obj.meta.name)}: {exc}", "Conflict") from None
+    ctx.reconciler.trigger()
+    return record
+
+
 def delete(ctx: Context, pods: Pods, kind: str, name: str, missing: ApiError) -> None:
     """Delete for the master (both API versions): refused on what a CLI apply set owns; a controller's pod is
     evicted (removed, and replaced by its controller); ``missing`` is raised when there is nothing to delete."""
-    _owned(ctx, kind, name)
+    owned(ctx, kind, name)
     try:
         ctx.store.delete(kind, name, actor="api")
     except NotFound:
@@ -122,7 +135,8 @@ def delete(ctx: Context, pods: Pods, kind: str, name: str, missing: ApiError) ->
     ctx.reconciler.trigger()
 
 
-def _owned(ctx: Context, kind: str, name: str) -> None:
+def owned(ctx: Context, kind: str, name: str) -> None:
+    """409 on what a CLI apply set owns (issue 15's rules)."""
     if (why := ctx.read_only(kind, name)) is not None:
         raise ApiError(409, why, "Conflict")
 

@@ -5,9 +5,10 @@ objects, two views. What kubectl needs to get, create and delete: discovery, lis
 The rules are the v1beta1 API's (``objects.create``/``objects.delete``): what a CLI apply set owns is listed,
 marked read-only (``api.v1.MANAGED_BY``), and a write to it is a 409. Names are one space per kind across
 namespaces (the store's key is kind and name): a name taken in one namespace is ``AlreadyExists`` in another.
-Watch is ``routes.watch``'s (a list's resourceVersion names its reading there). Not served yet: update, patch
-(so ``kubectl apply`` creates but does not change), ``limit``/``continue`` (a list is whole, which a client
-asking for pages reads as the last page), OpenAPI (``kubectl create``/``apply`` need ``--validate=false``).
+Watch is ``routes.watch``'s (a list's resourceVersion names its reading there); PATCH applies ``api.patch`` to
+the object's manifest (what was asked), so ``kubectl apply`` changes what it applied. Not served yet: PUT,
+server-side apply, ``limit``/``continue`` (a list is whole, which a client asking for pages reads as the last
+page), OpenAPI (``kubectl create``/``apply`` need ``--validate=false``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from cluster_pilot.api import discovery, kinds, tables
+from cluster_pilot.api import patch as patches
 from cluster_pilot.api import v1 as view
 from cluster_pilot.host.podformat import INFRA
 from cluster_pilot.master import guard
@@ -340,6 +342,58 @@ def _writes(routes: APIRouter, ctx: Context, pods: Pods) -> None:
                 exc.details = {"name": obj.meta.name, "kind": k.v1}
             raise
         return JSONResponse(View(ctx).written(record), status_code=201)
+
+    @routes.patch(PREFIX + "/namespaces/{namespace}/{plural}/{name}", openapi_extra=BODY)
+    @guard.one_writer
+    def patch(request: Request, namespace: str, plural: str, name: str,
+              raw: bytes = Depends(guard.raw_body)) -> JSONResponse:
+        """JSON, merge and strategic merge patches (``api.patch``), applied to the object as its manifest says
+        it (what was asked, not what the fleet reports), then checked and stored as an update."""
+        k = _writable(plural, "patch")
+        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media not in patches.TYPES:
+            raise ApiError(415, f"PATCH takes {', '.join(patches.TYPES)}; not {media or 'no Content-Type'!r} "
+                                "(server-side apply is not served yet)", "UnsupportedMediaType")
+        record = ctx.stored(k.name, name)
+        objects.owned(ctx, k.name, name)
+        if record is None and k is kinds.PODS and pods.running(name):
+            raise ApiError(409, f'pod "{name}" is its controller\'s: change the replicationcontroller', "Conflict")
+        if record is None or (from_json(record.body).meta.namespace or "default") != namespace:
+            raise _missing(k, name)
+        try:
+            body = json.loads(raw or b"null")
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise ApiError(400, f"the patch is not JSON: {exc}", "BadRequest") from None
+        before = view.manifest(from_json(record.body))
+        before["metadata"]["namespace"] = namespace
+        try:
+            after = patches.apply(media, before, body, k.kind_v1)
+        except patches.PatchError as exc:
+            raise ApiError(409 if exc.failed_test else 422, str(exc),
+                           "Conflict" if exc.failed_test else "Invalid") from None
+        meta = after.get("metadata") if isinstance(after.get("metadata"), dict) else {}
+        if meta.get("name") != name or (meta.get("namespace") or "default") != namespace:
+            raise ApiError(422, f'{k.kind_v1} "{name}" is invalid: metadata.name and metadata.namespace cannot '
+                                "be changed", "Invalid")
+        expect = meta.get("resourceVersion")
+        after = after | {"metadata": {key: v for key, v in meta.items() if key != "resourceVersion"}}
+        raw_after = _object(json.dumps(after).encode(), namespace)
+        try:
+            obj: Object = parse_body(raw_after, k.name, ctx.store.list(), name, ctx.policy)
+        except ApiError as exc:
+            raise _invalid(exc, k.kind_v1, name) from None
+        if request.query_params.get("dryRun") == "All":
+            return JSONResponse(View(ctx).written(Record(obj.kind, name, to_json(obj), record.resource_version,
+                                                         record.applyset, time.time())))
+        try:
+            stored = objects.update(ctx, obj, int(expect) if str(expect or "").isdigit() else None,
+                                    lambda n: f'{k.v1} "{n}"')
+        except ApiError as exc:
+            if exc.reason == "Conflict" and expect:
+                exc.message = (f'Operation cannot be fulfilled on {k.v1} "{name}": the object has been modified; '
+                               "please apply your changes to the latest version and try again")
+            raise
+        return JSONResponse(View(ctx).written(stored))
 
     @routes.delete(PREFIX + "/namespaces/{namespace}/{plural}/{name}")
     @guard.one_writer
