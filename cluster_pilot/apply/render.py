@@ -15,8 +15,8 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from cluster_pilot.model import POD, REPLICATION_CONTROLLER, Container, Service, Volume, host_safe_name
-from cluster_pilot.host.podformat import (INFRA, PodRecord, container_name, member_labels, network_owner, owner_labels,
-                                          pod_dir, volume_dir)
+from cluster_pilot.host.podformat import (INFRA, PodRecord, anchor, bind_dir, container_name, member_labels,
+                                          network_owner, owner_labels, pod_dir, volume_dir)
 from cluster_pilot.plan.planner import Create, Plan, Remove, by_node
 from cluster_pilot.manifests.network import search_path
 from cluster_pilot.plan.proxy import discovery_env
@@ -97,7 +97,8 @@ def _container_body(create: Create, c: Container, infra: str | None, volumes: Ma
     host_config: dict[str, Any] = {
         "Init": True,  # a process that is PID 1 ignores SIGTERM: stopping would always wait for the kill
         "RestartPolicy": {"Name": _RESTART.get(spec.restart_policy, "always")},
-        "Binds": [_bind(create, m.name, m.mount_path, m.read_only, volumes) for m in c.volume_mounts],
+        "Mounts": [{"Type": "bind", "Source": _source(create, volumes.get(m.name), m.name), "Target": m.mount_path,
+                    "ReadOnly": m.read_only} for m in c.volume_mounts],
     }
     if infra is not None:
         host_config |= {"NetworkMode": f"container:{infra}", "IpcMode": f"container:{infra}"}
@@ -123,11 +124,16 @@ def _container_body(create: Create, c: Container, infra: str | None, volumes: Ma
     return body
 
 
-def _bind(create: Create, volume: str, path: str, read_only: bool, volumes: Mapping[str, Volume]) -> str:
-    v = volumes.get(volume)
-    source = v.host_path if v is not None and v.kind == "hostDir" and v.host_path else \
-        volume_dir(create.name, create.spec_hash, volume)
-    return f"{source}:{path}:{'ro' if read_only else 'rw'}"
+def _host_path(v: Volume | None) -> str | None:
+    return v.host_path if v is not None and v.kind == "hostDir" and v.host_path else None
+
+
+def _source(create: Create, v: Volume | None, volume: str) -> str:
+    """Structured mounts, never a ``SRC:DST:MODE`` text a path could reshape; a host path through its anchor,
+    which ``cp_pods`` binds to the directory it checked, so no later swap of the path reaches a restart."""
+    if _host_path(v) is not None:
+        return anchor(create.name, create.spec_hash, volume)
+    return volume_dir(create.name, create.spec_hash, volume)
 
 
 def render_create(create: Create, settings: Settings, services: Sequence[Service] = (),
@@ -150,12 +156,15 @@ def render_create(create: Create, settings: Settings, services: Sequence[Service
                         "body": _container_body(create, c, infra, volumes, discovery)} for c in spec.containers]
         images.add(settings.infra_image)
     always = any(c.image_pull_policy == "Always" for c in spec.containers)
+    binds = [{"source": _host_path(v), "anchor": anchor(create.name, create.spec_hash, v.name)}
+             for v in spec.volumes if _host_path(v) is not None]
     return {"pod": create.name, "images": sorted(images), "pull": "always" if always else "missing", "dirs": dirs,
-            "containers": containers}
+            "binds": binds, "containers": containers}
 
 
 def render_remove(remove: Remove) -> dict[str, Any]:
-    return {"pod": remove.pod, "ids": list(remove.container_ids), "dir": pod_dir(remove.pod, remove.spec_hash)}
+    return {"pod": remove.pod, "ids": list(remove.container_ids), "dir": pod_dir(remove.pod, remove.spec_hash),
+            "binds": bind_dir(remove.pod, remove.spec_hash)}
 
 
 def _batches(items: list, parts: int) -> list[list]:

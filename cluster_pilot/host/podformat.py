@@ -21,6 +21,11 @@ RUNTIME_VERSION = 3  # 3: one container per single-container pod; the minions' D
 
 INFRA = "POD"  # the container name of a pod's infra container, as the seed-era kubelet called it
 POD_DIR = "/var/lib/cluster-pilot/pods"  # per pod and spec hash: its emptyDir volumes
+# per pod and spec hash: its host paths, each bound here once checked (``cp_pods``), on a tmpfs of its own, so a
+# reboot leaves none behind and a container dockerd restarts then fails to start instead of getting another
+BIND_DIR = "/run/cluster-pilot/binds"
+# a pod with a host path is made anew once binds became anchored (``BIND_DIR``), which the runtime did not have
+BINDS_VERSION = "anchored"
 
 # On every managed container: whose it is.
 LABEL_CONTROLLER = LABEL_PREFIX + "controller"  # "" for a bare pod
@@ -81,6 +86,15 @@ def container_name(pod: str, container: str, spec_hash: str) -> str:
 
 def pod_dir(pod: str, spec_hash: str) -> str:
     return f"{POD_DIR}/{pod}/{spec_hash}"
+
+
+def bind_dir(pod: str, spec_hash: str) -> str:
+    return f"{BIND_DIR}/{pod}/{spec_hash}"
+
+
+def anchor(pod: str, spec_hash: str, volume: str) -> str:
+    """Where a pod version's host path volume is bound once checked: the source its containers' mounts name."""
+    return f"{bind_dir(pod, spec_hash)}/{volume}"
 
 
 def volume_dir(pod: str, spec_hash: str, volume: str) -> str:

@@ -25,6 +25,9 @@ DOCKERD_PORTS = (2375, 2376)
 REGISTRY_PORT = 5000  # the sandbox registry's, and the usual registry port
 # Binding any of these (or a directory above them) hands the pod the host: refused even when allowed.
 DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
+# cluster-pilot's own places on a minion (pods' volumes, the anchors of their host paths, records, the lock, the
+# proxy): a pod writing there could reach another pod's volumes or the fleet's state.
+OWN_DIRS = ("/var/lib/cluster-pilot", "/run/cluster-pilot", "/var/run/cluster-pilot", "/etc/cluster-pilot")
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,8 @@ def fleet(allowed_host_paths: Iterable[str] = (), reserved_ports: Iterable[int] 
 
 def normal_path(path: str) -> str | None:
     """``path`` with ``//`` and ``.`` folded; ``None`` when it is not absolute or goes up (``..``), since
-    no prefix can vouch for where that lands, or holds ``:`` (which would end the bind's source). Symbolic
-    links are judged on the minion, where they are (``cp_pods`` refuses a bind that passes through one)."""
+    no prefix can vouch for where that lands, or holds ``:``. Symbolic links are judged on the minion, where
+    they are (``cp_pods`` opens the path without following any and binds what it opened)."""
     if not path.startswith("/") or ".." in path.split("/") or "\0" in path or ":" in path:
         return None
     return "/" + posixpath.normpath(path).lstrip("/")
@@ -66,6 +69,8 @@ def host_path_refusal(path: str, policy: Policy) -> tuple[str, str] | None:
         return ERROR, f"host path {show(path)} is not allowed: it must be absolute, without \"..\" or \":\""
     if normal == "/" or any(_under(socket, normal) for socket in DOCKER_SOCKETS):
         return ERROR, f"host path {normal} is never allowed: it would hand the pod the minion (the root or dockerd)"
+    if any(_under(normal, own) or _under(own, normal) for own in OWN_DIRS):
+        return ERROR, f"host path {normal} is never allowed: it holds cluster-pilot's own state on the minion"
     if policy.allowed_host_paths is None:
         return WARNING, (f"host path {normal} needs the fleet's permission ({HOST_PATHS_VAR} in the inventory); "
                          "plan and apply refuse it otherwise")

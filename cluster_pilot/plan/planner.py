@@ -16,7 +16,7 @@ from typing import Iterable, Mapping, Sequence
 from cluster_pilot.manifests.network import ServiceNetwork
 from cluster_pilot.model import Pod, Service
 from cluster_pilot.host.observed import ObservedPod, Observation
-from cluster_pilot.host.podformat import RUNTIME_VERSION, Published
+from cluster_pilot.host.podformat import BINDS_VERSION, RUNTIME_VERSION, Published
 from cluster_pilot.plan.proxy import Endpoint, document_hash, endpoints, free_port, proxied, proxy_document
 from cluster_pilot.scheduler import Placement, RunningPod, Schedule, Unschedulable
 
@@ -25,6 +25,8 @@ def spec_hash(pod: Pod, controller: str | None) -> str:
     """Changes when anything that needs new containers changes: the spec, the pod's labels, its owner."""
     doc = {"spec": asdict(pod.spec), "labels": dict(pod.meta.labels), "controller": controller,
            "runtime": RUNTIME_VERSION}
+    if any(v.kind == "hostDir" for v in pod.spec.volumes):
+        doc["binds"] = BINDS_VERSION
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import cli, rc_manifest, ssh, write_manifest
+from tests.e2e.conftest import cli, managed_containers, rc_manifest, ssh, write_manifest
 
 pytestmark = pytest.mark.e2e
 
@@ -102,3 +102,63 @@ def test_a_killed_apply_leaves_no_environment_value_in_the_state_dir(sandbox_hom
         if apply.poll() is None:
             apply.kill()
         cli("delete", "-f", str(path), home=sandbox_home, check=False)
+
+
+def test_a_host_path_swapped_for_a_link_to_the_root_is_not_followed_when_dockerd_restarts_the_pod(
+        sandbox_home, sandbox, tmp_path):
+    """The audit's critical finding: a pod mounts /srv/data/x, a plain directory; then someone who may write
+    under /srv/data makes x a link to /; dockerd restarting the container in place must not give it the root.
+    After a reboot (the anchors' tmpfs gone) a restart fails rather than mount something unchecked; the pod's
+    removal leaves the host path's data alone."""
+    import json
+
+    import yaml
+
+    from tests.waits import wait_for
+
+    doc = yaml.safe_load(sandbox.inventory.read_text())
+    for host in doc["all"]["children"]["minions"]["hosts"].values():
+        host["cp_allowed_host_paths"] = ["/srv/data"]
+    inventory = tmp_path / "allowed.yml"
+    inventory.write_text(yaml.safe_dump(doc))
+    everyone = sandbox.status()
+    for m in everyone:
+        assert ssh(sandbox, m.address, "mkdir -p /srv/data/x && echo kept > /srv/data/x/kept").returncode == 0
+    pod = write_manifest(tmp_path / "swapped.json", {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "swapped"},
+        "spec": {"containers": [{"name": "app", "image": "busybox", "command": ["sleep", "2147483647"],
+                                 "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+                 "volumes": [{"name": "data", "hostPath": {"path": "/srv/data/x"}}]}})
+    try:
+        cli("apply", "-f", str(pod), "-i", str(inventory), home=sandbox_home)
+        (c,) = [c for c in managed_containers(sandbox) if c["pod"] == "swapped"]
+
+        def on_minion(command: str):
+            return ssh(sandbox, c["address"], command)
+
+        def state() -> dict:
+            return json.loads(on_minion(f"docker inspect -f '{{{{json .State}}}}' {c['id']}").stdout)
+
+        def restarts() -> int:
+            return int(on_minion(f"docker inspect -f '{{{{.RestartCount}}}}' {c['id']}").stdout)
+
+        assert on_minion(f"docker exec {c['id']} ls /data").stdout.split() == ["kept"]
+        assert on_minion("mv /srv/data/x /srv/data/x.old && ln -s / /srv/data/x").returncode == 0
+        on_minion(f"kill -KILL {state()['Pid']}")
+        wait_for(lambda: restarts() >= 1 and state()["Running"], 60, "dockerd to restart the pod's container")
+        seen = on_minion(f"docker exec {c['id']} ls /data")
+        assert seen.stdout.split() == ["kept"], f"after the swap and a restart the pod sees {seen.stdout.split()}"
+        assert on_minion(f"docker exec {c['id']} test -e /data/run/docker.sock").returncode != 0
+
+        assert on_minion("umount -l /run/cluster-pilot/binds").returncode == 0  # as a reboot leaves it
+        on_minion(f"kill -KILL {state()['Pid']}")
+        failed = wait_for(lambda: (lambda st: not st["Running"] and "/run/cluster-pilot/binds/" in st["Error"]
+                                   and st)(state()), 60, "the restart after the anchors went to fail")
+        assert "no such file" in failed["Error"] or "does not exist" in failed["Error"], failed["Error"]
+    finally:
+        cli("delete", "-f", str(pod), "-i", str(inventory), home=sandbox_home, check=False)
+    assert not [c for c in managed_containers(sandbox) if c["pod"] == "swapped"]
+    for m in everyone:
+        kept = ssh(sandbox, m.address, "cat /srv/data/x.old/kept 2>/dev/null || cat /srv/data/x/kept; "
+                                       "grep -c binds/swapped /proc/self/mountinfo; rm -rf /srv/data")
+        assert kept.stdout.split() == ["kept", "0"], (m.name, kept.stdout, kept.stderr)

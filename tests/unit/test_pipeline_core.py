@@ -10,8 +10,9 @@ import yaml
 from cluster_pilot.model import (Container, EnvVar, Meta, Node, Pod, PodSpec, PodTemplate, Port, ReplicationController,
                                  Resources, Volume, VolumeMount, from_json, to_json)
 from cluster_pilot.host.observed import HostView, Observation, group_pods
-from cluster_pilot.plan.planner import plan, running_pods, spec_hash
-from cluster_pilot.apply.render import Settings, container_name, playbook_vars, render, render_create, unsafe_yaml
+from cluster_pilot.plan.planner import Remove, plan, running_pods, spec_hash
+from cluster_pilot.apply.render import (Settings, container_name, playbook_vars, render, render_create,
+                                        render_remove, unsafe_yaml)
 from cluster_pilot.scheduler import schedule
 
 NODES = [Node(f"m{i}", f"10.0.0.{i}", Resources(2000, 4 << 30, 40), {"zone": "a"}) for i in (1, 2)]
@@ -131,8 +132,37 @@ def test_render_makes_docker_bodies_sharing_the_infra_namespace():
     assert "PortBindings" not in redis["body"]["HostConfig"] and "Hostname" not in redis["body"]
     assert redis["body"]["HostConfig"]["Memory"] == 64 << 20
     assert redis["body"]["Env"] == ["A=b"]
-    assert redis["body"]["HostConfig"]["Binds"][0].endswith("/volumes/data:/data:rw")
-    assert body["dirs"] == [f"/var/lib/cluster-pilot/pods/redisMaster/{h}/volumes/data"]
+    assert redis["body"]["HostConfig"]["Mounts"] == [
+        {"Type": "bind", "Source": f"/var/lib/cluster-pilot/pods/redisMaster/{h}/volumes/data", "Target": "/data",
+         "ReadOnly": False}]
+    assert "Binds" not in redis["body"]["HostConfig"]
+    assert body["dirs"] == [f"/var/lib/cluster-pilot/pods/redisMaster/{h}/volumes/data"] and body["binds"] == []
+
+
+def test_a_host_path_reaches_docker_through_its_anchor_as_a_structured_mount_never_a_bind_text():
+    """``SRC:DST:MODE`` text could be reshaped by a path holding ``:``; the anchor is what ``cp_pods`` checks and
+    binds, so a restart cannot follow a swapped path."""
+    pod = Pod(Meta("web"), PodSpec((Container("app", "busybox", volume_mounts=(
+        VolumeMount("host", "/srv", read_only=True),)),), volumes=(Volume("host", "hostDir", "/srv/data/x"),)))
+    create = plan(schedule([pod], NODES, []), empty()).creates[0]
+    body = render_create(create, Settings())
+    anchored = f"/run/cluster-pilot/binds/web/{create.spec_hash}/host"
+    (app,) = body["containers"]
+    assert app["body"]["HostConfig"]["Mounts"] == [{"Type": "bind", "Source": anchored, "Target": "/srv",
+                                                    "ReadOnly": True}]
+    assert body["binds"] == [{"source": "/srv/data/x", "anchor": anchored}] and body["dirs"] == []
+    removal = render_remove(Remove("m1", "web", create.spec_hash, ("c1",), "deleted"))
+    assert removal["binds"] == f"/run/cluster-pilot/binds/web/{create.spec_hash}"
+
+
+def test_pods_with_a_host_path_are_made_anew_for_anchored_binds_and_no_other(monkeypatch):
+    from cluster_pilot.plan import planner
+
+    host = Pod(Meta("h"), PodSpec((Container("a", "busybox"),), volumes=(Volume("v", "hostDir", "/srv/x"),)))
+    empty_dir = Pod(Meta("e"), PodSpec((Container("a", "busybox"),), volumes=(Volume("v"),)))
+    before = spec_hash(host, None), spec_hash(empty_dir, None)
+    monkeypatch.setattr(planner, "BINDS_VERSION", "older")
+    assert spec_hash(host, None) != before[0] and spec_hash(empty_dir, None) == before[1]
 
 
 def test_manifest_values_reach_ansible_as_unsafe_opaque_data():

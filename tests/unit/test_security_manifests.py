@@ -5,6 +5,7 @@ values that would forge table rows."""
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from pathlib import Path
 
@@ -40,17 +41,19 @@ def failures(path: Path, policy) -> list:
 
 
 def test_a_host_path_the_fleet_does_not_allow_is_refused_at_its_line(tmp_path):
-    f = pod_with(tmp_path, ["/srv/data/app", "/etc"])
+    f = pod_with(tmp_path, ["/srv/data/app", "/opt"])
     [problem] = failures(f, ALLOWED)
-    assert str(problem) == (f"{f}:9:33: /spec/volumes/1/hostPath/path: host path /etc is not allowed on this fleet "
+    assert str(problem) == (f"{f}:9:33: /spec/volumes/1/hostPath/path: host path /opt is not allowed on this fleet "
                             "(cp_allowed_host_paths)")
 
 
 @pytest.mark.parametrize("path", ["/", "//", "/var/run/docker.sock", "/run/docker.sock", "/var/run", "/run", "/var",
                                   "/srv/data/../../etc", "srv/data", "/srv/data/..",
-                                  "/srv/data/x:/etc"])
+                                  "/srv/data/x:/etc", "/var/lib/cluster-pilot/pods/web", "/run/cluster-pilot/binds",
+                                  "/var/lib", "/etc"])
 def test_root_socket_and_parent_steps_are_refused_even_when_allowed(tmp_path, path):
-    everything = fleet(["/", "/var", "/run", "/srv/data"])
+    """cluster-pilot's own places too: a pod there could reach other pods' volumes and anchors, or the records."""
+    everything = fleet(["/", "/var", "/run", "/srv/data", "/etc"])
     [problem] = failures(pod_with(tmp_path, [path]), everything)
     assert problem.pointer == "/spec/volumes/0/hostPath/path" and problem.severity == "error"
     assert any(why in problem.message for why in ("never allowed", "not an absolute path", "normal form",
@@ -77,25 +80,25 @@ def test_a_host_path_is_written_in_normal_form(tmp_path, path, normal):
 
 
 def test_validate_without_an_inventory_warns_and_with_one_refuses(tmp_path):
-    f = pod_with(tmp_path, ["/etc"])
+    f = pod_with(tmp_path, ["/opt"])
     [warning] = load([str(f)], policy=NO_INVENTORY).warnings
     assert warning.severity == "warning" and "cp_allowed_host_paths" in warning.message
     result = CliRunner().invoke(cli, ["validate", str(f)])
-    assert result.exit_code == 0 and "warning: host path /etc" in result.output
+    assert result.exit_code == 0 and "warning: host path /opt" in result.output
     inventory = tmp_path / "inv.yml"
     inventory.write_text("all:\n  vars: {cp_allowed_host_paths: [/srv/data]}\n  children:\n    minions:\n"
                          "      hosts: {m1: {ansible_host: 10.9.9.9}}\n")
     result = CliRunner().invoke(cli, ["validate", "-i", str(inventory), str(f)])
-    assert result.exit_code == 1 and "host path /etc is not allowed on this fleet" in result.output
+    assert result.exit_code == 1 and "host path /opt is not allowed on this fleet" in result.output
 
 
 def test_plan_refuses_before_contacting_any_host(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CLUSTER_PILOT_HOME", str(tmp_path / "home"))
     inventory = tmp_path / "inv.yml"
     inventory.write_text("minions:\n  hosts: {m1: {ansible_host: 10.9.9.9}}\n")
-    f = pod_with(tmp_path, ["/etc"])
+    f = pod_with(tmp_path, ["/opt"])
     assert run(cli, "cluster-pilot", ["plan", "--assume-empty", "-i", str(inventory), "-f", str(f)]) == 1
-    assert capsys.readouterr().err.endswith(f"{f}:8:33: /spec/volumes/0/hostPath/path: host path /etc is not "
+    assert capsys.readouterr().err.endswith(f"{f}:8:33: /spec/volumes/0/hostPath/path: host path /opt is not "
                                             "allowed on this fleet (cp_allowed_host_paths)\n")
 
 
@@ -191,12 +194,48 @@ def test_module_arguments_and_target_syslog_stay_quiet():
         assert all(spec[name].get("no_log") is True for name in secret), module
 
 
-def test_a_minion_refuses_a_bind_through_a_symbolic_link(tmp_path):
+def test_a_minion_refuses_a_host_path_through_a_symbolic_link_at_any_level(tmp_path):
     from tests.unit.ansible_modules import load_module
 
     cp_pods = load_module("cp_pods", "cp_pods")
-    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "real").mkdir(parents=True)
     (tmp_path / "data" / "link").symlink_to("/")
-    cp_pods.check_binds({"HostConfig": {"Binds": [f"{tmp_path}/data/sub:/d:rw", f"{tmp_path}//data/./x:/x:ro"]}})
-    with pytest.raises(ValueError, match="symbolic link"):
-        cp_pods.check_binds({"HostConfig": {"Binds": [f"{tmp_path}/data/link:/host:rw"]}})
+    (tmp_path / "up").symlink_to(tmp_path / "data")
+    for bad in (f"{tmp_path}/data/link", f"{tmp_path}/up/real", f"{tmp_path}/data/link/etc"):
+        with pytest.raises(ValueError, match="symbolic link"):
+            cp_pods.open_checked(bad)
+    for unnormal in (f"{tmp_path}//data", f"{tmp_path}/data/./real", f"{tmp_path}/data/../data", "data", "/"):
+        with pytest.raises(ValueError, match="normalised"):
+            cp_pods.open_checked(unnormal)
+    os.close(cp_pods.open_checked(f"{tmp_path}/data/real"))
+    os.close(cp_pods.open_checked(f"{tmp_path}/data/new/sub"))  # made, as Docker made a missing bind source
+    assert (tmp_path / "data" / "new" / "sub").is_dir()
+
+
+def test_an_anchored_host_path_swapped_for_a_link_to_the_root_still_leads_to_the_checked_directory(tmp_path):
+    """The audit's critical finding: the path swapped after the check, the anchor dockerd reads at a restart
+    still names the directory that was checked; the pod's removal unbinds it and leaves its data alone."""
+    from tests.unit.ansible_modules import load_module
+
+    cp_pods = load_module("cp_pods", "cp_pods")
+    data, root = tmp_path / "srv" / "data", tmp_path / "binds"
+    (data / "x").mkdir(parents=True)
+    (data / "x" / "kept").write_text("pod data")
+    (data / "file").write_text("a file")
+    pod = root / "web" / "1a2b"
+    try:
+        cp_pods.anchor_bind(f"{data}/x", f"{pod}/v", str(root))
+        cp_pods.anchor_bind(f"{data}/file", f"{pod}/f", str(root))
+        cp_pods.anchor_bind(f"{data}/x", f"{pod}/v", str(root))  # a retried create binds it once, anew
+        (data / "x").rename(data / "x.old")
+        (data / "x").symlink_to("/")
+        assert sorted(os.listdir(pod / "v")) == ["kept"] and (pod / "f").read_text() == "a file"
+        with pytest.raises(ValueError, match="symbolic link"):  # a pod made after the swap is refused
+            cp_pods.anchor_bind(f"{data}/x", f"{tmp_path}/binds/other/3c4d/v", str(root))
+        with pytest.raises(ValueError, match="not below"):
+            cp_pods.anchor_bind(f"{data}/x.old", f"{tmp_path}/elsewhere", str(root))
+    finally:
+        cp_pods.unbind_all(str(pod), str(root))
+    assert not (root / "web").exists()
+    assert (data / "x.old" / "kept").read_text() == "pod data" and (data / "file").read_text() == "a file"
+    assert str(pod) not in Path("/proc/self/mountinfo").read_text()

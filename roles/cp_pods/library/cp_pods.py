@@ -115,9 +115,12 @@ failed_pods:
   sample: [{"pod": "web-1a2b3", "error": "pull nosuchimage: not found"}]
 """
 
+import ctypes
+import errno
 import json
 import os
 import select
+import stat
 import shutil
 import socket
 import tempfile
@@ -126,7 +129,7 @@ import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.cp_fence import FENCE, Fenced, check
-from ansible.module_utils.cp_podformat import POD_DIR
+from ansible.module_utils.cp_podformat import BIND_DIR, POD_DIR
 
 ARGUMENT_SPEC = dict(
     create=dict(type="str", default="[]", no_log=True),  # pod environments: never logged
@@ -276,13 +279,116 @@ def _safe_dir(path):
     return real.startswith(POD_DIR + "/")
 
 
-def check_binds(body):
-    """A host path the fleet allows must not lead elsewhere through a symbolic link made on the minion
-    (say by a pod that may write under an allowed prefix): Docker would follow it."""
-    for bind in (body.get("HostConfig") or {}).get("Binds") or []:
-        source = bind.split(":", 1)[0]
-        if not source.startswith(POD_DIR + "/") and os.path.realpath(source) != os.path.normpath(source):
-            raise ValueError("host path %s passes through a symbolic link on this minion: refused" % source)
+MS_BIND, MNT_DETACH = 4096, 2
+_libc = None
+
+
+def _syscall(name, *args):
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    if getattr(_libc, name)(*args) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+
+
+def bind_root():
+    """The anchors' own tmpfs, mounted once per boot: after a reboot no anchor is there, so a container dockerd
+    starts again fails to (its mount's source is missing) rather than getting an empty directory."""
+    os.makedirs(BIND_DIR, mode=0o700, exist_ok=True)
+    if not os.path.ismount(BIND_DIR):
+        _syscall("mount", b"cp-binds", BIND_DIR.encode(), b"tmpfs", 0, b"mode=0700")
+
+
+def open_checked(path):
+    """``path`` opened (O_PATH) one component at a time from ``/``, following no symbolic link at any level, so
+    what is opened is what the path names now; missing directories are made as Docker would make them."""
+    parts = path.split("/")[1:]
+    if not path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError("host path %r is not absolute and normalised: refused" % path)
+    fd = os.open("/", os.O_PATH | os.O_DIRECTORY)
+    try:
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            try:
+                step = os.open(part, os.O_PATH | os.O_NOFOLLOW | (0 if last else os.O_DIRECTORY), dir_fd=fd)
+            except FileNotFoundError:
+                try:
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                except FileExistsError:
+                    pass
+                step = os.open(part, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise ValueError("host path %s passes through a symbolic link or a file on this minion: "
+                                     "refused" % path)
+                raise
+            os.close(fd)
+            fd = step
+            if stat.S_ISLNK(os.fstat(fd).st_mode):
+                raise ValueError("host path %s is a symbolic link on this minion: refused" % path)
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def unbind(target):
+    try:
+        _syscall("umount2", target.encode(), MNT_DETACH)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOENT):  # EINVAL: not a mount point
+            raise
+
+
+def anchor_bind(source, target, root=BIND_DIR):
+    """Bind what ``source`` names now (checked by ``open_checked``) at ``target``, below ``BIND_DIR``, where no
+    pod can write: dockerd resolves ``target`` again at every start, and it still leads to the checked
+    directory (or file), whatever becomes of ``source``'s path later."""
+    if not target.startswith(root + "/"):
+        raise ValueError("anchor %s is not below %s: refused" % (target, root))
+    fd = open_checked(source)
+    try:
+        seen = os.fstat(fd)
+        os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+        unbind(target)
+        if stat.S_ISDIR(seen.st_mode):
+            if not os.path.isdir(target) or os.path.islink(target):
+                _clear(target)
+                os.mkdir(target, 0o700)
+        elif not os.path.isfile(target) or os.path.islink(target):
+            _clear(target)
+            os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600))
+        _syscall("mount", ("/proc/self/fd/%d" % fd).encode(), target.encode(), None, MS_BIND, None)
+        bound = os.stat(target)
+        if (bound.st_dev, bound.st_ino) != (seen.st_dev, seen.st_ino):
+            unbind(target)
+            raise ValueError("host path %s: its bind at %s is not what was checked: refused" % (source, target))
+    finally:
+        os.close(fd)
+
+
+def _clear(target):
+    """An unmounted leftover at ``target`` (never a mount: ``unbind`` ran first), removed without recursing."""
+    if os.path.islink(target) or os.path.isfile(target):
+        os.unlink(target)
+    elif os.path.isdir(target):
+        os.rmdir(target)
+
+
+def unbind_all(directory, root=BIND_DIR):
+    """A pod version's anchors unmounted and removed, one level, never recursively: a mount still there makes
+    the removal fail rather than reach into the host path."""
+    if not directory.startswith(root + "/") or not os.path.isdir(directory):
+        return
+    for name in os.listdir(directory):
+        target = os.path.join(directory, name)
+        unbind(target)
+        _clear(target)
+    os.rmdir(directory)
+    parent = os.path.dirname(directory)
+    if parent.startswith(root + "/") and not os.listdir(parent):
+        os.rmdir(parent)
 
 
 def network_owner(action):
@@ -292,8 +398,8 @@ def network_owner(action):
 
 
 def create_pod(docker, action):
-    for c in action["containers"]:
-        check_binds(c["body"])
+    for b in action.get("binds", []):
+        anchor_bind(b["source"], b["anchor"])
     for d in action.get("dirs", []):
         os.makedirs(d, exist_ok=True)
     owner = network_owner(action)
@@ -314,6 +420,8 @@ def remove_pod(docker, action):
         parent = os.path.dirname(d)
         if _safe_dir(parent) and os.path.isdir(parent) and not os.listdir(parent):
             os.rmdir(parent)
+    if action.get("binds"):
+        unbind_all(action["binds"])
 
 
 def finish(done, failed, jobs):
@@ -343,6 +451,8 @@ def act(docker, creates, removes):
             return image
         return None
 
+    if any(a.get("binds") for a in creates):
+        bind_root()  # once, before the pods' threads: two mounting it would hide each other's anchors
     workers = max(1, min(WIDTH, len(wanted) + len(creates) + len(removes)))
     removers = workers if len(removes) < 2 or docker.stops_at_once() else 1
     with ThreadPoolExecutor(max_workers=workers) as pool, ThreadPoolExecutor(max_workers=removers) as removing:

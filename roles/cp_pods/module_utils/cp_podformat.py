@@ -8,3 +8,4 @@ original.
 from __future__ import annotations
 
 POD_DIR = "/var/lib/cluster-pilot/pods"  # cp_pods removes pod directories only below it
+BIND_DIR = "/run/cluster-pilot/binds"  # cp_pods binds checked host paths only below it
