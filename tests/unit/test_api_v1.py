@@ -219,6 +219,20 @@ def test_patch_in_its_three_forms(master):
     assert call(master, "DELETE", path)[0] == 200
 
 
+def test_strict_field_validation_refuses_unknown_fields(master):
+    typo = v1_pod("v1-typo")
+    typo["spec"]["containers"][0]["imagePolicy"] = "Always"
+    typo["metadata"]["creationTimestamp"] = None  # what `kubectl create --dry-run -o yaml` writes: not a typo
+    typo["status"] = {}
+    code, _, doc = call(master, "POST", "/api/v1/namespaces/default/pods?fieldValidation=Strict", typo)
+    assert (code, doc["reason"]) == (422, "Invalid")
+    (cause,) = doc["details"]["causes"]
+    assert cause["field"] == "spec.containers[0].imagePolicy" and "imagePullPolicy" in cause["message"]
+    code, _, made = call(master, "POST", "/api/v1/namespaces/default/pods?fieldValidation=Ignore", typo)
+    assert code == 201 and "imagePolicy" not in made["spec"]["containers"][0]  # dropped, as asked
+    assert call(master, "DELETE", "/api/v1/namespaces/default/pods/v1-typo")[0] == 200
+
+
 def test_dry_run_stores_nothing(master):
     code, _, made = call(master, "POST", "/api/v1/namespaces/default/pods?dryRun=All", v1_pod("v1-dry"))
     assert code == 201 and made["metadata"]["name"] == "v1-dry"

@@ -294,11 +294,13 @@ def _invalid(exc: ApiError, kind: str, name: str) -> ApiError:
     if exc.code != 400 or exc.reason != "Invalid" or exc.message.startswith("request body: not JSON") \
             or "expected a JSON object" in exc.message:
         return ApiError(exc.code, exc.message, "BadRequest" if exc.code == 400 else exc.reason)
-    causes = []
+    causes: list[dict[str, str]] = []
     for part in exc.message.split("; "):
         pointer, sep, message = part.partition(": ")
         if sep and pointer.startswith("/"):
             causes.append({"reason": "FieldValueInvalid", "message": message, "field": _dotted(pointer)})
+        elif causes:  # the rest of one problem's message ("unknown field; expected one of: ...")
+            causes[-1]["message"] += "; " + part
         else:
             causes.append({"reason": "FieldValueInvalid", "message": part})
     return ApiError(422, f'{kind} "{name}" is invalid: {exc.message}', "Invalid",
@@ -311,6 +313,12 @@ def _dotted(pointer: str) -> str:
     for part in pointer.strip("/").split("/"):
         out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
     return out
+
+
+def _strict(request: Request) -> bool:
+    """``fieldValidation=Strict`` (kubectl's default, ``--validate=strict``): an unknown field is an error.
+    ``Ignore``, ``Warn`` or none: unknown fields are dropped (no warning header yet)."""
+    return request.query_params.get("fieldValidation") == "Strict"
 
 
 def _name_in(raw: bytes) -> str:
@@ -328,7 +336,7 @@ def _writes(routes: APIRouter, ctx: Context, pods: Pods) -> None:
         k = _writable(plural, "create")
         body = _object(raw, namespace)
         try:
-            obj: Object = parse_body(body, k.name, ctx.store.list(), policy=ctx.policy)
+            obj: Object = parse_body(body, k.name, ctx.store.list(), policy=ctx.policy, strict=_strict(request))
         except ApiError as exc:
             raise _invalid(exc, k.kind_v1, _name_in(body)) from None
         if request.query_params.get("dryRun") == "All":
@@ -379,7 +387,7 @@ def _writes(routes: APIRouter, ctx: Context, pods: Pods) -> None:
         after = after | {"metadata": {key: v for key, v in meta.items() if key != "resourceVersion"}}
         raw_after = _object(json.dumps(after).encode(), namespace)
         try:
-            obj: Object = parse_body(raw_after, k.name, ctx.store.list(), name, ctx.policy)
+            obj: Object = parse_body(raw_after, k.name, ctx.store.list(), name, ctx.policy, _strict(request))
         except ApiError as exc:
             raise _invalid(exc, k.kind_v1, name) from None
         if request.query_params.get("dryRun") == "All":
