@@ -60,7 +60,7 @@ def all_running(master: Master, selector: str, count: int) -> bool:
 
 def test_kubectl_applies_lists_reads_and_deletes_the_guestbook(secure_master, sandbox):
     m = secure_master
-    applied = kubectl(m, "apply", "-f", str(GUESTBOOK), "--validate=false")
+    applied = kubectl(m, "apply", "-f", str(GUESTBOOK))
     assert applied.returncode == 0, applied.stderr
     assert {"pod/redis-master created", "replicationcontroller/frontend created", "service/frontend created",
             "replicationcontroller/redis-replica created"} <= set(applied.stdout.splitlines())

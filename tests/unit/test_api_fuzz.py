@@ -86,7 +86,8 @@ def test_a_body_that_is_not_utf8_or_json_is_a_400_on_every_write(case):
         case.path_parameters = {**case.path_parameters, "resource": "pods"}
     if case.path_parameters and "plural" in case.path_parameters:  # today's API: a resource that exists
         case.path_parameters = {**case.path_parameters, "plural": "pods"}
-    headers = {**(case.headers or {}), "Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    media = "application/merge-patch+json" if case.method.upper() == "PATCH" else "application/json"
+    headers = {**(case.headers or {}), "Authorization": f"Bearer {TOKEN}", "Content-Type": media}
     for body in NOT_JSON:
         response = case.call(headers=headers, data=body)
         answer = response.json()

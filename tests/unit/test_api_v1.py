@@ -423,7 +423,7 @@ def kubectl(tls_master, tmp_path):
 def test_kubectl_gets_creates_and_deletes(kubectl, tmp_path):
     manifest = tmp_path / "web.yaml"
     manifest.write_text(yaml.safe_dump_all([v1_pod("kc-web", {"app": "kc"}), v1_rc("kc-front", 2)]))
-    created = kubectl("create", "-f", str(manifest), "--validate=false")
+    created = kubectl("create", "-f", str(manifest))
     assert created.returncode == 0, created.stderr
     assert created.stdout.split("\n")[:2] == ["pod/kc-web created", "replicationcontroller/kc-front created"]
     listed = kubectl("get", "pods", "-o", "wide")
@@ -440,7 +440,7 @@ def test_kubectl_gets_creates_and_deletes(kubectl, tmp_path):
     nodes = kubectl("get", "nodes")
     assert nodes.returncode == 0 and all(m in nodes.stdout for m in MINIONS)
     assert kubectl("get", "svc").returncode == 0
-    again = kubectl("create", "-f", str(manifest), "--validate=false")
+    again = kubectl("create", "-f", str(manifest))
     assert again.returncode == 1 and "Error from server (AlreadyExists)" in again.stderr
     assert 'pods "kc-web" already exists' in again.stderr
     missing = kubectl("get", "pod", "none-such")
@@ -449,6 +449,36 @@ def test_kubectl_gets_creates_and_deletes(kubectl, tmp_path):
     assert deleted.returncode == 0, deleted.stderr
     assert deleted.stdout.split("\n")[:2] == ['pod "kc-web" deleted', 'replicationcontroller "kc-front" deleted']
     assert kubectl("get", "pods", "-o", "name").stdout == ""
+
+
+def test_kubectl_validates_on_the_server_from_the_openapi_it_reads(kubectl, tmp_path):
+    typo = v1_pod("kc-typo")
+    typo["spec"]["containers"][0]["imagePolicy"] = "Always"
+    manifest = tmp_path / "typo.yaml"
+    manifest.write_text(yaml.safe_dump(typo))
+    refused = kubectl("create", "-f", str(manifest))  # kubectl's default --validate=strict, no openapi error
+    assert refused.returncode == 1 and "spec.containers[0].imagePolicy: unknown field" in refused.stderr
+    explained = kubectl("explain", "pod.spec.containers.image")
+    assert explained.returncode == 0 and "FIELD: image" in explained.stdout, explained.stderr
+
+
+def test_openapi_is_generated_from_the_projects_schemas(master):
+    code, _, root = call(master, "GET", "/openapi/v3")
+    url = root["paths"]["api/v1"]["serverRelativeURL"]
+    assert code == 200 and url.startswith("/openapi/v3/api/v1?hash=")
+    code, _, doc = call(master, "GET", url)
+    schemas = doc["components"]["schemas"]
+    pod = next(s for s in schemas.values() if {"group": "", "version": "v1", "kind": "Pod"} in
+               s.get("x-kubernetes-group-version-kind", []))
+    assert pod["properties"]["kind"] == {"enum": ["Pod"]}
+    patch = doc["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"]["patch"]
+    assert patch["x-kubernetes-group-version-kind"]["kind"] == "Pod"
+    assert "fieldValidation" in [p["name"] for p in patch["parameters"]]
+    spec = next(v for k, v in schemas.items() if k.endswith(".Pod.podSpec"))
+    assert spec["properties"]["containers"]["x-kubernetes-patch-merge-key"] == "name"
+    service = next(v for k, v in schemas.items() if k.endswith(".v1.Service"))
+    assert service["properties"]["spec"]["properties"]["ports"]["x-kubernetes-patch-merge-key"] == "port"
+    assert "$defs" not in json.dumps(doc) and "$schema" not in json.dumps(doc)
 
 
 def test_kubectl_delete_waits_until_the_pod_is_gone(kubectl, tls_master, tmp_path, monkeypatch):
@@ -462,7 +492,7 @@ def test_kubectl_delete_waits_until_the_pod_is_gone(kubectl, tls_master, tmp_pat
 
     manifest = tmp_path / "slow.yaml"
     manifest.write_text(yaml.safe_dump(v1_pod("kc-slow")))
-    assert kubectl("create", "-f", str(manifest), "--validate=false").returncode == 0
+    assert kubectl("create", "-f", str(manifest)).returncode == 0
     publish(running("kc-slow", MINIONS[0]))
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "KUBECONFIG": str(tmp_path / "cp-home" / kubeconfig.FILE)}
     deleting = subprocess.Popen([KUBECTL, "delete", "pod", "kc-slow"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -483,13 +513,13 @@ def test_kubectl_delete_waits_until_the_pod_is_gone(kubectl, tls_master, tmp_pat
 def test_kubectl_apply_creates_what_is_new(kubectl, tmp_path):
     manifest = tmp_path / "applied.yaml"
     manifest.write_text(yaml.safe_dump(v1_pod("kc-applied")))
-    applied = kubectl("apply", "-f", str(manifest), "--validate=false")
+    applied = kubectl("apply", "-f", str(manifest))
     assert applied.returncode == 0 and applied.stdout.strip() == "pod/kc-applied created", applied.stderr
     got = json.loads(kubectl("get", "pod", "kc-applied", "-o", "json").stdout)
     assert "kubectl.kubernetes.io/last-applied-configuration" in got["metadata"]["annotations"]
-    assert kubectl("apply", "-f", str(manifest), "--validate=false").stdout.strip() == "pod/kc-applied unchanged"
+    assert kubectl("apply", "-f", str(manifest)).stdout.strip() == "pod/kc-applied unchanged"
     manifest.write_text(yaml.safe_dump(v1_pod("kc-applied", image="redis")))  # one field changed: a strategic patch
-    changed = kubectl("apply", "-f", str(manifest), "--validate=false")
+    changed = kubectl("apply", "-f", str(manifest))
     assert changed.returncode == 0 and changed.stdout.strip() == "pod/kc-applied configured", changed.stderr
     assert kubectl("get", "pod", "kc-applied", "-o", "jsonpath={.spec.containers[0].image}").stdout == "redis"
     assert kubectl("label", "pod", "kc-applied", "tier=front").stdout.strip() == "pod/kc-applied labeled"

@@ -44,16 +44,22 @@ def parse_body(raw: bytes, kind: str, stored: Sequence[Record], name: str | None
     return obj
 
 
-def _json_object(raw: bytes) -> dict:
+def json_value(raw: bytes) -> object:
+    """The body as JSON, any value (a JSON patch is a list); a 400 when it is not JSON."""
     try:
         data = json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ApiError(400, f"request body: not JSON: {exc}", "Invalid") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "request body: expected a JSON object", "Invalid")
     if _has_surrogate(data):
         raise ApiError(400, "request body: not JSON: a lone UTF-16 surrogate escape (\\ud800-\\udfff) is not "
                             "a character", "Invalid")
+    return data
+
+
+def _json_object(raw: bytes) -> dict:
+    data = json_value(raw)
+    if not isinstance(data, dict):
+        raise ApiError(400, "request body: expected a JSON object", "Invalid")
     return data
 
 

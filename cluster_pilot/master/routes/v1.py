@@ -8,7 +8,7 @@ namespaces (the store's key is kind and name): a name taken in one namespace is 
 Watch is ``routes.watch``'s (a list's resourceVersion names its reading there); PATCH applies ``api.patch`` to
 the object's manifest (what was asked), so ``kubectl apply`` changes what it applied. Not served yet: PUT,
 server-side apply, ``limit``/``continue`` (a list is whole, which a client asking for pages reads as the last
-page), OpenAPI (``kubectl create``/``apply`` need ``--validate=false``).
+page). ``/openapi/v3`` is ``manifests.openapi``'s, from the project's schemas.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ from cluster_pilot.api import discovery, kinds, tables
 from cluster_pilot.api import patch as patches
 from cluster_pilot.api import v1 as view
 from cluster_pilot.host.podformat import INFRA
+from cluster_pilot.manifests import openapi
 from cluster_pilot.master import guard
 from cluster_pilot.master.registry import MASTER_APPLYSET, PodEntry, allocated, managed_by
 from cluster_pilot.master.routes import objects, watch
-from cluster_pilot.master.routes.bodies import BODY, parse_body
+from cluster_pilot.master.routes.bodies import BODY, json_value, parse_body
 from cluster_pilot.master.routes.context import Context
 from cluster_pilot.master.routes.errors import ApiError
 from cluster_pilot.master.routes.pods import Pods
@@ -362,16 +363,16 @@ def _writes(routes: APIRouter, ctx: Context, pods: Pods) -> None:
         if media not in patches.TYPES:
             raise ApiError(415, f"PATCH takes {', '.join(patches.TYPES)}; not {media or 'no Content-Type'!r} "
                                 "(server-side apply is not served yet)", "UnsupportedMediaType")
+        try:
+            body = json_value(raw)
+        except ApiError as exc:
+            raise ApiError(400, exc.message, "BadRequest") from None
         record = ctx.stored(k.name, name)
         objects.owned(ctx, k.name, name)
         if record is None and k is kinds.PODS and pods.running(name):
             raise ApiError(409, f'pod "{name}" is its controller\'s: change the replicationcontroller', "Conflict")
         if record is None or (from_json(record.body).meta.namespace or "default") != namespace:
             raise _missing(k, name)
-        try:
-            body = json.loads(raw or b"null")
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            raise ApiError(400, f"the patch is not JSON: {exc}", "BadRequest") from None
         before = view.manifest(from_json(record.body))
         before["metadata"]["namespace"] = namespace
         try:
@@ -431,6 +432,17 @@ def _discovery(routes: APIRouter) -> None:
     @routes.get(PREFIX)
     def resources() -> JSONResponse:
         return JSONResponse(discovery.resource_list())
+
+    document = json.dumps(openapi.core_v1(), separators=(",", ":"))  # once: the schemas ship with the package
+    core_digest = openapi.digest(json.loads(document))
+
+    @routes.get("/openapi/v3")
+    def openapi_root() -> JSONResponse:
+        return JSONResponse(openapi.root(core_digest))
+
+    @routes.get("/openapi/v3/api/v1")
+    def openapi_core() -> Response:
+        return Response(document, media_type="application/json")
 
 
 def _aggregated(doc: dict[str, Any]) -> Response:
