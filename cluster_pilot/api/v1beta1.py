@@ -44,6 +44,7 @@ class PodState:
     host: str = ""
     host_ip: str = ""
     info: Mapping[str, Any] | None = None
+    message: str = ""  # why it does not run (a back-off), as Kubernetes' PodState.message
 
 
 def timestamp(seconds: float) -> str:
@@ -123,7 +124,8 @@ def manifest(obj: Object) -> dict[str, Any]:
 
 def pod(p: Pod, resource_version: int, created: float, state: PodState | None = None) -> dict[str, Any]:
     s = state or PodState("Waiting")
-    current: dict[str, Any] = {"status": s.status, "host": s.host, "hostIP": s.host_ip, **some(info=dict(s.info or {}))}
+    current: dict[str, Any] = {"status": s.status, "host": s.host, "hostIP": s.host_ip,
+                               **some(info=dict(s.info or {}), message=s.message)}
     return _pod(p, Served(resource_version, created)) | {"currentState": current}
 
 

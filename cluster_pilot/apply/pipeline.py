@@ -68,7 +68,8 @@ class Request:
 
     ``services``: every service the proxies serve (None: the fleet's records once the inputs are recorded);
     ``deleting``: (kind, name) of objects to delete; ``evict``: pod names to remove and replace (see
-    ``planner.plan``); ``known``: what the driver's own store remembers (see ``records.fleet_records``).
+    ``planner.plan``); ``known``: what the driver's own store remembers (see ``records.fleet_records``);
+    ``hold``: (pod, spec hash) of versions backing off, left out of the plan (the master's ``backoff``).
     """
 
     objects: tuple[Object, ...] = ()
@@ -76,13 +77,14 @@ class Request:
     deleting: tuple[tuple[str, str], ...] = ()
     evict: frozenset[str] = frozenset()
     known: Records | None = None
+    hold: frozenset[tuple[str, str]] = frozenset()
 
     @classmethod
     def of(cls, objects: Iterable[Object] = (), services: Iterable[Service] | None = None,
            deleting: Iterable[tuple[str, str]] = (), evict: Iterable[str] = (),
-           known: Records | None = None) -> Request:
+           known: Records | None = None, hold: Iterable[tuple[str, str]] = ()) -> Request:
         return cls(tuple(objects), None if services is None else tuple(services), tuple(deleting), frozenset(evict),
-                   known)
+                   known, frozenset(hold))
 
 
 @dataclass
@@ -197,7 +199,7 @@ def look_all(request: Request, nodes: Sequence[Node], state_dir: Path, options: 
     addresses = {n.name: n.address for n in nodes}
     todo = plan(sched, seen, services=services, addresses=addresses,
                 prune_applyset=options.applyset if options.prune else None, deleting=deleting, evict=evict,
-                roll=options.driver.roll, network=network)
+                roll=options.driver.roll, network=network, hold=request.hold)
     copies = {n: decode(v.records)[0] if v.reachable else None for n, v in seen.hosts.items()}
     answering = {n for n, copy in copies.items() if copy is not None}
     document, stale = settle(change.records, copies, now, busy=bool(answering) and answering <= set(todo.nodes))

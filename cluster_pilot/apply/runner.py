@@ -44,6 +44,8 @@ class HostResult:
     failed: bool = False
     unreachable: bool = False
     messages: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)  # pods the module reported created and started
+    failed_pods: dict[str, str] = field(default_factory=dict)  # pod -> why its action failed (the master backs off)
 
     @property
     def ok(self) -> bool:
@@ -58,6 +60,13 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return all(h.ok for h in self.hosts.values()) and self.status == "successful"
+
+    def failed_pods(self) -> dict[str, str]:
+        """Pod -> why the module could not act on it, over every host (masked, as the messages)."""
+        return {pod: error for h in self.hosts.values() for pod, error in h.failed_pods.items()}
+
+    def created(self) -> set[str]:
+        return {pod for h in self.hosts.values() for pod in h.created}
 
 
 _TIMED = ("playbook_on_start", "playbook_on_task_start", "runner_on_start", "runner_on_ok", "runner_on_failed",
@@ -86,6 +95,9 @@ def _events(results: dict[str, HostResult], progress: Progress) -> Callable[[dic
         res = data.get("res") or {}
         if kind in ("runner_item_on_ok", "runner_item_on_failed"):
             r.done += len(res.get("created", [])) + len(res.get("removed", [])) + len(res.get("failed_pods", []))
+            r.created += [str(p) for p in res.get("created", [])]
+            r.failed_pods.update({str(f.get("pod")): str(f.get("error", "failed")) for f in res.get("failed_pods", [])
+                                  if isinstance(f, dict)})
             r.done = min(r.done, r.total)
             if kind == "runner_item_on_failed":
                 r.failed = True
@@ -265,6 +277,7 @@ def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], h
                 r.messages.append(" ".join(tail) or f"ansible-playbook ended {status}")
         for r in results.values():
             r.messages[:] = [mask(m, env) for m in r.messages]
+            r.failed_pods = {pod: mask(error, env) for pod, error in r.failed_pods.items()}
         return RunResult(results, status)
     finally:
         finished.set()

@@ -23,8 +23,10 @@ if TYPE_CHECKING:  # a type only: the pipeline observes, and this module is pure
 
 
 def pass_events(before: Observation | None, after: Observation | None, outcome: Outcome | None,
-                failing: Mapping[str, str], evicted: frozenset[str]) -> tuple[list[Event], dict[str, str]]:
-    """Every event of one pass, and the scheduling failures now known (pod -> explanation)."""
+                failing: Mapping[str, str], evicted: frozenset[str],
+                retried: frozenset[str] = frozenset()) -> tuple[list[Event], dict[str, str]]:
+    """Every event of one pass, and the scheduling failures now known (pod -> explanation). ``retried``: pods
+    backing off before this pass (their Scheduled was said at their first try)."""
     out: list[Event] = []
     if after is not None:
         out += minion_events(before, after) + restart_events(before, after)
@@ -32,7 +34,7 @@ def pass_events(before: Observation | None, after: Observation | None, outcome: 
         return out, dict(failing)
     out += scheduling_failures(outcome.schedule, failing)
     if outcome.run is not None:
-        out += plan_events(outcome, evicted)
+        out += plan_events(outcome, evicted, retried)
     return out, {u.pod: u.message for u in outcome.schedule.unschedulable}
 
 
@@ -68,18 +70,27 @@ def scheduling_failures(schedule: Schedule, known: Mapping[str, str]) -> list[Ev
             if known.get(u.pod) != u.message]
 
 
-def plan_events(outcome: Outcome, evicted: frozenset[str] = frozenset()) -> list[Event]:
-    """What a pass that ran Ansible did: Scheduled + Created, Replaced, Killed, Evicted, ProxyReconfigured."""
+def plan_events(outcome: Outcome, evicted: frozenset[str] = frozenset(),
+                retried: frozenset[str] = frozenset()) -> list[Event]:
+    """What a pass that ran Ansible did: Scheduled + Created, Replaced, Killed, Evicted, ProxyReconfigured. A
+    creation the run reports failed is no Created (nor Replaced): the back-off's event says why (``backoff``)."""
     todo = outcome.plan
     replaced = {(r.node, r.pod) for r in todo.removes} & {(c.node, c.name) for c in todo.creates}
+    failed = outcome.run.failed_pods() if outcome.run is not None else {}
     out: list[Event] = []
     for c in todo.creates:
+        if (c.node, c.name) in replaced and c.name in failed:
+            continue
         if (c.node, c.name) in replaced:
             out.append(Event(POD, c.name, "Replaced", _broken(outcome.observation, c), c.node))
             continue
         ready = sum(1 for v in outcome.observation.hosts.values() if v.reachable or v.stale)
+        if c.name in retried and c.name in failed:
+            continue  # one more failed try of a pod backing off: its back-off event says it
         out.append(Event(POD, c.name, "Scheduled", f"assigned to {c.node}: {_why(outcome.schedule, c, ready)}",
                          c.node))
+        if c.name in failed:
+            continue
         out.append(Event(POD, c.name, "Created", "started " + ", ".join(
             f"{k.name} ({k.image})" for k in c.pod.spec.containers), c.node))
     for r in todo.removes:

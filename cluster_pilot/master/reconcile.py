@@ -39,10 +39,11 @@ from cluster_pilot.apply import timings
 from cluster_pilot.apply.runner import end_runs, guard_runs
 from cluster_pilot.apply.pipeline import Driver, Hooks, Options, Outcome, Request, converge
 from cluster_pilot.host.records import fleet_records
+from cluster_pilot.master.backoff import BackOff, after_run, backoff_events, held, next_wake
 from cluster_pilot.master.events import pass_events
 from cluster_pilot.master.liveness import LOST, READY, SILENT, Liveness
 from cluster_pilot.master.registry import MASTER_APPLYSET
-from cluster_pilot.plan.planner import ACTIONS
+from cluster_pilot.plan.planner import ACTIONS, spec_hash
 from cluster_pilot.store import Store
 from cluster_pilot.store.events import EventLog
 
@@ -149,6 +150,7 @@ class Snapshot:
     seen: Observation | None  # the last observation, the minions' grace laid over it
     leaving: frozenset[str]  # pods deleted through the API, until they are gone
     generation: int  # passes completed
+    backoff: Mapping[str, BackOff] = field(default_factory=dict)  # pods that failed to start, until they do
 
 
 class Metrics:
@@ -226,6 +228,9 @@ class Reconciler:
         self._requested = True  # a write, an eviction, or the first pass
         self._states: dict[str, str] = {}
         self._last_full = float("-inf")  # when a pass last observed every live minion whole
+        self.backoff: Mapping[str, BackOff] = {}  # pod -> its failed attempts (``backoff``); replaced, never changed
+        self._retry_at: float | None = None  # when the earliest back-off ends: watch mode wakes for it
+        self.clock: Callable[[], float] = time.monotonic  # the back-off's (a test sets its own)
 
     # --- what the API reads -----------------------------------------------------------------------------
     def nodes(self) -> list[Node]:
@@ -240,12 +245,13 @@ class Reconciler:
         seen = self.last
         with self._lock:
             leaving = frozenset(self.evicting)
+            backoff = self.backoff
             states = self.liveness.states(list(seen.hosts), time.monotonic()) if self.watching and seen else {}
         lost = {n for n, s in states.items() if s == LOST}
         if seen is not None and lost:  # the heartbeat knows before the next pass ends
             seen = Observation({n: replace(v, reachable=False, stale=False) if n in lost else v
                                 for n, v in seen.hosts.items()})
-        return Snapshot(seen, leaving, self.generation)
+        return Snapshot(seen, leaving, self.generation, backoff)
 
     def foreign(self, kind: str, name: str) -> str | None:
         """Why the master must not take ``name`` (a CLI apply set manages it), or None: from the last look."""
@@ -320,7 +326,10 @@ class Reconciler:
                          "ready again: heartbeats back")
             if any(s != READY and s != LOST and n not in self.memory.last_view for n, s in states.items()):
                 return False  # a minion never seen: wait for its first beat (or its loss)
-            return bool(self._requested or self._dirty or lost_changed
+            retry = self._retry_at is not None and self.clock() >= self._retry_at
+            if retry:
+                self._retry_at = None  # the pass it wakes sets the next one
+            return bool(self._requested or self._dirty or lost_changed or retry
                         or now - self._last_full >= self.watching.resync)
 
     def _probe(self) -> None:
@@ -435,7 +444,9 @@ class Reconciler:
         before = self.last
         planned: list[float] = []
         first = (lambda: self._looked(nodes, options)) if self.watcher is not None else None
-        outcome = converge(Request.of(objects, evict=evicting), nodes, self.inventory, self.state_dir, options,
+        tried_at = self.clock()
+        request = Request.of(objects, evict=evicting, hold=held(self.backoff, tried_at))
+        outcome = converge(request, nodes, self.inventory, self.state_dir, options,
                            watch=watch,
                            hooks=Hooks(phase=lambda text: timings.mark(f"phase {text}"),
                                        run_started=lambda plan: planned.append(time.time())), first=first)
@@ -448,10 +459,14 @@ class Reconciler:
         with self._lock:
             self._answering &= set(self.memory.lost)
         self.last_outcome = outcome
+        backoff = self._backed_off(outcome)
         if self.events is not None:
-            found_events, self._failing = pass_events(before, self.last, outcome, self._failing, frozenset(evicting))
-            self.events.record(found_events)
+            found_events, self._failing = pass_events(before, self.last, outcome, self._failing, frozenset(evicting),
+                                                      frozenset(self.backoff))
+            self.events.record(found_events + backoff_events(self.backoff, backoff, self.clock()))
         with self._lock:
+            self.backoff = backoff
+            self._retry_at = next_wake(backoff, tried_at)  # a wait that ended during this pass: due at once
             self.evicting -= {name for name in self.evicting if name not in found}
         marks = timings.take() if timings.enabled() else []
         if self._last_full != last_full:  # this pass was a resync
@@ -461,6 +476,20 @@ class Reconciler:
             self.metrics.ran(outcome)
             self._ran(outcome, why, event_at, planned[0] if planned else None, marks)
         return outcome
+
+    def _backed_off(self, outcome: Outcome) -> dict[str, BackOff]:
+        """The back-off memory after this pass: its run's failed creations back off, started ones and pods no
+        longer wanted (or wanted in another version) are forgotten."""
+        run = outcome.run
+        wanted = {p.name: spec_hash(p.pod, p.controller) for p in outcome.schedule.placements}
+        backoff = after_run(self.backoff, outcome.plan.creates if run is not None else (),
+                            run.failed_pods() if run is not None else {}, run.created() if run is not None else (),
+                            wanted, self.clock())
+        for pod, b in sorted(backoff.items()):
+            if self.backoff.get(pod) != b:
+                log.warning("pod %s: %s (attempt %d): %s; next try in %.0f s", pod, b.reason, b.attempts, b.message,
+                            b.next_try - self.clock())
+        return backoff
 
     def _looked(self, nodes: list[Node], options: Options) -> Observation:
         """Watch mode's first look of a pass: the minions asked are observed by their helpers, over the sessions

@@ -2,7 +2,9 @@
 
 A pod is listed once, in the version an observation calls current, described by the stored object that asks
 for it (an older version of a controller's pod keeps its own images); a bare pod asked for and not running
-yet is listed after them. A controller counts the pods the scheduler counts for it (``replicas.owner``), so
+yet is listed after them, and so is a controller's pod that never started. A pod backing off (``backoff``) is
+listed with its reason (``ImagePullBackOff``, ``CreateContainerError``) as its status and dockerd's refusal as
+its message. A controller counts the pods the scheduler counts for it (``replicas.owner``), so
 its ``current`` is the number it acts on; pods naming a controller the store does not have are grouped under
 that name. A minion is ready while it answers or is within its grace.
 
@@ -19,6 +21,7 @@ from typing import Mapping, Sequence
 from cluster_pilot.host.observed import HostView, ObservedPod, Observation
 from cluster_pilot.host.podformat import INFRA
 from cluster_pilot.host.records import Owner, fleet_records
+from cluster_pilot.master.backoff import BackOff
 from cluster_pilot.model import (POD, REPLICATION_CONTROLLER, SERVICE, Container, Meta, Node, Object, Pod, PodSpec,
                                  ReplicationController, Service, from_json)
 from cluster_pilot.plan.proxy import Backend, endpoints, proxied
@@ -56,6 +59,7 @@ class PodEntry:
     host_ip: str = ""
     observed: ObservedPod | None = None  # None: a bare pod asked for, not running yet
     record: Record | None = None  # the stored pod or controller that asks for it
+    message: str = ""  # why it does not run: a back-off's reason and dockerd's words
 
     @property
     def host(self) -> str:
@@ -95,12 +99,14 @@ class MinionEntry:
 class Registry:
     """One reading of the store beside one observation; each stored object is decoded once.
 
-    ``leaving``: pods deleted through the API and not gone yet, which clients no longer see.
+    ``leaving``: pods deleted through the API and not gone yet, which clients no longer see; ``waiting``: pods
+    backing off after failed starts (the master's ``Reconciler.backoff``).
     """
 
     def __init__(self, records: Sequence[Record], nodes: Sequence[Node], seen: Observation | None,
-                 leaving: frozenset[str] = frozenset()) -> None:
+                 leaving: frozenset[str] = frozenset(), waiting: Mapping[str, BackOff] | None = None) -> None:
         self.records, self.nodes, self.seen, self.leaving = records, nodes, seen, leaving
+        self.waiting = dict(waiting or {})
         self._decoded: dict[tuple[str, str], Object] = {}
 
     def object(self, record: Record) -> Object:
@@ -126,9 +132,20 @@ class Registry:
             status = p.status if view is not None and (view.reachable or view.stale) else "Unknown"
             record = self._by_key.get((REPLICATION_CONTROLLER, p.controller) if p.controller else (POD, name))
             pod = described(p, self.object(record) if record is not None else None)
-            out.append(PodEntry(name, pod, status, addresses.get(p.node, ""), p, record))
-        out += [PodEntry(r.name, self.object(r), "Waiting", record=r)
-                for r in self.records if r.kind == POD and r.name not in shown]
+            b = self.waiting.get(name)
+            if b is not None and status != "Unknown" and not p.complete:  # what its last try left
+                status = b.reason
+            out.append(PodEntry(name, pod, status, addresses.get(p.node, ""), p, record, _said(b)))
+        for r in self.records:
+            if r.kind == POD and r.name not in shown and r.name not in self.leaving:
+                b = self.waiting.get(r.name)
+                out.append(PodEntry(r.name, self.object(r), b.reason if b else "Waiting", record=r, message=_said(b)))
+        for name, b in sorted(self.waiting.items()):
+            record = self._by_key.get((REPLICATION_CONTROLLER, b.controller or ""))
+            if name not in shown and name not in self.leaving and record is not None:
+                rc = self.object(record)
+                if isinstance(rc, ReplicationController):  # a controller's pod that never started
+                    out.append(PodEntry(name, replica(rc, name), b.reason, record=record, message=_said(b)))
         return tuple(out)
 
     def controllers(self) -> list[ControllerEntry]:
@@ -163,6 +180,10 @@ class Registry:
         hosts = self.seen.hosts if self.seen is not None else {}
         pods = self.seen.pods if self.seen is not None else ()
         return [MinionEntry(n, hosts.get(n.name), tuple(p for p in pods if p.node == n.name)) for n in self.nodes]
+
+
+def _said(b: BackOff | None) -> str:
+    return "" if b is None else f"{b.reason}: {b.message} (attempt {b.attempts})"
 
 
 def allocated(services: Sequence[Service], seen: Observation | None) -> list[Service]:

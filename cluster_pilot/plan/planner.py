@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
-from typing import Iterable, Mapping, Sequence
+from typing import Collection, Iterable, Mapping, Sequence
 
 from cluster_pilot.manifests.network import ServiceNetwork
 from cluster_pilot.model import Pod, Service
@@ -122,7 +122,7 @@ def running_pods(observation: Observation) -> list[RunningPod]:
 def plan(schedule: Schedule, observation: Observation, *, services: Sequence[Service] = (),
          addresses: Mapping[str, str] | None = None, prune_applyset: str | None = None,
          deleting: Iterable[tuple[str, str]] = (), evict: Iterable[str] = (), roll: bool = True,
-         network: ServiceNetwork | None = None) -> Plan:
+         network: ServiceNetwork | None = None, hold: Collection[tuple[str, str]] = frozenset()) -> Plan:
     """Actions per host, and the proxy configuration every minion must serve once new pods run.
 
     ``services``: every service that should exist (not only those in the inputs); ``addresses``: where
@@ -135,6 +135,8 @@ def plan(schedule: Schedule, observation: Observation, *, services: Sequence[Ser
     era, running pods keep the spec they were made with and only new replicas get the new template (the
     master: ``kubecfg rollingupdate`` replaces them one at a time by deleting them).
     ``network``: the service network, which every minion's proxy makes local and its DNS server serves.
+    ``hold``: (pod, spec hash) of versions that failed to start and wait for their next try (``master.backoff``):
+    such a pod gets no action at all, whatever runs of it, until it is no longer held or its spec changes.
     Hosts that did not answer get no action: what runs there is unknown until they come back.
     """
     reachable = {name for name, view in observation.hosts.items() if view.reachable}
@@ -157,6 +159,9 @@ def plan(schedule: Schedule, observation: Observation, *, services: Sequence[Ser
         good = next((v for v in here if v.spec_hash == h and v.complete), None)
         if good is None and not roll and placement.controller:
             good = next((v for v in here if v.complete), None)
+        if good is None and (placement.name, h) in hold:
+            kept.append(placement)  # backing off: neither a new try nor the removal of what its last try left
+            continue
         if good is None:
             creates.append(Create(placement.node, placement.pod, placement.controller, h))
             ports = set(placement.pod.spec.host_ports)

@@ -92,7 +92,7 @@ def test_the_rule_catches_a_backward_import():
 
 # the pure core: values to values; "cluster_pilot.plan" means every module of that package
 PURE = ("cluster_pilot.scheduler", "cluster_pilot.plan", "cluster_pilot.apply.render", "cluster_pilot.master.registry",
-        "cluster_pilot.master.events")
+        "cluster_pilot.master.events", "cluster_pilot.master.backoff")
 # what opens a connection to a host: SSH, the observation probe's clients, the master's sessions, the lock's client
 CONNECTS = {"cluster_pilot.host.ssh", "cluster_pilot.host.probe", "cluster_pilot.host.watch", "cluster_pilot.host.lock"}
 

@@ -32,3 +32,12 @@ def test_the_playbook_imports_the_proxy_role_by_that_name():
     plays = yaml.safe_load((resource_dir("playbooks") / "apply.yml").read_text())
     roles = {t["ansible.builtin.import_role"]["name"] for t in plays[0]["tasks"] if "ansible.builtin.import_role" in t}
     assert PROXY_ROLE in roles
+
+
+def test_a_failed_item_says_which_pods_failed_and_why_and_which_started():
+    results = {"m1": HostResult("m1", total=2)}
+    handle = _events(results, lambda host, done, total: None)
+    handle({"event": "runner_item_on_failed", "event_data": {"host": "m1", "role": "cp_pods", "res": {
+        "created": ["web-1"], "failed_pods": [{"pod": "bad", "error": "pull nosuch: not found"}], "msg": "bad: ..."}}})
+    run = RunResult(results, "failed")
+    assert run.failed_pods() == {"bad": "pull nosuch: not found"} and run.created() == {"web-1"}

@@ -26,7 +26,7 @@ class Context:
     def registry(self, snapshot: Snapshot | None = None, records: list[Record] | None = None) -> Registry:
         snap = snapshot or self.reconciler.snapshot()
         listed = whole_fleet(self.store.list(), snap.seen) if records is None else records
-        return Registry(listed, self.reconciler.nodes(), snap.seen, snap.leaving)
+        return Registry(listed, self.reconciler.nodes(), snap.seen, snap.leaving, snap.backoff)
 
     def listed(self, kind: str, name: str) -> Record | None:
         """As stored, or as the fleet's records hold it when a CLI apply set manages it (read-only)."""

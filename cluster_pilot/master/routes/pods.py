@@ -15,7 +15,8 @@ from cluster_pilot.store import Record
 
 def encode(e: PodEntry) -> dict[str, Any]:
     rv, created = (e.record.resource_version, e.record.updated_at) if e.record is not None else (1, time.time())
-    return wire.managed(wire.pod(e.pod, rv, created, wire.PodState(e.status, e.host, e.host_ip)), managed_by(e.record))
+    state = wire.PodState(e.status, e.host, e.host_ip, message=e.message)
+    return wire.managed(wire.pod(e.pod, rv, created, state), managed_by(e.record))
 
 
 class Pods:
@@ -29,7 +30,7 @@ class Pods:
 
     def _current(self) -> tuple[Any, list[dict[str, Any]]]:
         snapshot = self.ctx.reconciler.snapshot()
-        key = (id(snapshot.seen), self.ctx.version(), snapshot.leaving)
+        key = (id(snapshot.seen), self.ctx.version(), snapshot.leaving, tuple(sorted(snapshot.backoff.items())))
         cached = self._items
         if cached[0] != key:
             cached = (key, [encode(e) for e in self.ctx.registry(snapshot).pods])

@@ -88,7 +88,9 @@ def _board_routes(r: APIRouter, store: Store, reconciler: Reconciler, token: str
     def current_board():
         snap = reconciler.snapshot()
         events = reconciler.events.list(limit=15) if reconciler.events else []
-        return board(Registry(whole_fleet(store.list(), snap.seen), reconciler.nodes(), snap.seen, snap.leaving), statuses(), events)
+        registry = Registry(whole_fleet(store.list(), snap.seen), reconciler.nodes(), snap.seen, snap.leaving,
+                            snap.backoff)
+        return board(registry, statuses(), events)
 
     @r.get("/ui", include_in_schema=False)
     def ui_root() -> Response:
