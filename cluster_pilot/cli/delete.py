@@ -8,7 +8,7 @@ import click
 
 from cluster_pilot.cli import progress
 from cluster_pilot.cli.apply import adopt_option, files_option, known_records, load_objects
-from cluster_pilot.cli.options import MINION, inventory_option, kind_of, load_nodes, open_state
+from cluster_pilot.cli.options import MINION, inventory_option, kind_of, load_nodes, named, open_state
 from cluster_pilot.errors import UserError
 from cluster_pilot.home import state_dir
 from cluster_pilot.host.observe import observe
@@ -34,7 +34,8 @@ def delete(target, paths, inventory, kind, applyset, lock_timeout, force_adopt) 
         word, _, name = target.partition("/")
         if not name:
             raise click.UsageError(f"{target!r}: expected KIND/NAME, e.g. rc/web or pods/redis-master")
-        targets = [(kind_of(word), name)]
+        k = kind_of(word)
+        targets = [(k, named(k, name))]
     else:
         targets = [(o.kind, o.meta.name) for o in load_objects(paths, kind)]
     if any(k == MINION for k, _ in targets):
@@ -64,6 +65,7 @@ def scale(kind, name, replicas, inventory, lock_timeout) -> int:
     """Set a replication controller's replica count and converge."""
     if kind_of(kind) != REPLICATION_CONTROLLER:
         raise UserError("only replicationControllers (rc) can be scaled")
+    named(REPLICATION_CONTROLLER, name)
     inventory_file, nodes = load_nodes(inventory)
     home, store = open_state()
     known = known_records(store)

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cluster_pilot.cli.options import (MINION, emit, format_labels, printable, inventory_option, kind_of, load_nodes,
-                                       open_state, parse_selector)
+                                       named, open_state, parse_selector)
 from cluster_pilot.errors import UserError
 from cluster_pilot.home import state_dir
 from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, selector_admits
@@ -160,8 +160,13 @@ _COLUMNS = {
 def get(kind, name, selector, output, for_object, watch, inventory, server, ca_file, insecure) -> int:
     """List pods, replicationControllers (rc), services (svc), minions (no) or events (ev)."""
     if kind in EVENT_WORDS:
+        if for_object:
+            word, _, object_name = for_object.rpartition("/")
+            named(kind_of(word) if word else "", object_name)
         return show(source(server, ca_file, insecure), for_object, watch)
     k = kind_of(kind)
+    if name is not None:
+        named(k, name)
     terms = parse_selector(selector)
     if server is not None:
         return _get_from_master(k, name, selector, output, client_for(server, ca_file, insecure))
@@ -207,6 +212,7 @@ def _get_from_master(kind: str, name: str | None, selector: str | None, output: 
 def describe(kind, name, inventory, server, ca_file, insecure) -> int:
     """Everything about one object: what was asked, what runs and why, recent history and events."""
     k = kind_of(kind)
+    named(k, name)
     if server is not None:
         client = client_for(server, ca_file, insecure)
         emit(client.get(resource_of(k), name), "yaml")

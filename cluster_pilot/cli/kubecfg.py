@@ -22,9 +22,10 @@ from typing import Any
 import click
 
 from cluster_pilot import __version__
+from cluster_pilot.api import kinds
 from cluster_pilot.api.kinds import CONTROLLERS, MINION, MINIONS, PODS, SERVICES
 from cluster_pilot.master.client import TLS, ApiError, MasterClient, manifest_body, resource_name, resource_of
-from cluster_pilot.cli.options import printable
+from cluster_pilot.cli.options import named, printable
 from cluster_pilot.errors import UserError
 
 PROG = "kubecfg"
@@ -257,6 +258,8 @@ class Kubecfg:
             raise UserError(f"{verb} {args[0]}: expected {resource}/ID")
         if not needs_id and name:
             raise UserError(f"{verb} {args[0]}: expected {resource} without an id")
+        if name:
+            named(kinds.find(resource).name, name)
         if resource == MINIONS.v1beta1 and verb in ("create", "update", "delete"):
             raise UserError("minions come from the master's inventory and are read-only")
         if verb == "list":
@@ -290,7 +293,7 @@ class Kubecfg:
 
     # controller verbs
     def controller(self, name: str) -> dict[str, Any]:
-        return self.client.get(CONTROLLERS.v1beta1, name)
+        return self.client.get(CONTROLLERS.v1beta1, named(CONTROLLERS.name, name))
 
     def resize(self, name: str, replicas: int) -> dict[str, Any]:
         rc = self.controller(name)
@@ -298,6 +301,7 @@ class Kubecfg:
         return self.client.update(CONTROLLERS.v1beta1, name, rc, rc.get("resourceVersion"))
 
     def run(self, image: str, replicas: int, name: str) -> None:
+        named(CONTROLLERS.name, name)
         port = _service_port(self.flags.service_port)
         if port > 0 and not (len(name) <= 63 and _DNS_LABEL.match(name)):
             raise UserError(f"service creation requested, but an invalid name for a service was provided "

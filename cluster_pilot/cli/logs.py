@@ -9,11 +9,12 @@ from pathlib import Path
 
 import click
 
-from cluster_pilot.cli.options import inventory_option, load_nodes
+from cluster_pilot.cli.options import inventory_option, load_nodes, named
 from cluster_pilot.errors import UserError
 from cluster_pilot.home import state_dir
 from cluster_pilot.host.logs import LogOptions, Target, check_log_options, exec_remote, locate, logs_remote, ssh_to
 from cluster_pilot.host.ssh import control_dir
+from cluster_pilot.model import POD
 
 
 def server_option(f):
@@ -51,6 +52,7 @@ def _find(inventory: Path | None, pod: str, container: str | None):
 @server_option
 def logs(pod, container, follow, tail, since, previous, timestamps, inventory, server, ca_file, insecure) -> int:
     """Print a pod container's stdout and stderr (kept apart) from its minion."""
+    named(POD, pod)
     options = check_log_options(LogOptions(follow, tail, since, previous, timestamps))
     if server is not None:
         return _logs_from_master(server, ca_file, insecure, pod, container, options)
@@ -94,6 +96,7 @@ def _logs_from_master(server, ca_file, insecure, pod, container, options: LogOpt
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_(pod, container, interactive, tty, inventory, command) -> int:
     """Run COMMAND in a pod's container: ``exec POD [-c C] [-it] -- CMD ARGS...``; its exit status is ours."""
+    named(POD, pod)
     node, target = _find(inventory, pod, container)
     argv = ssh_to(node, control_dir(state_dir()), exec_remote(target.id, command, interactive, tty), tty=tty)
     return subprocess.run(argv, stdin=None if interactive else subprocess.DEVNULL).returncode

@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping
 
 import click
 
-from cluster_pilot.api import kinds
+from cluster_pilot.api import kinds, names
 from cluster_pilot.api.kinds import MINION  # noqa: F401 - the verbs import it from here
 from cluster_pilot.errors import UserError
 from cluster_pilot.home import default_inventory, state_dir
@@ -23,6 +23,16 @@ def kind_of(word: str) -> str:
         raise UserError(f"unknown kind {word!r}: expected one of "
                         + ", ".join(f"{k.v1beta1} ({k.short})" for k in kinds.TABLE))
     return kind.name
+
+
+def named(kind: str, name: str) -> str:
+    """``name`` as given on the command line for an object of ``kind``, held to the one rule for names
+    (``api.names``): a one-line error (exit 1) when it breaks it, before anything is asked of a host or master."""
+    why = names.refusal(kind, name)
+    if why is not None:
+        found = kinds.find(kind)
+        raise UserError(f"{found.v1beta1 if found else kind} {json.dumps(name)}: {why}")
+    return name
 
 
 def inventory_option(f: Callable) -> Callable:

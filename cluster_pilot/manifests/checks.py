@@ -1,6 +1,6 @@
 """Rules a JSON Schema cannot state: uniqueness inside a pod, where a container may mount a volume, a
-controller's selector against its template, and the rules that hold across every object of one run (a name defined twice, service ports that clash,
-services whose selector or target port finds nothing).
+controller's selector against its template, and the rules that hold across every object of one run (a name
+defined twice, service ports that clash, services whose selector or target port finds nothing).
 
 Pure functions of the model. What they need to know about the written form is only where things were
 written (a ``Layout`` of JSON pointers), so their messages point at the right line of either API version.

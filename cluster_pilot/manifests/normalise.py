@@ -8,10 +8,11 @@ selector selects by its labels, a container without a name is named after its im
 
 from __future__ import annotations
 
+import json
 import re
 
 from cluster_pilot import model, quantity
-from cluster_pilot.api import kinds
+from cluster_pilot.api import kinds, names
 from cluster_pilot.errors import UserError
 from cluster_pilot.manifests.checks import Layout
 from cluster_pilot.manifests.problem import Finding, show
@@ -97,6 +98,23 @@ def _shape_of(data: dict, allow_list: bool) -> str | None:
     if allow_list and isinstance(data.get("items"), list):
         return LIST
     return None
+
+
+def name_finding(data: dict, version: str, kind: str) -> Finding | None:
+    """What is wrong with the object's name (``id``, ``metadata.name``) by the one rule for names
+    (``api.names``), or None. Asked beside the schema, so a bad name is told with the object's other errors."""
+    if version == V1BETA1:
+        pointer, name = "/id", data.get("id")
+    else:
+        metadata = data.get("metadata")
+        pointer, name = "/metadata/name", metadata.get("name") if isinstance(metadata, dict) else None
+    if not isinstance(name, str):
+        return None  # missing or not text: the schema says so
+    why = names.refusal(kind, name, version)
+    if why is None:
+        return None
+    printed = show(name) if name.isprintable() else json.dumps(name)  # escapes: the message stays one line of text
+    return Finding(pointer, f"{printed} {why}")
 
 
 # --- lenient reading ----------------------------------------------------------------------------------------

@@ -179,6 +179,9 @@ def _objects_in(doc: Document, hint: str | None, lenient: bool = False,
 def _object(doc: Document, data: dict, root: str, version: str, kind: str,
             lenient: bool) -> tuple[list[checks.Placed], list[Problem]]:
     findings = schema.check(data, version, kind, lenient, plain=_plain(doc, root))
+    named = normalise.name_finding(data, version, kind)
+    if named is not None and not any(f.pointer == named.pointer for f in findings):
+        findings.append(named)
     if findings:
         return [], _problems(doc, root, findings)
     line, column = doc.place(root)

@@ -589,7 +589,7 @@ def test_api_status_codes(master):
     assert (code, reason) == (409, "Conflict") and "changed since" in message
     # 400: invalid bodies (the validation's one-line message), bad selector, bad resourceVersion
     code, reason, message = status("POST", "/api/v1beta1/pods", {**body, "id": "bad id"})
-    assert (code, reason) == (400, "Invalid") and message.startswith('/id: "bad id" may hold only')
+    assert (code, reason) == (400, "Invalid") and message.startswith('/id: "bad id" holds a space')
     assert status("POST", "/api/v1beta1/pods", b"{not json")[:2] == (400, "Invalid")
     assert status("POST", "/api/v1beta1/pods", [1, 2])[0] == 400
     assert status("POST", "/api/v1beta1/services", {**body, "id": "api-x"})[0] == 400  # a Pod to services
@@ -678,7 +678,7 @@ def test_2014_client_update_and_invalid_bodies(kubecfg_2014, loopback_master, tm
 
     spaced = tmp_path / "spaced.json"
     spaced.write_text(REDIS_MASTER.read_text().replace('"id": "redis-master-pod"', '"id": "bad pod"', 1))
-    _request_error(kubecfg_2014("-c", str(spaced), "create", "pods"), '"bad pod" may hold only')
+    _request_error(kubecfg_2014("-c", str(spaced), "create", "pods"), '"bad pod" holds a space')
     far = tmp_path / "far.json"
     far.write_text(REDIS_MASTER.read_text().replace("6379", "70000").replace("redis-master-pod", "far"))
     _request_error(kubecfg_2014("-c", str(far), "create", "pods"), "70000 is out of range")

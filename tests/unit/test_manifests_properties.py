@@ -25,6 +25,7 @@ KINDS = [(v, k) for v in schema.VERSIONS for k in ("Pod", "ReplicationController
 
 _IMAGE = r"^[a-z][a-z0-9]{0,6}(/[a-z][a-z0-9]{0,6})?(:[a-z0-9]{1,4})?\Z"
 _LABEL_KEY = r"^([a-z]{1,5}\.[a-z]{2,3}/)?[a-z][a-z0-9]{0,8}\Z"
+_NAME = r"^[a-z][a-z0-9]{0,8}\Z"
 
 
 def narrowed(node: object) -> object:
@@ -46,6 +47,8 @@ def narrowed(node: object) -> object:
             elif value.endswith("$"):  # ECMA meaning: the end of the text
                 value = value[:-1] + r"\Z"
         out[key] = {k: narrowed(v) for k, v in value.items()} if key in ("properties", "$defs") else narrowed(value)
+    if str(node.get("description", "")).startswith(("Object id", "Object name")):
+        out["pattern"] = _NAME  # names are checked beside the schema (api/names.py): generate ones it allows
     if out.get("type") == "array":
         out.setdefault("maxItems", 2)
     if out.get("type") == "object" and "properties" not in out:

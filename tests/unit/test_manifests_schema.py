@@ -37,11 +37,11 @@ def test_definitions_shared_by_kinds_are_identical(version):
 
 def test_patterns_mean_what_editors_think_they_mean():
     check = schema.compiled("v1", "Pod")
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web\n"},
-           "spec": {"containers": [{"name": "web", "image": "busybox"}]}}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
+           "spec": {"containers": [{"name": "web\n", "image": "busybox"}]}}
     assert not check.is_valid(pod) and not reference("v1", "Pod").is_valid(pod)
     assert list(check.validator.iter_errors(pod))
-    pod["metadata"]["name"] = "web"
+    pod["spec"]["containers"][0]["name"] = "web"
     assert check.is_valid(pod) and not list(check.validator.iter_errors(pod))
 
 
@@ -121,8 +121,10 @@ def test_server_set_fields_and_fields_of_the_other_version_are_explained():
 
 
 @pytest.mark.parametrize("field,value,pointer,expected", [
-    ("id", '"redis master"', "/id", 'may hold only letters, digits, "-", "_" and "."'),
-    ("id", '"redis!"', "/id", "may hold only"),
+    ("id", '"redis master"', "/id", "holds a space or a control character"),
+    ("id", '"redis!"', "/id", 'must be a DNS-1123 label: letters, digits and "-"'),
+    ("id", '"redis.master"', "/id", "must be a DNS-1123 label"),
+    ("id", '"-rf"', "/id", 'starts with "-"'),
     ("id", '"' + "a" * 64 + '"', "/id", "is longer than 63 characters"),
     ("id", '""', "/id", "must not be empty"),
     ("protocol", '"tcp"', "/protocol", 'is not one of "TCP", "UDP"'),
@@ -162,7 +164,7 @@ def test_names_env_images_and_quantities():
         (13, "/spec/containers/0/resources/limits/cpu"),
     ]
     messages = [p.message for p in found]
-    assert "DNS-1123 label" in messages[0] and "is not a label key" in messages[1]
+    assert "DNS-1123 subdomain" in messages[0] and "is not a label key" in messages[1]
     assert "is not a label value" in messages[2] and "DNS-1123" in messages[3]
     assert "image reference" in messages[4] and "C identifier" in messages[5]
     assert "is not a quantity" in messages[6] and "is not a quantity" in messages[7]

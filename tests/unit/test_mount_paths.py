@@ -28,7 +28,8 @@ GOOD = ["/data", "/var/lib/redis", "/proc2", "/system", "/srv/sys", "/a b", "/é
 def v1_pod(mount_paths: list[str]) -> str:
     mounts = ", ".join(f"{{name: v, mountPath: {json.dumps(p)}}}" for p in mount_paths)
     return ("apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n"
-            f"  - name: c\n    image: busybox\n    volumeMounts: [{mounts}]\n  volumes: [{{name: v, emptyDir: {{}}}}]\n")
+            f"  - name: c\n    image: busybox\n    volumeMounts: [{mounts}]\n"
+            "  volumes: [{name: v, emptyDir: {}}]\n")
 
 
 def v1beta1_controller(mount_path: str) -> dict:

@@ -170,7 +170,7 @@ def test_ids_that_are_paths_are_refused(name, kind):
         "Service": {"port": 80, "selector": {"a": "b"}},
     }
     for lenient in (False, True):
-        with pytest.raises(ValidationFailed, match='is not "." or ".."'):
+        with pytest.raises(ValidationFailed, match='must not be "." or ".."'):
             normalise_object({"id": name, "kind": kind, **bodies[kind]}, "request body", kind, lenient=lenient)
 
 

@@ -4,12 +4,14 @@ which kubectl and the client libraries decode."""
 
 from __future__ import annotations
 
+import json
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cluster_pilot.api import v1
+from cluster_pilot.api import names, v1
 from cluster_pilot.api import v1beta1 as wire
 
 
@@ -39,6 +41,17 @@ def body(path: str, code: int, message: str, reason: str | None = None, details:
 def status(code: int, message: str, reason: str | None = None, path: str = "", details: dict | None = None
            ) -> JSONResponse:
     return JSONResponse(body(path, code, message, reason, details), status_code=code)
+
+
+def named(kind: str, name: str, field: str = "id") -> str:
+    """``name`` from a request's path or query, held to the one rule for names (``api.names``): a 400 Status
+    naming the field (``details.causes``, as the 2014 API server told a field it refused) when it breaks it."""
+    why = names.refusal(kind, name)
+    if why is None:
+        return name
+    message = f"{field} {json.dumps(name)}: {why}"
+    raise ApiError(400, message, "Invalid", {"kind": kind, "id": name, "causes": [
+        {"reason": "FieldValueInvalid", "field": field, "message": message}]})
 
 
 def not_found(resource: str, name: str) -> ApiError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 
 from cluster_pilot.api import kinds
+from cluster_pilot.master.routes.errors import named
 from cluster_pilot.store.events import EventLog
 
 
@@ -38,6 +39,7 @@ def router(events: EventLog) -> APIRouter:
     def list_events(object: str | None = None, kind: str | None = None, name: str | None = None,  # noqa: A002
                     after: int = Query(0, ge=0, le=2**62), limit: int = Query(500, ge=1, le=10_000)) -> dict:
         k, n = object_filter(object)
-        return listing(events, k or kind_named(kind), n or name, after, limit)
+        k, n = k or kind_named(kind), n or name
+        return listing(events, k, n if n is None else named(k or "", n, "object" if object else "name"), after, limit)
 
     return r

@@ -9,6 +9,7 @@ a ``--follow`` there too.
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from typing import AsyncIterator
 
@@ -19,8 +20,10 @@ from cluster_pilot.errors import UserError
 from cluster_pilot.host.logs import LogOptions, check_log_options, locate, logs_remote, ssh_to
 from cluster_pilot.host.observed import Observation
 from cluster_pilot.host.ssh import control_dir
+from cluster_pilot.api import names
 from cluster_pilot.master.reconcile import Reconciler
-from cluster_pilot.master.routes.errors import body, speaks_v1
+from cluster_pilot.master.routes.errors import body, named, speaks_v1
+from cluster_pilot.model import POD
 
 
 class LogError(Exception):
@@ -34,6 +37,8 @@ class LogError(Exception):
 def log_stream(reconciler: Reconciler, pod: str, container: str | None, options: LogOptions) -> AsyncIterator[bytes]:
     """Checks everything before the first byte (errors are answers, not half streams), then streams."""
     seen = reconciler.last or Observation({})
+    if (why := names.refusal(POD, pod)) is not None:
+        raise LogError(400, f"pod {json.dumps(pod)}: {why}")
     try:
         check_log_options(options)
         target = locate(seen, pod, container)
@@ -71,6 +76,7 @@ def router(reconciler: Reconciler) -> APIRouter:
     def pod_log(request: Request, pod: str, container: str | None = None, follow: bool = False,
                 tailLines: int | None = Query(None, ge=0, le=10**9), previous: bool = False,  # noqa: N803 - the API's names
                 sinceSeconds: int | None = Query(None, ge=1, le=10**10), timestamps: bool = False) -> Response:
+        named(POD, pod)  # a 400 naming the field, as on every route with an id in its path
         options = LogOptions(follow=follow, tail=tailLines, previous=previous, timestamps=timestamps,
                              since=f"{sinceSeconds}s" if sinceSeconds else None)
         return answer(pod, container, options, request.url.path)
@@ -80,6 +86,7 @@ def router(reconciler: Reconciler) -> APIRouter:
                    tailLines: int | None = Query(None, ge=0, le=10**9), previous: bool = False,  # noqa: N803
                    sinceSeconds: int | None = Query(None, ge=1, le=10**10), timestamps: bool = False) -> Response:
         """Today's path, the same parameters. Pod names are one space across namespaces (see ``routes.v1``)."""
+        named(POD, pod, "metadata.name")
         return pod_log(request, pod, container, follow, tailLines, previous, sinceSeconds, timestamps)
 
     return r

@@ -14,7 +14,7 @@ from cluster_pilot.master import guard
 from cluster_pilot.master.routes.bodies import BODY, parse_body, resource_version
 from cluster_pilot.master.routes.context import MINION, Context, kind_of
 from cluster_pilot.master.routes.controllers import Controllers
-from cluster_pilot.master.routes.errors import ApiError, not_found
+from cluster_pilot.master.routes.errors import ApiError, named, not_found
 from cluster_pilot.master.routes.minions import Minions, read_only
 from cluster_pilot.master.routes.pods import Pods
 from cluster_pilot.master.routes.services import Services
@@ -54,7 +54,8 @@ def _reads(routes: APIRouter, ctx: Context, resources: dict[str, Resource], pods
 
     @routes.get("/api/v1beta1/{resource}/{name}")
     def get_object(resource: str, name: str) -> JSONResponse:
-        found = resources[kind_of(resource)].item(name)
+        kind = kind_of(resource)
+        found = resources[kind].item(named(kind, name))
         if found is None:
             raise not_found(resource, name)
         return JSONResponse(found)
@@ -73,7 +74,7 @@ def _writes(routes: APIRouter, ctx: Context, resources: dict[str, Resource], pod
     @guard.one_writer
     def update_object(resource: str, name: str, raw: bytes = Depends(guard.raw_body)) -> JSONResponse:
         kind = _writable(kind_of(resource))
-        obj = parse_body(raw, kind, ctx.store.list(), name, ctx.policy)
+        obj = parse_body(raw, kind, ctx.store.list(), named(kind, name), ctx.policy)
         expect = resource_version(raw)
         owned(ctx, kind, name)
         before = ctx.stored(kind, name)
@@ -91,25 +92,25 @@ def _writes(routes: APIRouter, ctx: Context, resources: dict[str, Resource], pod
     @guard.one_writer
     def delete_object(resource: str, name: str) -> JSONResponse:
         kind = _writable(kind_of(resource))
-        delete(ctx, pods, kind, name, not_found(resource, name))
+        delete(ctx, pods, kind, named(kind, name), not_found(resource, name))
         return JSONResponse(wire.status(200, f"{resource} {name!r} deleted"))
 
 
-def create(ctx: Context, obj: Object, named: Callable[[str], str]) -> Record:
+def create(ctx: Context, obj: Object, label: Callable[[str], str]) -> Record:
     """Store a new object for the master (both API versions' create): refused when a CLI apply set owns that
-    name (issue 15's rules) or when it exists. ``named`` words an object for the message."""
+    name (issue 15's rules) or when it exists. ``label`` words an object for the message."""
     if (why := ctx.reconciler.foreign(obj.kind, obj.meta.name)) is not None:
         raise ApiError(409, why, "Conflict")
     try:
         record = ctx.store.put(obj.kind, obj.meta.name, to_json(obj), create_only=True, applyset="master",
                                actor="api")
     except Conflict:
-        raise ApiError(409, f"{named(obj.meta.name)} already exists", "AlreadyExists") from None
+        raise ApiError(409, f"{label(obj.meta.name)} already exists", "AlreadyExists") from None
     ctx.reconciler.trigger()
     return record
 
 
-def update(ctx: Context, obj: Object, expect: int | None, named: Callable[[str], str]) -> Record:
+def update(ctx: Context, obj: Object, expect: int | None, label: Callable[[str], str]) -> Record:
     """Store a changed object for the master (today's PATCH; the 2014 PUT keeps its own read-modify-write):
     refused on what a CLI apply set owns; ``expect``: the version it was based on (None: any)."""
     owned(ctx, obj.kind, obj.meta.name)
@@ -117,7 +118,7 @@ def update(ctx: Context, obj: Object, expect: int | None, named: Callable[[str],
         record = ctx.store.put(obj.kind, obj.meta.name, to_json(obj), expect_version=expect, applyset="master",
                                actor="api")
     except Conflict as exc:
-        raise ApiError(409, f"{named(obj.meta.name)}: {exc}", "Conflict") from None
+        raise ApiError(409, f"{label(obj.meta.name)}: {exc}", "Conflict") from None
     ctx.reconciler.trigger()
     return record
 

@@ -31,7 +31,7 @@ from cluster_pilot.master.registry import MASTER_APPLYSET, PodEntry, allocated, 
 from cluster_pilot.master.routes import objects, watch
 from cluster_pilot.master.routes.bodies import BODY, json_value, parse_body
 from cluster_pilot.master.routes.context import Context
-from cluster_pilot.master.routes.errors import ApiError
+from cluster_pilot.master.routes.errors import ApiError, named
 from cluster_pilot.master.routes.pods import Pods
 from cluster_pilot.model import POD, REPLICATION_CONTROLLER, Object, from_json, parse_selector, selector_admits, to_json
 from cluster_pilot.store import Record
@@ -200,6 +200,8 @@ def router(ctx: Context) -> APIRouter:
         params = request.query_params
         if (q.namespace is not None) != k.namespaced and (q.namespace is not None or q.name is not None):
             raise ApiError(404, f"the server could not find the requested resource ({plural})", "NotFound")
+        if q.name is not None:
+            named(k.name, q.name, "metadata.name")  # the one rule for names: a 400 naming the field
         labels, fields = label_selector(params.get("labelSelector")), field_selector(k, params.get("fieldSelector"))
 
         def admits(o: dict[str, Any]) -> bool:
@@ -244,6 +246,7 @@ def router(ctx: Context) -> APIRouter:
 
     @routes.get(PREFIX + "/{plural}/{name}")
     def get_cluster_scoped(request: Request, plural: str, name: str) -> Response:
+        named(resource(plural).name, name, "metadata.name")
         if resource(plural).namespaced:
             raise ApiError(404, f"the server could not find the requested resource ({plural})", "NotFound")
         return read(request, plural, _Query(None, name))
@@ -359,6 +362,7 @@ def _writes(routes: APIRouter, ctx: Context, pods: Pods) -> None:
         """JSON, merge and strategic merge patches (``api.patch``), applied to the object as its manifest says
         it (what was asked, not what the fleet reports), then checked and stored as an update."""
         k = _writable(plural, "patch")
+        named(k.name, name, "metadata.name")
         media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if media not in patches.TYPES:
             raise ApiError(415, f"PATCH takes {', '.join(patches.TYPES)}; not {media or 'no Content-Type'!r} "
@@ -408,6 +412,7 @@ def _writes(routes: APIRouter, ctx: Context, pods: Pods) -> None:
     @guard.one_writer
     def delete(namespace: str, plural: str, name: str, raw: bytes = Depends(guard.raw_body)) -> JSONResponse:
         k = _writable(plural, "delete")
+        named(k.name, name, "metadata.name")
         found = next((o for o in View(ctx).objects(k) if o["metadata"]["name"] == name), None)
         if found is None or found["metadata"].get("namespace") != namespace:
             raise _missing(k, name)

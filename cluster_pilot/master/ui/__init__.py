@@ -17,12 +17,14 @@ import jinja2
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
+from cluster_pilot.api import names
 from cluster_pilot.host.inspect import container_ids, format_age, inspect
 from cluster_pilot.host.logs import LogOptions
 from cluster_pilot.master.reconcile import Reconciler
 from cluster_pilot.master.routes.logs import LogError, log_stream
 from cluster_pilot.master.ui.board import board
 from cluster_pilot.master.registry import Registry, whole_fleet
+from cluster_pilot.model import POD
 from cluster_pilot.store import Store
 
 COOKIE = "cp_session"
@@ -135,6 +137,8 @@ def _pod_routes(r: APIRouter, reconciler: Reconciler, token: str) -> None:
     def ui_pod(request: Request, pod: str) -> Response:
         if not signed_in(request, token):
             return _login()
+        if names.refusal(POD, pod) is not None:
+            return _page("missing.html", 400, pod=pod)
         seen = reconciler.last
         found = seen.current().get(pod) if seen else None
         if found is None:
@@ -147,6 +151,8 @@ def _pod_routes(r: APIRouter, reconciler: Reconciler, token: str) -> None:
     def ui_logs(request: Request, pod: str, container: str | None = None) -> Response:
         if not signed_in(request, token):
             return _login()
+        if names.refusal(POD, pod) is not None:
+            return _page("missing.html", 400, pod=pod)
         query = urllib.parse.urlencode({"container": container} if container else {})
         return _page("logs.html", pod=pod, query=query)
 
