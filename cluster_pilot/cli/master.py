@@ -97,8 +97,8 @@ def _split_listen(listen: str) -> tuple[str, int]:
 @click.option("--listen", default="127.0.0.1:8080", show_default=True, help="HOST:PORT to serve on.")
 @inventory_option
 @click.option("--store", "--state", "state_url", default=None,
-              help="Store: sqlite:///PATH (default: the state dir's) or postgresql://USER:PASSWORD@HOST/DB (one "
-                   "master per database: leader election is not built yet).")
+              help="Store: sqlite:///PATH (default: the state dir's) or postgresql://USER:PASSWORD@HOST/DB (two "
+                   "or three masters may share one: every one serves the API, one elected leader reconciles).")
 @click.option("--interval", type=click.FloatRange(0.5), default=5.0, show_default=True,
               help="Longest time between two reconcile passes.")
 @click.option("--heal-interval", type=click.FloatRange(0.2), default=1.0, show_default=True,
@@ -162,9 +162,11 @@ def master(listen, inventory, state_url, interval, heal_interval, minion_grace, 
             "--insecure-loopback: requests from loopback over plain HTTP need no token")
     watch = WatchSettings(resync=resync, hold_down=hold_down) if observe_mode == "watch" else None
     grace = minion_grace if minion_grace is not None else (4.0 if watch else 10.0)
+    url = f"{'https' if tls_cert else 'http'}://{listen}"
+    owner = getattr(store, "owner", None)  # the masters of one PostgreSQL store own their objects together
     reconciler = Reconciler(store, inventory_file, home, load_inventory, grace=grace, interval=interval,
-                            heal_interval=heal_interval, url=f"{'https' if tls_cert else 'http'}://{listen}",
-                            watch=watch)
+                            heal_interval=heal_interval, url=owner() if owner else url, watch=watch,
+                            holder=f"{url} pid {os.getpid()} {os.urandom(4).hex()}")
     rules = Rules(listen=host, port=port, names=tuple(host_names), max_body=max_body)
     app = create_app(store, reconciler, Settings(token=token, insecure_loopback=insecure_loopback, rules=rules,
                                                  policy=policy))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -52,6 +53,8 @@ log = logging.getLogger("cluster_pilot.master")
 APPLYSET = MASTER_APPLYSET
 RUN_DEADLINE = 180.0  # a pass's Ansible run; a minion that dies mid-run is lost for it, never holds the loop
 LOOK_TIMEOUT = 3.0  # a helper's look over its session; one slower is asked over a new SSH exec instead
+LEASE_TTL = 6.0  # seconds the leader's lease lasts unrenewed: a killed leader's successor leads within this
+LEASE_STEP = 1.0  # how often the lease is renewed (or tried for), and another master's writes are looked for
 
 
 @dataclass
@@ -194,8 +197,12 @@ class Reconciler:
     def __init__(self, store: Store, inventory: Path, state_dir: Path, load_nodes: Callable[[Path], list[Node]],
                  grace: float = 10.0, interval: float = 5.0, heal_interval: float = 1.0,
                  observe_timeout: float = 2.0, events: EventLog | None = None, url: str = "",
-                 watch: WatchSettings | None = None) -> None:
+                 watch: WatchSettings | None = None, holder: str = "", lease_ttl: float = LEASE_TTL) -> None:
         self.store = store
+        self.holder = holder or f"{url or 'a master'} {os.getpid()} {os.urandom(4).hex()}"
+        self.lease_ttl = lease_ttl
+        self.term: int | None = None  # the leader lease's term while this master holds it: it reconciles
+        self._followed = float("-inf")  # when a follower last looked at the minions
         self.url = url or "this master"  # who owns what it applies, as the records and refusals name it
         self.events = events
         self._failing: dict[str, str] = {}  # pod -> the scheduling failure last recorded
@@ -214,6 +221,7 @@ class Reconciler:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._leasing: threading.Thread | None = None
         self._nodes: tuple[float, list[Node]] | None = None
         self._nodes_lock = threading.Lock()
         self.last: Observation | None = None
@@ -274,6 +282,8 @@ class Reconciler:
     # --- the loop -------------------------------------------------------------------------------------------
     def start(self) -> None:
         guard_runs()
+        self._leasing = threading.Thread(target=self._hold, name="leader-lease", daemon=True)
+        self._leasing.start()
         self._thread = threading.Thread(target=self._loop, name="reconcile", daemon=True)
         self._thread.start()
         if self.watcher is not None:
@@ -287,8 +297,56 @@ class Reconciler:
         end_runs()  # a pass stuck on a dead minion ends now, its whole process tree with it
         if self._thread is not None:
             self._thread.join(timeout=120)
+        if self._leasing is not None:
+            self._leasing.join(timeout=10)
         if self.watcher is not None:
             self.watcher.stop()
+
+    # --- the leader lease -----------------------------------------------------------------------------------
+    def _hold(self) -> None:
+        """Thread: the lease renewed every ``LEASE_STEP``, or tried for while another master holds it. Losing it
+        (another master took it after this one could not renew in time) ends this master's run at once: the
+        fleet lock's fencing tokens already refuse a deposed run's writes after its successor's, and this
+        stops it from trying. Another master's write to the shared store shows as a new store version and
+        wakes the loop, so a write to a follower reaches the leader within a step."""
+        held_until, seen = float("-inf"), None
+        while True:
+            asked = time.monotonic()
+            try:
+                term, version = self.store.hold_lease(self.holder, self.lease_ttl), self.store.version()
+                if term is not None:
+                    held_until = asked + self.lease_ttl - LEASE_STEP
+            except Exception as exc:  # the store unreachable: still leading only while the lease surely lasts
+                log.warning("leader lease: %s", exc)
+                term = self.term if time.monotonic() < held_until else None
+                version = seen
+            if term != self.term:
+                if term is None:
+                    log.warning("reconcile: no longer leading (term %s): another master leads", self.term)
+                    self.term = None
+                    end_runs()
+                else:
+                    log.info("reconcile: leading (term %d)", term)
+                    self.term = term
+                    self.trigger()
+            elif seen is not None and version != seen:
+                self.trigger()
+            seen = version
+            if self._stop.wait(LEASE_STEP):
+                break
+        if self.term is not None:
+            self.term = None
+            try:
+                self.store.release_lease(self.holder)
+            except Exception as exc:
+                log.warning("leader lease: not released: %s", exc)
+
+    def _follow(self) -> None:
+        """A follower reconciles nothing, but keeps its view of the minions for the API it serves."""
+        if time.monotonic() - self._followed >= self.interval:
+            self._followed = time.monotonic()
+            self.last = observe(self.nodes(), self.state_dir, self.observe_timeout)
+            self.generation += 1
 
     # --- the watch -------------------------------------------------------------------------------------------
     def _heard(self, node: str, message: Message) -> None:
@@ -353,8 +411,11 @@ class Reconciler:
                 break
             if self.watcher is not None:
                 self.watcher.sync(self.nodes())  # one session per minion of the inventory, as it is now
-                if not self._due():
-                    continue
+            if self.term is None:
+                self._follow()
+                continue
+            if self.watcher is not None and not self._due():
+                continue
             self.run_once()
 
     def run_once(self) -> Outcome | None:

@@ -25,6 +25,9 @@ CREATE TABLE IF NOT EXISTS history (
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
 INSERT INTO counters VALUES ('resource_version', 0) ON CONFLICT DO NOTHING;
 CREATE INDEX IF NOT EXISTS history_object ON history (kind, name, id);
+CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, term BIGINT NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL);
+INSERT INTO counters VALUES ('cluster', (random() * 4611686018427387903)::bigint) ON CONFLICT DO NOTHING;
 """
 
 
@@ -61,6 +64,8 @@ class _Tx:
 
 
 class PostgresStore(SqlStore):
+    NOW = "extract(epoch FROM clock_timestamp())::double precision"
+
     def __init__(self, url: str, history_limit: int = HISTORY_LIMIT) -> None:
         import psycopg
 
@@ -75,6 +80,12 @@ class PostgresStore(SqlStore):
                     db.execute(statement)
         except psycopg.OperationalError as exc:
             raise ValueError(f"cannot open store {redacted(url)}: {str(exc).replace(url, redacted(url))}") from None
+
+    def owner(self) -> str:
+        """Who the objects of this store's masters belong to, in the minions' records: the same for every master
+        of the database, whatever URL each was given for it."""
+        cluster = self._db().execute("SELECT value FROM counters WHERE name = 'cluster'").fetchone()[0]
+        return f"the masters of PostgreSQL store {int(cluster):x}"
 
     def _raw(self) -> Any:
         db = getattr(self._local, "db", None)

@@ -43,6 +43,10 @@ class Store(Protocol):
             create_only: bool = False, applyset: str = "", actor: str = "") -> Record: ...
     def delete(self, kind: str, name: str, *, expect_version: int | None = None, actor: str = "") -> Record: ...
     def history(self, kind: str | None = None, name: str | None = None, limit: int = 50) -> list[dict[str, Any]]: ...
+    def hold_lease(self, holder: str, ttl: float) -> int | None: ...
+    def release_lease(self, holder: str) -> None: ...
+    def leader(self) -> tuple[str, int, float] | None: ...
+    def version(self) -> int: ...
 
 
 _SCHEMA = """
@@ -55,8 +59,11 @@ CREATE TABLE IF NOT EXISTS history (
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters VALUES ('resource_version', 0);
 CREATE INDEX IF NOT EXISTS history_object ON history (kind, name, id);
+CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, term INTEGER NOT NULL,
+    expires_at REAL NOT NULL);
 """
 HISTORY_LIMIT = 100
+LEADER = "leader"  # the lease the masters of one store elect their reconciler with
 
 
 class SqlStore:
@@ -65,6 +72,7 @@ class SqlStore:
     every connection go one at a time from the first statement on (SQLite's ``BEGIN IMMEDIATE`` already does)."""
 
     history_limit: int
+    NOW = "(julianday('now') - 2440587.5) * 86400.0"  # the database's clock, in seconds since the epoch
 
     def _db(self) -> Any:
         raise NotImplementedError
@@ -156,6 +164,36 @@ class SqlStore:
             sql += " WHERE " + " AND ".join(where)
         rows = self._db().execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
         return [dict(zip(("at", "verb", "kind", "name", "resource_version", "actor"), r)) for r in rows]
+
+
+    # --- the leader lease ------------------------------------------------------------------------------------
+    def hold_lease(self, holder: str, ttl: float) -> int | None:
+        """Take the leader lease, or renew it: its term while ``holder`` holds it, None while another does.
+        One statement, so two masters never both hold it; timed by the database's clock, so the masters'
+        clocks may disagree. A new holder, or one whose lease ran out, gets the next term: the fencing term
+        that tells a pass of this holding from one of an earlier."""
+        row = self._db().execute(
+            f"INSERT INTO leases AS l (name, holder, term, expires_at) VALUES (?, ?, 1, {self.NOW} + ?) "
+            f"ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at, "
+            f"term = CASE WHEN l.holder = excluded.holder AND l.expires_at > {self.NOW} THEN l.term "
+            f"ELSE l.term + 1 END WHERE l.holder = excluded.holder OR l.expires_at <= {self.NOW} RETURNING term",
+            (LEADER, holder, ttl)).fetchone()
+        return None if row is None else int(row[0])
+
+    def release_lease(self, holder: str) -> None:
+        """A master that stops lets another lead at once rather than after the lease's time."""
+        self._db().execute(f"UPDATE leases SET expires_at = {self.NOW} - 1 WHERE name = ? AND holder = ?",
+                           (LEADER, holder))
+
+    def leader(self) -> tuple[str, int, float] | None:
+        """(holder, term, seconds left) of a lease not run out, or None."""
+        row = self._db().execute(f"SELECT holder, term, expires_at - {self.NOW} FROM leases WHERE name = ? "
+                                 f"AND expires_at > {self.NOW}", (LEADER,)).fetchone()
+        return None if row is None else (row[0], int(row[1]), float(row[2]))
+
+    def version(self) -> int:
+        """The store's resource version: another master's write shows here as a change."""
+        return int(self._db().execute("SELECT value FROM counters WHERE name = 'resource_version'").fetchone()[0])
 
 
 class SQLiteStore(SqlStore):

@@ -113,3 +113,47 @@ def test_history_keeps_the_newest_per_object(where):
     s.put("Pod", "q", {"i": 0})
     assert [h["resource_version"] for h in s.history("Pod", "p")] == [6, 5, 4]
     assert len(s.history()) == 4
+
+
+def test_one_leader_at_a_time_and_every_new_holding_a_higher_term(where):
+    """The leader lease: renewing keeps the term; a release or a lease run out lets another take it, with the
+    next term; while it lasts, nobody else gets it."""
+    from tests.waits import wait_for
+
+    a, b = open_store(where), open_store(where)
+    assert a.hold_lease("A", 30) == 1 and b.hold_lease("B", 30) is None
+    assert a.hold_lease("A", 30) == 1 and b.leader()[:2] == ("A", 1) and 29 < b.leader()[2] <= 30
+    a.release_lease("A")
+    assert b.leader() is None and b.hold_lease("B", 0.3) == 2 and a.hold_lease("A", 30) is None
+    term = wait_for(lambda: a.hold_lease("A", 30), 10, "B's short lease to run out")
+    assert term == 3 and b.hold_lease("B", 30) is None and a.version() == 0
+
+
+def test_masters_racing_for_the_lease_elect_exactly_one(where):
+    import threading
+
+    stores = [open_store(where) for _ in range(6)]
+    for round_ in range(5):
+        won: list[tuple[str, int]] = []
+        go = threading.Barrier(len(stores))
+
+        def race(i: int) -> None:
+            go.wait()
+            term = stores[i].hold_lease(f"m{i}", 30)
+            if term is not None:
+                won.append((f"m{i}", term))
+
+        threads = [threading.Thread(target=race, args=(i,)) for i in range(len(stores))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(won) == 1 and won[0][1] == round_ + 1, won
+        stores[0].release_lease(won[0][0])
+
+
+def test_another_masters_write_shows_as_a_new_store_version(where):
+    a, b = open_store(where), open_store(where)
+    before = b.version()
+    a.put("Pod", "p", {"x": 1})
+    assert b.version() == before + 1

@@ -1,4 +1,5 @@
-"""``/healthz``, ``/version`` (the seed's v0.4, as the 2014 client checks it) and ``/metrics`` (Prometheus)."""
+"""``/healthz``, ``/version`` (the seed's v0.4, as the 2014 client checks it), ``/leader`` (which master of the
+store reconciles) and ``/metrics`` (Prometheus)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,14 @@ def router(ctx: Context) -> APIRouter:
     def version() -> dict[str, str]:
         return {"major": "0", "minor": "4", "gitVersion": f"v0.4-cluster-pilot-{__version__}",
                 "gitCommit": "cluster-pilot", "gitTreeState": "clean"}
+
+    @routes.get("/leader")
+    def leader() -> dict[str, object]:
+        """Whether this master reconciles, and which master of the store does (its lease's holder and term)."""
+        held = ctx.reconciler.store.leader()
+        return {"leading": ctx.reconciler.term is not None, "term": ctx.reconciler.term,
+                "leader": held[0] if held else None, "leaderTerm": held[1] if held else None,
+                "leaseSecondsLeft": round(held[2], 3) if held else None}
 
     @routes.get("/metrics", response_class=PlainTextResponse)
     def metrics() -> Response:
