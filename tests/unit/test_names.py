@@ -183,3 +183,21 @@ def test_there_are_no_api_routes_that_take_an_id_unchecked():
     paths = _app(Path(__import__("tempfile").mkdtemp(prefix="cp-names-"))).openapi()["paths"]
     assert sorted(p for p in paths if "{" in p.replace("{resource}", "")) == [
         "/api/v1beta1/pods/{pod}/log", "/api/v1beta1/{resource}/{name}"]
+
+
+def test_the_dashboard_refuses_a_bad_pod_id(tmp_path):
+    import urllib.parse
+
+    from tests.unit.test_day2 import Ui
+    from tests.unit.test_kubecfg import serve
+
+    master = serve(tmp_path, insecure_loopback=False)
+    try:
+        ui = Ui(master)
+        signed = ui.request("POST", "/ui/login", urllib.parse.urlencode({"token": TOKEN}))
+        ui.cookie = signed.headers["set-cookie"].split(";")[0]
+        for path in ("/ui/pods/-rf", "/ui/pods/--privileged/logs", "/ui/pods/-rf/log"):
+            assert ui.request("GET", path).status == 400, path
+        assert ui.request("GET", "/ui/pods/redisSlave-1a2b3").status == 404  # a good id: just not there
+    finally:
+        master.stop()
