@@ -88,6 +88,8 @@ def test_a_body_that_is_not_utf8_or_json_is_a_400_on_every_write(case):
         case.path_parameters = {**case.path_parameters, "plural": "pods"}
     if case.path_parameters and "name" in case.path_parameters:
         case.path_parameters = {**case.path_parameters, "name": "fuzz"}  # a bad id is a 400 of its own (below)
+    if case.path_parameters and "namespace" in case.path_parameters:
+        case.path_parameters = {**case.path_parameters, "namespace": "default"}  # so is a bad namespace
     media = "application/merge-patch+json" if case.method.upper() == "PATCH" else "application/json"
     headers = {**(case.headers or {}), "Authorization": f"Bearer {TOKEN}", "Content-Type": media}
     for body in NOT_JSON:
@@ -120,6 +122,8 @@ def test_a_bad_id_in_any_path_is_a_400_naming_the_field(case):
         resources = [("plural", r) for r in ("pods", "replicationcontrollers", "services")]
     else:
         resources = [None]
+    if "namespace" in case.path_parameters:
+        case.path_parameters = {**case.path_parameters, "namespace": "default"}  # only the id is bad here
     for resource in resources:
         for bad in BAD_IDS:
             resource_part = dict([resource]) if resource else {}

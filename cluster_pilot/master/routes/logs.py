@@ -23,7 +23,7 @@ from cluster_pilot.host.ssh import control_dir
 from cluster_pilot.api import names
 from cluster_pilot.master.reconcile import Reconciler
 from cluster_pilot.master.routes.errors import body, named, speaks_v1
-from cluster_pilot.model import POD
+from cluster_pilot.model import POD, SERVICE
 
 
 class LogError(Exception):
@@ -87,6 +87,7 @@ def router(reconciler: Reconciler) -> APIRouter:
                    sinceSeconds: int | None = Query(None, ge=1, le=10**10), timestamps: bool = False) -> Response:
         """Today's path, the same parameters. Pod names are one space across namespaces (see ``routes.v1``)."""
         named(POD, pod, "metadata.name")
+        named(SERVICE, namespace, "metadata.namespace")  # a DNS-1123 label, as in routes.v1
         return pod_log(request, pod, container, follow, tailLines, previous, sinceSeconds, timestamps)
 
     return r

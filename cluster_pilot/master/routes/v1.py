@@ -33,7 +33,7 @@ from cluster_pilot.master.routes.bodies import BODY, json_value, parse_body
 from cluster_pilot.master.routes.context import Context
 from cluster_pilot.master.routes.errors import ApiError, named
 from cluster_pilot.master.routes.pods import Pods
-from cluster_pilot.model import POD, REPLICATION_CONTROLLER, Object, from_json, parse_selector, selector_admits, to_json
+from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, Object, from_json, parse_selector, selector_admits, to_json
 from cluster_pilot.store import Record
 
 PREFIX = "/api/v1"
@@ -197,6 +197,8 @@ def router(ctx: Context) -> APIRouter:
 
     def read(request: Request, plural: str, q: _Query) -> Response:
         k = resource(plural)
+        if q.namespace is not None:
+            _namespace(q.namespace)
         params = request.query_params
         if (q.namespace is not None) != k.namespaced and (q.namespace is not None or q.name is not None):
             raise ApiError(404, f"the server could not find the requested resource ({plural})", "NotFound")
@@ -261,6 +263,11 @@ def router(ctx: Context) -> APIRouter:
 
     _writes(routes, ctx, pods)
     return routes
+
+
+def _namespace(name: str) -> str:
+    """A namespace in a path is a DNS-1123 label, as a service's name (``api.names``): a 400 naming the field."""
+    return named(SERVICE, name, "metadata.namespace")
 
 
 def _writable(plural: str, verb: str) -> kinds.Kind:
@@ -338,6 +345,7 @@ def _writes(routes: APIRouter, ctx: Context, pods: Pods) -> None:
     @guard.one_writer
     def create(request: Request, namespace: str, plural: str, raw: bytes = Depends(guard.raw_body)) -> JSONResponse:
         k = _writable(plural, "create")
+        _namespace(namespace)
         body = _object(raw, namespace)
         try:
             obj: Object = parse_body(body, k.name, ctx.store.list(), policy=ctx.policy, strict=_strict(request))
@@ -362,6 +370,7 @@ def _writes(routes: APIRouter, ctx: Context, pods: Pods) -> None:
         """JSON, merge and strategic merge patches (``api.patch``), applied to the object as its manifest says
         it (what was asked, not what the fleet reports), then checked and stored as an update."""
         k = _writable(plural, "patch")
+        _namespace(namespace)
         named(k.name, name, "metadata.name")
         media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if media not in patches.TYPES:
@@ -412,6 +421,7 @@ def _writes(routes: APIRouter, ctx: Context, pods: Pods) -> None:
     @guard.one_writer
     def delete(namespace: str, plural: str, name: str, raw: bytes = Depends(guard.raw_body)) -> JSONResponse:
         k = _writable(plural, "delete")
+        _namespace(namespace)
         named(k.name, name, "metadata.name")
         found = next((o for o in View(ctx).objects(k) if o["metadata"]["name"] == name), None)
         if found is None or found["metadata"].get("namespace") != namespace:
