@@ -13,8 +13,6 @@ import importlib
 import os
 import shlex
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,6 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from cluster_pilot.apply import timings
 from cluster_pilot.apply.masking import mask
+from cluster_pilot.apply.processes import end_tree, guard_runs, stop_descendants, track, untrack
 from cluster_pilot.apply.render import Rendered, action_count, playbook_vars, unsafe_yaml
 from cluster_pilot.resources import resource_dir
 
@@ -253,11 +252,11 @@ def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], h
             # not thread.join(): a KeyboardInterrupt inside it leaves the thread marked stopped (CPython 3.11)
             until = time.monotonic() + deadline
             while thread.is_alive() and not finished.wait(0.2 if root else 0.01):
-                root = root or _track(vars_file)
+                root = root or track(vars_file)
                 if time.monotonic() > until:
                     overdue = True
                     cancelled.set()
-                    _end_tree(root)
+                    end_tree(root)
                     finished.wait(timeout=30)
                     break
         except KeyboardInterrupt:
@@ -266,7 +265,7 @@ def run_playbook(playbook: str, inventory: Path, variables: Mapping[str, Any], h
             finished.wait(timeout=30)
             raise
         finally:
-            _untrack(root)
+            untrack(root)
         status = "timeout" if overdue else runner.status
         if overdue:
             _overdue(results, deadline)
@@ -331,136 +330,6 @@ def _overdue(results: Mapping[str, HostResult], deadline: float) -> None:
         if r.ok:
             r.unreachable = True
             r.messages.append(f"no result within the run's deadline ({deadline:.0f} s): lost for this run")
-
-
-def descendants(root: int) -> list[int]:
-    """Every live process below ``root``, read whole from /proc (empty without /proc)."""
-    children: dict[int, list[int]] = {}
-    try:
-        entries = [e for e in os.scandir("/proc") if e.name.isdigit()]
-    except OSError:
-        return []
-    for entry in entries:
-        try:
-            ppid = int(Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def stop_descendants(root: int | None = None) -> list[int]:
-    """SIGKILL every process below ``root`` (this one by default): ansible-playbook, its workers and their
-    ssh clients. ansible-runner's own cancel kills only ansible-playbook's process group, but each worker
-    runs in a session of its own: left alone, a worker keeps its SSH session open and the host's module goes on
-    changing containers after Ctrl-C. With the ssh clients gone, the modules see their session close and stop
-    (``cp_pods``). The tree is read whole before anything is killed, so no orphan escapes to init. The SSH
-    control masters have detached (their parent is init) and stay for the next run."""
-    found = descendants(os.getpid() if root is None else root)
-    for pid in found:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    return found
-
-
-# --- the runs of this process, so that they end with it ------------------------------------------------------
-_runs: set[int] = set()  # ansible-playbook's pid of every run under way
-_runs_lock = threading.Lock()
-_guard: subprocess.Popen | None = None
-
-# Kills the trees of the runs it was told of (+PID, -PID lines) once its stdin closes: when the process that
-# started it ends, however it ends (SIGKILL included), ansible-playbook and its workers, left to init, go too.
-GUARD = r"""
-import os, signal, sys
-runs = set()
-for line in sys.stdin:
-    line = line.strip()
-    if line[:1] == "+": runs.add(int(line[1:]))
-    elif line[:1] == "-": runs.discard(int(line[1:]))
-children = {}
-for e in os.listdir("/proc"):
-    if e.isdigit():
-        try:
-            children.setdefault(int(open("/proc/%s/stat" % e).read().rsplit(")", 1)[1].split()[1]), []).append(int(e))
-        except Exception:
-            pass
-doomed, todo = list(runs), list(runs)
-while todo:
-    for c in children.get(todo.pop(), []):
-        doomed.append(c)
-        todo.append(c)
-for pid in doomed:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except OSError:
-        pass
-"""
-
-
-def guard_runs() -> None:
-    """From now on, the runs of this process end when it does, even killed (started by its first run)."""
-    global _guard
-    with _runs_lock:
-        if _guard is None or _guard.poll() is not None:
-            _guard = subprocess.Popen([sys.executable, "-c", GUARD], stdin=subprocess.PIPE, text=True,
-                                      start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for pid in _runs:
-                _tell_guard(f"+{pid}")
-
-
-def _tell_guard(line: str) -> None:
-    if _guard is not None and _guard.stdin is not None:
-        try:
-            _guard.stdin.write(line + "\n")
-            _guard.stdin.flush()
-        except OSError:
-            pass
-
-
-def _track(marker: str) -> int | None:
-    """The run's ansible-playbook (the child whose command line names its private vars file), once it is up."""
-    for pid in descendants(os.getpid()):
-        try:
-            if marker in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
-                with _runs_lock:
-                    _runs.add(pid)
-                    _tell_guard(f"+{pid}")
-                return pid
-        except OSError:
-            continue
-    return None
-
-
-def _untrack(root: int | None) -> None:
-    if root is not None:
-        with _runs_lock:
-            _runs.discard(root)
-            _tell_guard(f"-{root}")
-
-
-def _end_tree(root: int | None) -> None:
-    if root is None:
-        return
-    stop_descendants(root)
-    try:
-        os.kill(root, signal.SIGKILL)
-    except OSError:
-        pass
-
-
-def end_runs() -> None:
-    """Kill every run of this process now, whole trees (a master that stops)."""
-    with _runs_lock:
-        roots = list(_runs)
-    for root in roots:
-        _end_tree(root)
 
 
 def converge_hosts(rendered: Rendered, inventory: Path, state_dir: Path,

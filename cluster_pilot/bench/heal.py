@@ -4,8 +4,9 @@
   Running again on the minion's new container (its ``start`` event, read from dockerd on the minion). The
   master's own trace (``pass marks`` in its log) splits each heal: event to plan, plan to ansible-playbook
   start, the cp_pods module run, Docker's create-to-start of the new containers;
-- lost minion to full count: a minion stopped (never the lock host: without it no run may start); done when the
-  API shows the controller's replicas Running on the other minions;
+- lost minion to full count: a minion stopped, in turn one that is no lock host and the first lock host (the
+  fleet lock lives on a majority of its lock hosts, so losing one must not stop a heal); done when the API shows
+  the controller's replicas Running on the other minions;
 - idle cost: CPU seconds per minute of the master, its SSH clients and its control masters, for
   ``--observe watch`` and ``--observe poll`` one after the other, on the first 3 minions and on all of them.
 """
@@ -45,10 +46,11 @@ class Heal:
 class HealFigures:
     minions: int
     heals: tuple[Heal, ...]
-    lost: tuple[float, ...]  # minion stopped to the controller at full count elsewhere
+    lost: tuple[float, ...]  # a minion that is no lock host stopped to the controller at full count elsewhere
     idle: tuple[tuple[str, int, float], ...]  # (observe mode, minions, CPU seconds per minute)
     idle_window_s: float
     resync: tuple[tuple[int, tuple[float, ...]], ...] = ()  # (minions, the watching master's whole resync passes, s)
+    lost_lock: tuple[float, ...] = ()  # the same with the first lock host stopped, in the same run
 
 
 def wait(condition: Callable[[], object], timeout: float, what: str, step: float = 0.05) -> object:
@@ -275,6 +277,7 @@ def measure(nodes: Sequence[Node], inventory_file: Path, home: Path, sandbox, ki
     fleets = [(3, sub_inventory(nodes[:3], work / "inventory-3.json"))] if len(nodes) > 3 else []
     heals: list[Heal] = []
     lost: list[float] = []
+    lost_lock: list[float] = []
     resync: list[tuple[int, tuple[float, ...]]] = []
     for count, inventory in [*fleets, (len(nodes), inventory_file)]:
         for mode in ("watch", "poll"):
@@ -294,17 +297,23 @@ def measure(nodes: Sequence[Node], inventory_file: Path, home: Path, sandbox, ki
                     for i in range(kills):
                         heals.append(one_heal(master, nodes[i % len(nodes)], home, rc))
                         say(f"heal {i + 1}: {heals[-1].seconds:.2f} s")
-                    spare = [n.name for n in nodes if n.name != lock_hosts(nodes)[0].name]
-                    for i in range(stops if spare else 0):
-                        lost.append(one_loss(master, sandbox, spare[i % len(spare)], rc, count))
-                        say(f"lost minion {i + 1}: full count after {lost[-1]:.2f} s")
+                    locks = {n.name for n in lock_hosts(nodes)}
+                    spare = [n.name for n in nodes if n.name not in locks]
+                    for i in range(stops):
+                        if spare:
+                            lost.append(one_loss(master, sandbox, spare[i % len(spare)], rc, count))
+                            say(f"lost minion {i + 1} (no lock host): full count after {lost[-1]:.2f} s")
+                        first = lock_hosts(nodes)[0].name
+                        lost_lock.append(one_loss(master, sandbox, first, rc, count))
+                        say(f"lost minion {i + 1} ({first}, the first lock host): full count after "
+                            f"{lost_lock[-1]:.2f} s")
             finally:
                 try:
                     master.call(f"{CONTROLLERS.v1beta1}/{rc}", method="DELETE")
                     wait(lambda: not master.pods(rc), 180, f"{rc}'s pods to go", 0.5)
                 finally:
                     master.stop()
-    return HealFigures(len(nodes), tuple(heals), tuple(lost), tuple(idle), window, tuple(resync))
+    return HealFigures(len(nodes), tuple(heals), tuple(lost), tuple(idle), window, tuple(resync), tuple(lost_lock))
 
 
 def percentile(values: Sequence[float], q: float) -> float:

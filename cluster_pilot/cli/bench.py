@@ -287,9 +287,10 @@ def heal(minion_count, kills, stops, window) -> int:
                f"p95 {percentile(seconds, 0.95):.2f} s (goal: median <= 3 s)")
     for stage, value in medians(f.heals):
         click.echo(f"    {stage:<40} {value:7.3f} s (median)")
-    if f.lost:
-        click.echo(f"lost minion to full count, {len(f.lost)} stops: {', '.join(f'{s:.1f}' for s in f.lost)} s, "
-                   f"median {statistics.median(f.lost):.1f} s (goal <= 10 s)")
+    for what, losses in (("a minion that is no lock host", f.lost), ("the first lock host", f.lost_lock)):
+        if losses:
+            click.echo(f"lost {what} to full count, {len(losses)} stops: {', '.join(f'{s:.1f}' for s in losses)} s, "
+                       f"median {statistics.median(losses):.1f} s (goal <= 10 s)")
     cost = {(mode, n): c for mode, n, c in f.idle}
     for n in sorted({n for _, n in cost}):
         click.echo(f"idle master on {n} minions: watch {cost[('watch', n)]:.2f} CPU s/min, poll "

@@ -37,7 +37,7 @@ from cluster_pilot.host.records import Owner, refusal
 from cluster_pilot.host.ssh import control_dir
 from cluster_pilot.host.watch import TRIGGERS, Beat, Closed, Event, Message, Resync, Watcher
 from cluster_pilot.apply import timings
-from cluster_pilot.apply.runner import end_runs, guard_runs
+from cluster_pilot.apply.processes import end_runs, guard_runs
 from cluster_pilot.apply.pipeline import Driver, Hooks, Options, Outcome, Request, converge
 from cluster_pilot.host.records import fleet_records
 from cluster_pilot.master.backoff import BackOff, after_run, backoff_events, held, next_wake

@@ -19,6 +19,7 @@ from tests.e2e.test_watch import create, delete
 from tests.postgres import postgres
 
 pytestmark = pytest.mark.e2e
+ROUNDS = 3
 
 
 def _leading(m: Master) -> bool:
@@ -56,36 +57,44 @@ def test_the_leaders_sigkill_hands_the_lead_over_within_10_s_with_every_acknowle
             wait_for(lambda: _rc_running(sandbox, "ha", 2), 180, "the follower's write run by the leader")
 
             acknowledged: list[str] = []
-            stop = threading.Event()
+            for round_ in range(ROUNDS):  # the failover three times: its median goes in the closing figures
+                stop = threading.Event()
 
-            def stream() -> None:
-                i = 0
-                while not stop.is_set():
-                    name = f"stream-{i}"
-                    if _write(masters[i % 2], name):
-                        acknowledged.append(name)
-                    i += 1
+                def stream() -> None:
+                    i = 0
+                    while not stop.is_set():
+                        name = f"stream-{round_}-{i}"
+                        if _write(masters[i % 2], name):
+                            acknowledged.append(name)
+                        i += 1
 
-            writer = threading.Thread(target=stream)
-            writer.start()
-            try:
-                wait_for(lambda: len(acknowledged) >= 5, 60, "writes before the kill")
-                term = leader.get("/leader")["term"]
-                before = follower.passes()
-                t0 = time.monotonic()
-                leader.kill(signal.SIGKILL)
-                wait_for(lambda: _leading(follower), 10, "the follower to lead")
-                failovers.append(time.monotonic() - t0)
-                wait_for(lambda: follower.passes() > before, 60, "the new leader's first pass")
-                first_passes.append(time.monotonic() - t0)
-                count = len(acknowledged)
-                wait_for(lambda: len(acknowledged) >= count + 5, 60, "writes after the kill")
-            finally:
-                stop.set()
-                writer.join()
-            assert follower.get("/leader")["term"] > term
-            stored = {item["id"] for item in follower.get("/api/v1beta1/replicationControllers")["items"]}
-            assert set(acknowledged) <= stored, sorted(set(acknowledged) - stored)
+                writer = threading.Thread(target=stream)
+                writer.start()
+                try:
+                    count = len(acknowledged)
+                    wait_for(lambda: len(acknowledged) >= count + 5, 60, "writes before the kill")
+                    term = leader.get("/leader")["term"]
+                    before = follower.passes()
+                    t0 = time.monotonic()
+                    leader.kill(signal.SIGKILL)
+                    wait_for(lambda: _leading(follower), 10, "the follower to lead")
+                    failovers.append(time.monotonic() - t0)
+                    wait_for(lambda: follower.passes() > before, 60, "the new leader's first pass")
+                    first_passes.append(time.monotonic() - t0)
+                    count = len(acknowledged)
+                    wait_for(lambda: len(acknowledged) >= count + 5, 60, "writes after the kill")
+                finally:
+                    stop.set()
+                    writer.join()
+                assert follower.get("/leader")["term"] > term
+                stored = {item["id"] for item in follower.get("/api/v1beta1/replicationControllers")["items"]}
+                assert set(acknowledged) <= stored, sorted(set(acknowledged) - stored)
+                restarted = Master(sandbox_home, "--insecure-loopback", "--store", url).start()
+                masters[masters.index(leader)] = restarted
+                wait_for(lambda: restarted.get("/leader")["leader"] == follower.get("/leader")["leader"], 30,
+                         "the restarted master to follow")
+                assert not restarted.get("/leader")["leading"]
+                leader, follower = follower, restarted
 
             victim = next(c for c in managed_containers(sandbox) if c["controller"] == "ha")
             ssh(sandbox, victim["address"], f"docker rm -f {victim['id']} >/dev/null")
@@ -99,5 +108,6 @@ def test_the_leaders_sigkill_hands_the_lead_over_within_10_s_with_every_acknowle
         finally:
             for m in masters:
                 m.kill(signal.SIGKILL)
-    print(f"\nleader failover: SIGKILL to the new leader {statistics.median(failovers):.2f} s, to its first pass "
-          f"{statistics.median(first_passes):.2f} s")
+    print(f"\nleader failover, {ROUNDS} SIGKILLs: to the new leader {', '.join(f'{t:.2f}' for t in failovers)} s "
+          f"(median {statistics.median(failovers):.2f} s), to its first pass "
+          f"{', '.join(f'{t:.2f}' for t in first_passes)} s (median {statistics.median(first_passes):.2f} s)")

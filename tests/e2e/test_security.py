@@ -58,7 +58,7 @@ def test_a_killed_apply_leaves_no_environment_value_in_the_state_dir(sandbox_hom
     import subprocess
     import sys
 
-    from cluster_pilot.apply.runner import descendants
+    from cluster_pilot.apply.processes import descendants
     from tests.waits import wait_for
 
     secret = "s3cret-" + os.urandom(8).hex()

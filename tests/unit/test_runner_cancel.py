@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from cluster_pilot.apply.runner import descendants, stop_descendants
+from cluster_pilot.apply.processes import descendants, stop_descendants
 from tests.waits import wait_for
 
 # a child in the root's session, and one in a session of its own with a grandchild below it

@@ -127,12 +127,12 @@ def test_watch_view_no_pass_plans_while_a_minion_not_lost_was_never_seen():
 
 OWNER = """
 import subprocess, sys, time
-from cluster_pilot.apply import runner
-runner.guard_runs()
+from cluster_pilot.apply import processes
+processes.guard_runs()
 run = subprocess.Popen(["sh", "-c", "sleep 300 & sleep 300 & wait"], start_new_session=True)
-with runner._runs_lock:
-    runner._runs.add(run.pid)
-    runner._tell_guard("+%d" % run.pid)
+with processes._runs_lock:
+    processes._runs.add(run.pid)
+    processes._tell_guard("+%d" % run.pid)
 print(run.pid, flush=True)
 time.sleep(300)
 """
@@ -142,7 +142,7 @@ def test_a_killed_owner_takes_its_runs_whole_trees_with_it():
     owner = subprocess.Popen([sys.executable, "-c", textwrap.dedent(OWNER)], stdout=subprocess.PIPE, text=True)
     try:
         run = int(owner.stdout.readline())
-        from cluster_pilot.apply.runner import descendants
+        from cluster_pilot.apply.processes import descendants
 
         wait_for(lambda: len(descendants(run)) == 2, 10, "the run's two sleeps", 0.05)
         tree = [run, *descendants(run)]
@@ -154,6 +154,6 @@ def test_a_killed_owner_takes_its_runs_whole_trees_with_it():
 
 
 def test_the_guard_compiles():
-    from cluster_pilot.apply.runner import GUARD
+    from cluster_pilot.apply.processes import GUARD
 
     compile(GUARD, "guard", "exec")
