@@ -36,6 +36,7 @@ _VERBS = {
     "scale": "cluster_pilot.cli.delete:scale",
     "lock": "cluster_pilot.cli.lock:lock",
     "master": "cluster_pilot.cli.master:master",
+    "kubeconfig": "cluster_pilot.cli.master:kubeconfig_command",
     "logs": "cluster_pilot.cli.logs:logs",
     "exec": "cluster_pilot.cli.logs:exec_",
 }

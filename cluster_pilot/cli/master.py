@@ -12,7 +12,8 @@ from pathlib import Path
 import click
 
 from cluster_pilot.cli.options import inventory_option, inventory_path
-from cluster_pilot.master.client import TOKEN_FILE, TOKEN_URLS_FILE, is_loopback
+from cluster_pilot.master import kubeconfig
+from cluster_pilot.master.client import TOKEN_FILE, TOKEN_URLS_FILE, is_loopback, same_server
 from cluster_pilot.errors import UserError
 from cluster_pilot.home import state_dir
 
@@ -85,6 +86,48 @@ def served_urls(scheme: str, host: str, port: int, names: tuple[str, ...]) -> li
     return [f"{scheme}://{f'[{h}]' if ':' in h else h}:{port}" for h in hosts]
 
 
+def write_kubeconfig(path: Path, url: str, token: str, ca_file: str | None = None, insecure: bool = False) -> None:
+    """A kubeconfig for ``url`` (0600: it holds the token). ``ca_file``: the certificate kubectl trusts for the
+    master, embedded (a self-signed ``--tls-cert`` is its own authority)."""
+    try:
+        ca = Path(ca_file).read_bytes() if ca_file else None
+    except OSError as exc:
+        raise UserError(f"--certificate-authority {ca_file}: {exc.strerror or exc}") from None
+    write_private(path, kubeconfig.text(url, token, ca, insecure))
+
+
+@click.command("kubeconfig")
+@click.option("--server", default=None, metavar="URL",
+              help="The master's URL (default: the first one the state dir's master serves, from master-token.urls).")
+@click.option("--certificate-authority", "ca_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="https: the certificate (or CA) kubectl trusts for the master, embedded.")
+@click.option("--insecure-skip-tls-verify", "insecure", is_flag=True, help="https: do not check the certificate.")
+@click.option("-o", "--output", default=None, metavar="FILE",
+              help="Where to write it (mode 0600) [default: $CLUSTER_PILOT_HOME/kubeconfig].")
+def kubeconfig_command(server, ca_file, insecure, output) -> int:
+    """Write a kubeconfig with the master's token, for kubectl and the Kubernetes clients (KUBECONFIG=FILE)."""
+    home = state_dir()
+    token = read_token(home / TOKEN_FILE) if (home / TOKEN_FILE).exists() else None
+    if token is None:
+        raise UserError(f"no master token in {home}: start `cluster-pilot master` once first")
+    try:
+        recorded = (home / TOKEN_URLS_FILE).read_text().split()
+    except OSError:
+        recorded = []
+    url = (server or (recorded[0] if recorded else "")).rstrip("/")
+    if not url:
+        raise UserError(f"no master URL: none recorded in {home / TOKEN_URLS_FILE}; give one with --server")
+    if same_server(url) not in {same_server(u) for u in recorded}:
+        raise UserError(f"--server {url}: the token in {home} is not this master's (it serves "
+                        f"{', '.join(recorded) or 'no recorded URL'})")
+    path = Path(output) if output else home / kubeconfig.FILE
+    write_kubeconfig(path, url, token, ca_file, insecure)
+    click.echo(f"wrote {path} (mode 0600); use it with: export KUBECONFIG={path}")
+    if (note := kubeconfig.plain_http_note(url)) is not None:
+        click.echo(f"note: {note}", err=True)
+    return 0
+
+
 def _split_listen(listen: str) -> tuple[str, int]:
     host, _, port = listen.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"
@@ -128,7 +171,7 @@ def _split_listen(listen: str) -> tuple[str, int]:
               help="Versions of each object the store's history keeps.")
 def master(listen, inventory, state_url, interval, heal_interval, minion_grace, observe_mode, resync, hold_down,
            tls_cert, tls_key, insecure_loopback, host_names, max_body, per_address, history_limit) -> int:
-    """Serve /api/v1beta1 and keep the minions matching what it stores."""
+    """Serve /api/v1beta1 and today's /api/v1, and keep the minions matching what it stores."""
     import uvicorn
 
     from cluster_pilot.host.inventory import fleet_policy, load_inventory
@@ -154,8 +197,9 @@ def master(listen, inventory, state_url, interval, heal_interval, minion_grace, 
     except ValueError as exc:
         raise UserError(f"--store: {exc}") from None
     token = master_token(home, announce=True)
-    write_private(home / TOKEN_URLS_FILE,
-                  "".join(u + "\n" for u in served_urls("https" if tls_cert else "http", host, port, host_names)))
+    urls = served_urls("https" if tls_cert else "http", host, port, host_names)
+    write_private(home / TOKEN_URLS_FILE, "".join(u + "\n" for u in urls))
+    write_kubeconfig(home / kubeconfig.FILE, urls[0], token, tls_cert)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if insecure_loopback:
         logging.getLogger("cluster_pilot.master").warning(

@@ -19,7 +19,7 @@ from cluster_pilot import __version__
 from cluster_pilot.manifests.policy import Policy
 from cluster_pilot.master import guard
 from cluster_pilot.master.reconcile import Reconciler
-from cluster_pilot.master.routes import auth, errors, objects, system
+from cluster_pilot.master.routes import auth, errors, objects, system, v1
 from cluster_pilot.master.routes.context import Context
 from cluster_pilot.master.routes.day2 import mount as mount_day2
 from cluster_pilot.store import SQLiteStore, Store
@@ -52,11 +52,12 @@ def create_app(store: Store, reconciler: Reconciler, settings: Settings) -> Fast
         try:
             return await call_next(request)
         except Exception as exc:  # never a bare 500 page: a Status the 2014 client can print
-            return errors.status(500, f"internal error: {type(exc).__name__}: {exc}", "InternalError")
+            return errors.status(500, f"internal error: {type(exc).__name__}: {exc}", "InternalError", request.url.path)
 
     mount_day2(app, store, reconciler, settings.token)  # events, pod logs, /ui/: before the generic routes
     context = Context(store, reconciler, settings.policy)
     app.include_router(system.router(context))
     app.include_router(objects.router(context))
+    app.include_router(v1.router(context))  # today's API, beside the 2014 one: the same objects
     guard.install(app, settings.rules, functools.partial(_denied, settings))
     return app

@@ -21,7 +21,7 @@ from typing import Any, Awaitable, Callable
 
 from starlette.requests import Request
 
-from cluster_pilot.api import v1beta1 as wire
+from cluster_pilot.master.routes import errors
 
 MAX_BODY = 4 << 20
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -120,7 +120,7 @@ class Guard:
             else:
                 receive = _replay(body)
         if refused is not None:
-            return await _answer(send, *refused)
+            return await _answer(send, *refused, scope.get("path", "/"))
         await self.app(scope, receive, send)
 
 
@@ -153,10 +153,10 @@ def _replay(body: bytes) -> Receive:
     return receive
 
 
-async def _answer(send: Send, code: int, message: str) -> None:
+async def _answer(send: Send, code: int, message: str, path: str = "/") -> None:
     reason = {401: "Unauthorized", 413: "RequestEntityTooLarge", 415: "UnsupportedMediaType", 421: "MisdirectedRequest"}.get(code,
                                                                                                           "Forbidden")
-    body = json.dumps(wire.status(code, message, reason)).encode()
+    body = json.dumps(errors.body(path, code, message, reason)).encode()
     await send({"type": "http.response.start", "status": code,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             (b"connection", b"close")]})

@@ -1,5 +1,6 @@
 """Property-based fuzzing of the master's API from its own OpenAPI document (schemathesis): whatever the
-input, the answer is never a 5xx, and errors are v1beta1 Status objects the 2014 client can print; the same
+input, the answer is never a 5xx, and errors are Status objects (v1beta1 ones the 2014 client can print, v1 on
+today's paths); the same
 inputs from a browser page (form body, foreign Host or Origin, no token) or too large are refused with their
 own codes (415, 421, 403, 401, 413)."""
 
@@ -14,6 +15,7 @@ from cluster_pilot.host.inventory import load_inventory
 from cluster_pilot.master.api import Settings, create_app
 from cluster_pilot.master.guard import Rules
 from cluster_pilot.master.reconcile import Reconciler
+from cluster_pilot.master.routes.errors import speaks_v1
 from cluster_pilot.store import SQLiteStore
 
 TOKEN = "fuzz-token"
@@ -40,7 +42,8 @@ def test_no_input_makes_the_api_fail(case):
     assert response.status_code < 500, response.text
     if response.status_code >= 400 and case.path.startswith("/api/"):
         body = response.json()
-        assert body["kind"] == "Status" and body["apiVersion"] == "v1beta1" and body["status"] == "Failure"
+        version = "v1" if speaks_v1(case.path) else "v1beta1"  # today's paths answer today's Status
+        assert body["kind"] == "Status" and body["apiVersion"] == version and body["status"] == "Failure"
 
 
 HOSTILE = [
@@ -81,9 +84,14 @@ def test_a_body_that_is_not_utf8_or_json_is_a_400_on_every_write(case):
         return
     if case.path_parameters and "resource" in case.path_parameters:
         case.path_parameters = {**case.path_parameters, "resource": "pods"}
+    if case.path_parameters and "plural" in case.path_parameters:  # today's API: a resource that exists
+        case.path_parameters = {**case.path_parameters, "plural": "pods"}
     if case.path_parameters and "name" in case.path_parameters:
         case.path_parameters = {**case.path_parameters, "name": "fuzz"}  # a bad id is a 400 of its own (below)
-    headers = {**(case.headers or {}), "Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    if case.path_parameters and "namespace" in case.path_parameters:
+        case.path_parameters = {**case.path_parameters, "namespace": "default"}  # so is a bad namespace
+    media = "application/merge-patch+json" if case.method.upper() == "PATCH" else "application/json"
+    headers = {**(case.headers or {}), "Authorization": f"Bearer {TOKEN}", "Content-Type": media}
     for body in NOT_JSON:
         response = case.call(headers=headers, data=body)
         answer = response.json()
@@ -104,12 +112,24 @@ def test_a_bad_id_in_any_path_is_a_400_naming_the_field(case):
         return
     headers = {**(case.headers or {}), "Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     case.query = {}  # a query FastAPI cannot read is its own 400, before the route
-    for resource in (("pods", "replicationControllers", "services") if "resource" in case.path_parameters
-                     else (None,)):
+    if case.method.upper() == "PATCH":
+        headers["Content-Type"] = "application/merge-patch+json"
+    # today's API names the field as it is spelled there
+    named_field = "metadata.name" if speaks_v1(case.path) else "id"
+    if "resource" in case.path_parameters:
+        resources = [("resource", r) for r in ("pods", "replicationControllers", "services")]
+    elif "plural" in case.path_parameters:
+        resources = [("plural", r) for r in ("pods", "replicationcontrollers", "services")]
+    else:
+        resources = [None]
+    if "namespace" in case.path_parameters:
+        case.path_parameters = {**case.path_parameters, "namespace": "default"}  # only the id is bad here
+    for resource in resources:
         for bad in BAD_IDS:
-            resource_part = {"resource": resource} if resource else {}
+            resource_part = dict([resource]) if resource else {}
             case.path_parameters = {**case.path_parameters, **resource_part, field: bad}
             response = case.call(headers=headers, **({"data": b"{}"} if case.operation.body else {}))
             answer = response.json()
             assert (response.status_code, answer["reason"]) == (400, "Invalid"), (bad, response.text)
-            assert answer["message"].startswith("id ") and answer["details"]["causes"][0]["field"] == "id"
+            assert answer["message"].startswith(named_field + " ")
+            assert answer["details"]["causes"][0]["field"] == named_field

@@ -181,8 +181,24 @@ def test_there_are_no_api_routes_that_take_an_id_unchecked():
     from tests.unit.test_api_fuzz import _app  # the fuzz run's master, never started
 
     paths = _app(Path(__import__("tempfile").mkdtemp(prefix="cp-names-"))).openapi()["paths"]
-    assert sorted(p for p in paths if "{" in p.replace("{resource}", "")) == [
+    assert sorted(p for p in paths if "{" in p.replace("{resource}", "").replace("{plural}", "")) == [
+        "/api/v1/namespaces/{namespace}/pods/{pod}/log", "/api/v1/namespaces/{namespace}/{plural}",
+        "/api/v1/namespaces/{namespace}/{plural}/{name}", "/api/v1/{plural}/{name}",
         "/api/v1beta1/pods/{pod}/log", "/api/v1beta1/{resource}/{name}"]
+
+
+def test_a_bad_namespace_in_todays_paths_is_a_400_naming_the_field(tmp_path):
+    from tests.unit.test_api_v1 import call
+    from tests.unit.test_kubecfg import serve
+
+    master = serve(tmp_path, insecure_loopback=False)
+    try:
+        for method, path in (("GET", "/api/v1/namespaces/-rf/pods"), ("GET", "/api/v1/namespaces/a_b/pods/x"),
+                             ("DELETE", "/api/v1/namespaces/a.b/pods/x"), ("GET", "/api/v1/namespaces/-x/pods/p/log")):
+            code, _, doc = call(master, method, path)
+            assert (code, doc["reason"], doc["details"]["causes"][0]["field"]) == (400, "Invalid", "metadata.namespace")
+    finally:
+        master.stop()
 
 
 def test_the_dashboard_refuses_a_bad_pod_id(tmp_path):

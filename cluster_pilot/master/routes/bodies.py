@@ -8,6 +8,7 @@ from typing import Sequence
 
 from cluster_pilot.errors import ValidationFailed
 from cluster_pilot.manifests import check_set, normalise_object
+from cluster_pilot.manifests.normalise import strip_unset
 from cluster_pilot.manifests.policy import Policy
 from cluster_pilot.master.routes.errors import ApiError
 from cluster_pilot.model import Object, from_json
@@ -17,12 +18,17 @@ BODY = {"requestBody": {"required": True, "content": {"application/json": {"sche
 
 
 def parse_body(raw: bytes, kind: str, stored: Sequence[Record], name: str | None = None,
-               policy: Policy | None = None) -> Object:
+               policy: Policy | None = None, strict: bool = False) -> Object:
+    """``strict``: unknown fields are refused (today's ``fieldValidation=Strict``, which kubectl sends), after
+    the fields only the server sets and nulls are dropped; otherwise they are ignored, as the 2014 server did."""
     data = _json_object(raw)
     if name is not None and not data.get("id") and not (data.get("metadata") or {}).get("name"):
         data = {**data, "id": name}
     try:
-        obj = normalise_object(data, "request body", kind_hint=kind, lenient=True, policy=policy)
+        if strict:
+            obj = normalise_object(strip_unset(data), "request body", kind_hint=kind, policy=policy)
+        else:
+            obj = normalise_object(data, "request body", kind_hint=kind, lenient=True, policy=policy)
     except ValidationFailed as exc:
         errors = [p for p in exc.problems if getattr(p, "severity", "error") == "error"] or exc.problems
         raise ApiError(400, "; ".join(_short(p) for p in errors[:5]), "Invalid") from None
@@ -38,16 +44,22 @@ def parse_body(raw: bytes, kind: str, stored: Sequence[Record], name: str | None
     return obj
 
 
-def _json_object(raw: bytes) -> dict:
+def json_value(raw: bytes) -> object:
+    """The body as JSON, any value (a JSON patch is a list); a 400 when it is not JSON."""
     try:
         data = json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ApiError(400, f"request body: not JSON: {exc}", "Invalid") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "request body: expected a JSON object", "Invalid")
     if _has_surrogate(data):
         raise ApiError(400, "request body: not JSON: a lone UTF-16 surrogate escape (\\ud800-\\udfff) is not "
                             "a character", "Invalid")
+    return data
+
+
+def _json_object(raw: bytes) -> dict:
+    data = json_value(raw)
+    if not isinstance(data, dict):
+        raise ApiError(400, "request body: expected a JSON object", "Invalid")
     return data
 
 

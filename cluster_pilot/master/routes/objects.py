@@ -4,7 +4,7 @@ durably), and every write wakes the reconcile loop, which makes the minions matc
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
@@ -18,7 +18,8 @@ from cluster_pilot.master.routes.errors import ApiError, named, not_found
 from cluster_pilot.master.routes.minions import Minions, read_only
 from cluster_pilot.master.routes.pods import Pods
 from cluster_pilot.master.routes.services import Services
-from cluster_pilot.model import POD, REPLICATION_CONTROLLER, SERVICE, from_json, parse_selector, selector_admits, to_json
+from cluster_pilot.model import (POD, REPLICATION_CONTROLLER, SERVICE, Object, from_json, parse_selector, selector_admits,
+                                 to_json)
 from cluster_pilot.store import Conflict, NotFound, Record
 
 
@@ -65,15 +66,8 @@ def _writes(routes: APIRouter, ctx: Context, resources: dict[str, Resource], pod
     @guard.one_writer
     def create_object(resource: str, raw: bytes = Depends(guard.raw_body)) -> JSONResponse:
         kind = _writable(kind_of(resource))
-        obj = parse_body(raw, kind, ctx.store.list(), policy=ctx.policy)
-        if (why := ctx.reconciler.foreign(kind, obj.meta.name)) is not None:
-            raise ApiError(409, why, "Conflict")
-        try:
-            record = ctx.store.put(kind, obj.meta.name, to_json(obj), create_only=True, applyset="master",
-                                   actor="api")
-        except Conflict:
-            raise ApiError(409, f"{resource} {obj.meta.name!r} already exists", "AlreadyExists") from None
-        ctx.reconciler.trigger()
+        record = create(ctx, parse_body(raw, kind, ctx.store.list(), policy=ctx.policy),
+                        lambda name: f"{resource} {name!r}")
         return JSONResponse(resources[kind].encode(record))
 
     @routes.put("/api/v1beta1/{resource}/{name}", openapi_extra=BODY)
@@ -82,7 +76,7 @@ def _writes(routes: APIRouter, ctx: Context, resources: dict[str, Resource], pod
         kind = _writable(kind_of(resource))
         obj = parse_body(raw, kind, ctx.store.list(), named(kind, name), ctx.policy)
         expect = resource_version(raw)
-        _owned(ctx, kind, name)
+        owned(ctx, kind, name)
         before = ctx.stored(kind, name)
         if before is None:
             raise not_found(resource, name)
@@ -98,18 +92,52 @@ def _writes(routes: APIRouter, ctx: Context, resources: dict[str, Resource], pod
     @guard.one_writer
     def delete_object(resource: str, name: str) -> JSONResponse:
         kind = _writable(kind_of(resource))
-        _owned(ctx, kind, named(kind, name))
-        try:
-            ctx.store.delete(kind, name, actor="api")
-        except NotFound:
-            if kind != POD or not pods.running(name):
-                raise not_found(resource, name) from None
-            ctx.reconciler.evict(name)  # a controller's pod: removed, and replaced by its controller
-        ctx.reconciler.trigger()
+        delete(ctx, pods, kind, named(kind, name), not_found(resource, name))
         return JSONResponse(wire.status(200, f"{resource} {name!r} deleted"))
 
 
-def _owned(ctx: Context, kind: str, name: str) -> None:
+def create(ctx: Context, obj: Object, label: Callable[[str], str]) -> Record:
+    """Store a new object for the master (both API versions' create): refused when a CLI apply set owns that
+    name (issue 15's rules) or when it exists. ``label`` words an object for the message."""
+    if (why := ctx.reconciler.foreign(obj.kind, obj.meta.name)) is not None:
+        raise ApiError(409, why, "Conflict")
+    try:
+        record = ctx.store.put(obj.kind, obj.meta.name, to_json(obj), create_only=True, applyset="master",
+                               actor="api")
+    except Conflict:
+        raise ApiError(409, f"{label(obj.meta.name)} already exists", "AlreadyExists") from None
+    ctx.reconciler.trigger()
+    return record
+
+
+def update(ctx: Context, obj: Object, expect: int | None, label: Callable[[str], str]) -> Record:
+    """Store a changed object for the master (today's PATCH; the 2014 PUT keeps its own read-modify-write):
+    refused on what a CLI apply set owns; ``expect``: the version it was based on (None: any)."""
+    owned(ctx, obj.kind, obj.meta.name)
+    try:
+        record = ctx.store.put(obj.kind, obj.meta.name, to_json(obj), expect_version=expect, applyset="master",
+                               actor="api")
+    except Conflict as exc:
+        raise ApiError(409, f"{label(obj.meta.name)}: {exc}", "Conflict") from None
+    ctx.reconciler.trigger()
+    return record
+
+
+def delete(ctx: Context, pods: Pods, kind: str, name: str, missing: ApiError) -> None:
+    """Delete for the master (both API versions): refused on what a CLI apply set owns; a controller's pod is
+    evicted (removed, and replaced by its controller); ``missing`` is raised when there is nothing to delete."""
+    owned(ctx, kind, name)
+    try:
+        ctx.store.delete(kind, name, actor="api")
+    except NotFound:
+        if kind != POD or not pods.running(name):
+            raise missing from None
+        ctx.reconciler.evict(name)
+    ctx.reconciler.trigger()
+
+
+def owned(ctx: Context, kind: str, name: str) -> None:
+    """409 on what a CLI apply set owns (issue 15's rules)."""
     if (why := ctx.read_only(kind, name)) is not None:
         raise ApiError(409, why, "Conflict")
 

@@ -1,5 +1,5 @@
-"""``/healthz``, ``/version`` (the seed's v0.4, as the 2014 client checks it), ``/leader`` (which master of the
-store reconciles) and ``/metrics`` (Prometheus)."""
+"""``/healthz``, ``/version`` (the seed's v0.4, as the 2014 client checks it; spelled as semver, which kubectl
+parses), ``/leader`` (which master of the store reconciles) and ``/metrics`` (Prometheus)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def router(ctx: Context) -> APIRouter:
 
     @routes.get("/version")
     def version() -> dict[str, str]:
-        return {"major": "0", "minor": "4", "gitVersion": f"v0.4-cluster-pilot-{__version__}",
+        return {"major": "0", "minor": "4", "gitVersion": f"v0.4.0-cluster-pilot-{__version__}",
                 "gitCommit": "cluster-pilot", "gitTreeState": "clean"}
 
     @routes.get("/leader")
