@@ -67,6 +67,15 @@ class Memory:
     since: dict[str, float] = field(default_factory=dict)  # node -> when it stopped answering
 
 
+def evictions_done(evicting: set[str], found: set[str], looked: set[str], where: Mapping[str, str]) -> set[str]:
+    """The evictions a pass may forget: pods not found on a minion that answered it. One whose minion did not
+    answer (stopped, dockerd restarting, its SSH cut, a pass that looked nowhere) is kept: forgotten then, the
+    pod ran on when its minion came back, with its delete acknowledged (found by the chaos soak). ``where``:
+    the minion each pod was last seen on; a pod seen nowhere is done once any minion answered."""
+    return {name for name in evicting
+            if name not in found and (where[name] in looked if name in where else bool(looked))}
+
+
 def with_grace(seen: Observation, memory: Memory, now: float, grace: float) -> tuple[Observation, set[str]]:
     """Lay the master's memory over one observation; also returns pods to evict (stale pods of a minion
     that came back after being declared lost). Updates ``memory``."""
@@ -488,6 +497,7 @@ class Reconciler:
             evicting = set(self.evicting)
             event_at, self._event_at = self._event_at, None
         found: set[str] = set()  # pods seen on answering minions during this pass
+        looked: set[str] = set()  # the minions that answered a look of this pass
         if self.watching is None:
             overlay, options, why = self._poll_look()
         else:
@@ -500,6 +510,7 @@ class Reconciler:
                 now_evicting = set(self.evicting)
             self.last = view
             found.update(p.name for p in view.pods if view.hosts[p.node].reachable)
+            looked.update(n for n, h in view.hosts.items() if h.reachable)
             return view, now_evicting
 
         before = self.last
@@ -528,7 +539,8 @@ class Reconciler:
         with self._lock:
             self.backoff = backoff
             self._retry_at = next_wake(backoff, tried_at)  # a wait that ended during this pass: due at once
-            self.evicting -= {name for name in self.evicting if name not in found}
+            where = {p.name: p.node for seen in (before, self.last) if seen is not None for p in seen.pods}
+            self.evicting -= evictions_done(self.evicting, found, looked, where)
         marks = timings.take() if timings.enabled() else []
         if self._last_full != last_full:  # this pass was a resync
             log.info("resync: %d minions observed whole in a pass of %.3f s",

@@ -76,3 +76,15 @@ def test_a_run_counts_its_plans_changes_by_action():
                  'cluster_pilot_actions_total{action="proxy"} 2.0', 'cluster_pilot_actions_total{action="replace"} 0.0',
                  "cluster_pilot_ansible_runs_total 1.0", "cluster_pilot_reconcile_errors_total 1.0"):
         assert line in text.splitlines()
+
+
+def test_an_eviction_is_forgotten_only_once_its_minion_answered_without_the_pod():
+    from cluster_pilot.master.reconcile import evictions_done
+
+    where = {"web-a": "m1", "web-b": "m2"}
+    # m1 answered without web-a: done; m2 did not answer (stopped, dockerd restarting, SSH cut): web-b kept
+    assert evictions_done({"web-a", "web-b"}, set(), {"m1"}, where) == {"web-a"}
+    assert evictions_done({"web-a"}, {"web-a"}, {"m1"}, where) == set()  # still there: still evicting
+    assert evictions_done({"web-a", "web-b"}, set(), set(), where) == set()  # a pass that looked nowhere
+    assert evictions_done({"ghost"}, set(), {"m1"}, where) == {"ghost"}  # seen nowhere, some minion answered
+    assert evictions_done({"ghost"}, set(), set(), where) == set()
