@@ -1,7 +1,7 @@
 """Today's kubectl (the one on this machine) against a real master on the sandbox, over TLS with the kubeconfig
-the master writes: the v1 guestbook applied, listed as kubectl prints it, read as YAML, described, scaled, its
-logs, deleted with
-kubectl waiting until the minions no longer run it; and the 2014 API seeing the same objects."""
+the master writes: the v1 guestbook applied (validated by the server), listed as kubectl prints it, read as
+YAML, described, scaled, its logs, deleted with kubectl waiting until the minions no longer run it; and the
+2014 API seeing the same objects."""
 
 from __future__ import annotations
 
