@@ -241,7 +241,13 @@ def _parse_once_loader():
     on a 1,000-host file that is three quarters of the time. Neither keeps or changes what it reads beyond
     normalising short forms in place, so one parse (trusted as template, as the yaml plugin asks) serves both.
     """
+    import inspect
+
     from ansible.parsing.dataloader import DataLoader
+
+    # ansible-core 2.19's data tagging: its yaml plugin asks for a file trusted as template; 2.18 has no such flag
+    trusting = {"trusted_as_template": True} if "trusted_as_template" in inspect.signature(
+        DataLoader.load_from_file).parameters else {}
 
     class ParseOnceLoader(DataLoader):
         def __init__(self) -> None:
@@ -252,9 +258,8 @@ def _parse_once_loader():
                            trusted_as_template: bool = False) -> Any:
             key = (self.path_dwim(file_name), json_only)
             if key not in self._parsed:
-                self._parsed[key] = super().load_from_file(
-                    file_name, cache="none", unsafe=True, json_only=json_only, trusted_as_template=True
-                )
+                self._parsed[key] = super().load_from_file(file_name, cache="none", unsafe=True,
+                                                           json_only=json_only, **trusting)
             return self._parsed[key]
 
     return ParseOnceLoader()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 from types import ModuleType
 
 ROLES = Path(__file__).resolve().parents[2] / "roles"
@@ -27,6 +29,26 @@ def load_module(role: str, module: str) -> ModuleType:
         if name not in sys.modules:
             sys.modules[name] = load_file(utils, name)
     return load_file(ROLES / role / "library" / f"{module}.py", f"cp_test_{module}")
+
+
+@contextlib.contextmanager
+def module_args(args: dict) -> Iterator[None]:
+    """``args`` as the next ``AnsibleModule`` reads them: ansible-core 2.19's ``patch_module_args``, or on
+    earlier releases (CI runs these tests on the newest 2.18 too) the variable AnsiballZ sets."""
+    try:
+        from ansible.module_utils.testing import patch_module_args
+    except ImportError:
+        from ansible.module_utils import basic
+
+        saved = basic._ANSIBLE_ARGS
+        basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
+        try:
+            yield
+        finally:
+            basic._ANSIBLE_ARGS = saved
+        return
+    with patch_module_args(args):
+        yield
 
 
 ACTION = load_file(ROLES / "cp_pods" / "action_plugins" / "cp_pods.py", "cp_test_action_plugin")

@@ -3,6 +3,7 @@ its standard input, with a stand-in for ``AnsibleModule`` that keeps the module'
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -58,6 +59,14 @@ def test_values_reach_the_module_as_they_were_given_never_as_code_or_shell_text(
 def test_the_stand_in_refuses_what_ansible_module_would(toy, args, message):
     result = run_action(toy, args)
     assert result["failed"] is True and result["msg"].startswith(message), result
+
+
+def test_a_json_text_that_an_older_ansible_core_templated_into_a_structure_arrives_as_our_documents_text(toy):
+    """ansible-core 2.18 turns a templated string that spells a list or mapping into one; our documents (records,
+    the proxy's) are compact sorted JSON, which the module then gets back to the letter."""
+    text = json.dumps({"b": [1, "x"], "a": {"c": None}}, sort_keys=True, separators=(",", ":"))
+    result = run_action(toy, {"text": json.loads(text)})
+    assert result["params"]["text"] == text
 
 
 def test_a_failing_command_under_check_rc_fails_the_task_with_its_error(toy):

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
-from tests.unit.ansible_modules import ROLES, load_module, run_action
+from tests.unit.ansible_modules import ROLES, load_module, module_args, run_action
 
 cp_pods = load_module("cp_pods", "cp_pods")
 
@@ -234,7 +233,7 @@ def test_an_abandoned_run_makes_no_docker_change(engine):
 
 def _run_main(socket_path: str, capsys, create=(), remove=(), **more) -> dict:
     args = {"create": json.dumps(list(create)), "remove": json.dumps(list(remove)), "socket": socket_path, **more}
-    with patch_module_args(args), pytest.raises(SystemExit):
+    with module_args(args), pytest.raises(SystemExit):
         cp_pods.main()
     return json.loads(capsys.readouterr().out)
 
@@ -301,7 +300,7 @@ def test_when_a_removal_fails_the_module_creates_nothing(engine, capsys, monkeyp
 def test_the_module_refuses_input_that_is_not_json(engine, capsys):
     _, docker = engine
     args = {"create": "[{", "socket": docker.path}
-    with patch_module_args(args), pytest.raises(SystemExit):
+    with module_args(args), pytest.raises(SystemExit):
         cp_pods.main()
     result = json.loads(capsys.readouterr().out)
     assert result["failed"] is True and result["msg"].startswith("create/remove must be JSON lists")

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import jinja2
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from cluster_pilot.plan.proxy import Backend, ProxiedService, proxy_document
-from tests.unit.ansible_modules import ROLES, load_module
+from tests.unit.ansible_modules import ROLES, load_module, module_args
 from tests.waits import wait_for
 
 cp_proxy = load_module("cp_proxy", "cp_proxy_apply")
@@ -73,7 +72,7 @@ def _run(host: Path, capsys, config: str, document: str = '{"services":[]}', por
     args = {"config": config, "document": document, "ports": list(ports), "run_script": "#!/bin/sh\nexec haproxy\n",
             "systemd_unit": "[Service]\n", "directory": str(host / "conf"), "pidfile": str(host / "cp-proxy.pid"),
             "install": install}
-    with patch_module_args(args), pytest.raises(SystemExit):
+    with module_args(args), pytest.raises(SystemExit):
         cp_proxy.main()
     return json.loads(capsys.readouterr().out)
 

@@ -60,6 +60,10 @@ class Module:
                 if not isinstance(value, list):
                     self.fail_json(msg="%s: not a list" % name)
                 value = [int(v) if option.get("elements") == "int" else v for v in value]
+            elif kind == "str" and isinstance(value, (list, dict)):
+                # a JSON text that ansible-core before 2.19 templated into what it spells: written back in the
+                # form our documents (records, the proxy's) are rendered in, so that their texts compare equal
+                value = json.dumps(value, sort_keys=True, separators=(",", ":"))
             elif kind == "str" and not isinstance(value, str):
                 self.fail_json(msg="%s: not a string" % name)
             self.params[name] = value
