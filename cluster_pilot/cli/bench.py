@@ -304,3 +304,30 @@ def heal(minion_count, kills, stops, window) -> int:
         click.echo(f"idle growth {lo} -> {hi} minions: watch x{cost[('watch', hi)] / cost[('watch', lo)]:.2f}, "
                    f"poll x{cost[('poll', hi)] / cost[('poll', lo)]:.2f} (goal: watch < x2)")
     return 0
+
+
+@bench.command("chaos")
+@click.option("--store", required=True, metavar="URL",
+              help="postgresql://... of a database for this soak alone: its two masters share it.")
+@click.option("--duration", type=click.FloatRange(10, 3600), default=120.0, show_default=True,
+              help="Seconds of faults.")
+@click.option("--seed", type=int, default=None, help="The RNG's seed [default: a random one, printed].")
+@click.option("--port", type=click.IntRange(1, 29999), default=18090, show_default=True,
+              help="The soak's service port on every minion.")
+@click.option("--converge-bound", type=click.FloatRange(10, 3600), default=120.0, show_default=True,
+              help="Seconds after the last fault within which everything must be at full count.")
+def chaos(store, duration, seed, port, converge_bound) -> int:
+    """Two masters over one PostgreSQL store on the sandbox, random faults (a minion stopped, dockerd restarted,
+    the leader SIGKILLed, an SSH connection cut, a CI runner killed mid-apply) while controllers are created,
+    scaled and rolled; then the faults injected, the invariants' violations (goal 0), the time to converge after
+    the last fault and the share of the service's requests served. Exit 1 on a violation."""
+    from cluster_pilot.bench.chaos import ChaosSettings, measure, report
+    from cluster_pilot.sandbox import Sandbox
+
+    inventory_file, nodes = load_nodes(None)
+    home, _ = open_state()
+    settings = ChaosSettings(duration=duration, seed=seed, port=port, converge_bound=converge_bound)
+    f = measure(nodes, inventory_file, home, Sandbox(home), store, settings, say=lambda t: click.echo(t, err=True))
+    for line in report(f):
+        click.echo(line)
+    return 1 if f.violations else 0

@@ -424,6 +424,7 @@ def test_rollingupdate_replaces_every_pod_with_the_new_image(kc, master, monkeyp
 
     monkeypatch.setattr(master.reconciler, "last", None)  # restored after the test
     monkeypatch.setattr(master.reconciler, "evict", evict)
+    monkeypatch.setattr(master.reconciler, "term", 1)  # it leads: evictions are the leader's
     publish()
     before = [r[0] for r in rows(kc("-l", "simpleService=kc-roll", "list", "/pods").out)]
     assert before == ["kc-roll-a", "kc-roll-b"]
@@ -435,6 +436,26 @@ def test_rollingupdate_replaces_every_pod_with_the_new_image(kc, master, monkeyp
     after = rows(kc("-l", "simpleService=kc-roll", "list", "/pods").out)
     assert [(r[0], r[1]) for r in after] == [("kc-roll-a-new", "nginx:2"), ("kc-roll-b-new", "nginx:2")]
 
+
+
+def test_a_follower_refuses_to_evict_a_controllers_pod_and_names_the_leader(kc, master, monkeypatch):
+    """An eviction is done by the master that reconciles, from its memory: a follower that took one would
+    answer 200 and the pod would run on (the chaos soak's rolling update through a follower waited forever)."""
+    assert kc("run", "nginx:1", "1", "kc-follow").code == 0
+    pod = _observed("kc-follow-a", "kc-follow", "nginx:1", MINIONS[0])
+    monkeypatch.setattr(master.reconciler, "last", Observation({MINIONS[0]: HostView(MINIONS[0], True, (pod,))}))
+    evicted: list[str] = []
+    monkeypatch.setattr(master.reconciler, "evict", evicted.append)
+    monkeypatch.setattr(master.reconciler, "term", None)  # a follower
+    monkeypatch.setattr(master.reconciler.store, "leader", lambda: ("127.0.0.1:8081 pid 7 ab12", 3, 5.0))
+    code, body = raw(master, "DELETE", "/api/v1beta1/pods/kc-follow-a")
+    assert code == 503 and body["reason"] == "ServiceUnavailable", body
+    assert "follows" in body["message"] and "the leader (127.0.0.1:8081)" in body["message"]
+    assert not evicted
+    monkeypatch.setattr(master.reconciler, "term", 3)  # now it leads
+    code, body = raw(master, "DELETE", "/api/v1beta1/pods/kc-follow-a")
+    assert code == 200 and evicted == ["kc-follow-a"], body
+    assert kc("stop", "kc-follow").code == 0 and kc("rm", "kc-follow").code == 0
 
 # --- the command itself -----------------------------------------------------------------------------------
 

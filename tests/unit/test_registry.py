@@ -133,7 +133,7 @@ def test_the_master_lists_what_a_cli_apply_set_manages_read_only_and_marked(mast
     assert [r.name for r in master.store.list()] == ["solo", "waiting", "web"]  # nothing copied into the store
 
 
-def test_writes_to_what_a_cli_apply_set_manages_are_refused_with_its_owner(master):
+def test_writes_to_what_a_cli_apply_set_manages_are_refused_with_its_owner(master, monkeypatch):
     import json
     import urllib.error
     import urllib.request
@@ -142,6 +142,7 @@ def test_writes_to_what_a_cli_apply_set_manages_are_refused_with_its_owner(maste
     from tests.unit.test_kubecfg import start
 
     _cli_applied(master)
+    monkeypatch.setattr(master.reconciler, "term", 1)  # it leads: evictions are the leader's
     url, server, thread = start(create_app(master.store, master.reconciler, Settings(token="t")))
 
     def call(method: str, path: str, payload: dict | None = None) -> tuple[int, dict]:

@@ -132,8 +132,19 @@ def delete(ctx: Context, pods: Pods, kind: str, name: str, missing: ApiError) ->
     except NotFound:
         if kind != POD or not pods.running(name):
             raise missing from None
+        leading(ctx, name)
         ctx.reconciler.evict(name)
     ctx.reconciler.trigger()
+
+
+def leading(ctx: Context, pod: str) -> None:
+    """An eviction lives in the memory of the master that reconciles: one a follower took would never be done
+    (the chaos soak saw a rolling update wait forever on it), so a follower refuses it and names the leader."""
+    if ctx.reconciler.term is None:
+        held = ctx.reconciler.store.leader()
+        leader = f" the leader ({held[0].split(' pid ', 1)[0]})" if held else " the leader, once one is elected,"
+        raise ApiError(503, f"pod {pod!r}: this master follows and evicts nothing; send the delete to{leader}",
+                       "ServiceUnavailable", {"leader": held[0] if held else None})
 
 
 def owned(ctx: Context, kind: str, name: str) -> None:
