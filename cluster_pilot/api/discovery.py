@@ -14,7 +14,10 @@ from cluster_pilot.api import kinds
 
 AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 CATEGORY_ALL = frozenset({kinds.PODS, kinds.CONTROLLERS, kinds.SERVICES})  # what ``kubectl get all`` lists
-SUBRESOURCES = {kinds.PODS: (("log", kinds.PODS.name, ("get",)),)}  # name, kind answered, verbs
+SCALE = ("autoscaling", "v1", "Scale")  # what a scale subresource answers: group, version, kind
+# name, (group, version, kind) answered, verbs
+SUBRESOURCES = {kinds.PODS: (("log", ("", "v1", kinds.PODS.name), ("get",)),),
+                kinds.CONTROLLERS: (("scale", SCALE, ("get", "patch", "update")),)}
 
 
 def wants_aggregated(accept: str) -> bool:
@@ -43,9 +46,10 @@ def resource_list() -> dict[str, Any]:
         resources.append({"name": k.v1, "singularName": k.singular, "namespaced": k.namespaced, "kind": k.kind_v1,
                           "verbs": list(k.verbs), "shortNames": [k.short],
                           **({"categories": ["all"]} if k in CATEGORY_ALL else {})})
-        for sub, kind, verbs in SUBRESOURCES.get(k, ()):
+        for sub, (group, version, kind), verbs in SUBRESOURCES.get(k, ()):
             resources.append({"name": f"{k.v1}/{sub}", "singularName": "", "namespaced": k.namespaced,
-                              "kind": kind, "verbs": list(verbs)})
+                              "kind": kind, "verbs": list(verbs), **({"group": group, "version": version}
+                                                                     if group else {})})
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1", "resources": resources}
 
 
@@ -60,8 +64,8 @@ def aggregated(core: bool) -> dict[str, Any]:
                                      "singularResource": k.singular, "verbs": list(k.verbs), "shortNames": [k.short]}
             if k in CATEGORY_ALL:
                 entry["categories"] = ["all"]
-            subs = [{"subresource": sub, "responseKind": {"group": "", "version": "v1", "kind": kind},
-                     "verbs": list(verbs)} for sub, kind, verbs in SUBRESOURCES.get(k, ())]
+            subs = [{"subresource": sub, "responseKind": {"group": group, "version": version, "kind": kind},
+                     "verbs": list(verbs)} for sub, (group, version, kind), verbs in SUBRESOURCES.get(k, ())]
             if subs:
                 entry["subresources"] = subs
             resources.append(entry)

@@ -173,6 +173,16 @@ def controller(rc: model.ReplicationController, served: Served, running: int, re
                               "fullyLabeledReplicas": running}}
 
 
+def scale(rc: dict[str, Any]) -> dict[str, Any]:
+    """The ``autoscaling/v1`` Scale of a served controller (``kubectl scale``)."""
+    meta = {k: v for k, v in rc["metadata"].items() if k in ("name", "namespace", "uid", "resourceVersion",
+                                                              "creationTimestamp")}
+    selector = ",".join(f"{k}={v}" for k, v in sorted(rc["spec"].get("selector", {}).items()))
+    return {"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": meta,
+            "spec": {"replicas": rc["spec"]["replicas"]},
+            "status": {"replicas": rc.get("status", {}).get("replicas", 0), "selector": selector}}
+
+
 def service(svc: model.Service, served: Served) -> dict[str, Any]:
     body = manifest(svc)
     spec = body["spec"] | {"type": body["spec"].get("type", model.CLUSTER_IP)}
@@ -216,14 +226,16 @@ WARNINGS = frozenset({"FailedScheduling", "Killed", "Evicted", "MinionLost", "Mi
 
 def event(kind: str, name: str, reason: str, message: str, node_name: str, at: float, number: int,
           namespace_name: str = "default") -> dict[str, Any]:
-    """One of the master's events. Its object's kind in today's words (a Minion is a Node)."""
+    """One of the master's events. Its object's kind in today's words (a Minion is a Node), and its uid, which
+    ``kubectl describe`` selects events by."""
     involved_kind = "Node" if kind == "Minion" else kind
     when = timestamp(at)
+    involved_uid = uid(involved_kind, "" if involved_kind == "Node" else namespace_name, name)
     return {"apiVersion": VERSION, "kind": "Event",
             "metadata": {"name": f"{name}.{number:x}", "namespace": namespace_name,
                          "uid": uid("Event", namespace_name, str(number)), "resourceVersion": str(number),
                          "creationTimestamp": when},
-            "involvedObject": {"kind": involved_kind, "name": name,
+            "involvedObject": {"kind": involved_kind, "name": name, "uid": involved_uid,
                                **some(namespace=namespace_name if involved_kind != "Node" else None),
                                "apiVersion": VERSION},
             "reason": reason, "message": message, "type": "Warning" if reason in WARNINGS else "Normal",

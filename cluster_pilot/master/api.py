@@ -22,7 +22,8 @@ from cluster_pilot.master.reconcile import Reconciler
 from cluster_pilot.master.routes import auth, errors, objects, system, v1
 from cluster_pilot.master.routes.context import Context
 from cluster_pilot.master.routes.day2 import mount as mount_day2
-from cluster_pilot.store import SQLiteStore, Store
+from cluster_pilot.store import Store
+from cluster_pilot.store.sqlite import SqlStore
 from cluster_pilot.store.events import EventLog
 
 
@@ -41,7 +42,7 @@ def _denied(settings: Settings, request: Request) -> tuple[int, str] | None:
 
 
 def create_app(store: Store, reconciler: Reconciler, settings: Settings) -> FastAPI:
-    if reconciler.events is None and isinstance(store, SQLiteStore):
+    if reconciler.events is None and isinstance(store, SqlStore):
         reconciler.events = EventLog(store)  # its passes record what they did where the events route reads it
     app = FastAPI(title="cluster-pilot master", version=__version__,
                   description="The seed era's Kubernetes API (v1beta1) over an Ansible-driven fleet.")

@@ -1,7 +1,8 @@
 """What the master did and why, as events: a table of its own beside the objects, bounded to the newest ones.
 
 Events are a record for people (``get events``, ``describe``, the dashboard), never an input to a decision:
-losing old ones costs nothing, so the table keeps the last ``limit`` and drops the rest as it goes.
+losing old ones costs nothing, so the table keeps the last ``limit`` and drops the rest as it goes. The table
+lives in the store (either backend creates it): on PostgreSQL the leader records and every master reads.
 """
 
 from __future__ import annotations
@@ -11,16 +12,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from cluster_pilot.store.sqlite import SQLiteStore
+from cluster_pilot.store.sqlite import SqlStore, SQLiteStore
 
 LIMIT = 10_000
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
-    reason TEXT NOT NULL, message TEXT NOT NULL, node TEXT NOT NULL DEFAULT '');
-CREATE INDEX IF NOT EXISTS events_object ON events (kind, name, id);
-"""
 
 
 @dataclass(frozen=True)
@@ -38,12 +32,11 @@ class Event:
 
 
 class EventLog:
-    """Append and read events in the store's own SQLite file (one file to back up), over its connections."""
+    """Append and read events in the store's own database (one to back up), over its connections."""
 
-    def __init__(self, store: SQLiteStore, limit: int = LIMIT) -> None:
+    def __init__(self, store: SqlStore, limit: int = LIMIT) -> None:
         self.limit = limit
         self._db, self._tx = store._db, store._tx  # the store's per-thread connections and transactions
-        self._db().executescript(_SCHEMA)
 
     @classmethod
     def open(cls, path: Path, limit: int = LIMIT) -> "EventLog":
@@ -54,8 +47,9 @@ class EventLog:
         if not rows:
             return
         with self._tx() as db:
-            db.executemany("INSERT INTO events (at, kind, name, reason, message, node) VALUES (?, ?, ?, ?, ?, ?)",
-                           rows)
+            for row in rows:
+                db.execute("INSERT INTO events (at, kind, name, reason, message, node) VALUES (?, ?, ?, ?, ?, ?)",
+                           row)
             db.execute("DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?", (self.limit,))
 
     def list(self, kind: str | None = None, name: str | None = None, after: int = 0,

@@ -28,6 +28,10 @@ CREATE INDEX IF NOT EXISTS history_object ON history (kind, name, id);
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, term BIGINT NOT NULL,
     expires_at DOUBLE PRECISION NOT NULL);
 INSERT INTO counters VALUES ('cluster', (random() * 4611686018427387903)::bigint) ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS events (
+    id BIGSERIAL PRIMARY KEY, at DOUBLE PRECISION NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+    reason TEXT NOT NULL, message TEXT NOT NULL, node TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS events_object ON events (kind, name, id);
 """
 
 

@@ -61,6 +61,10 @@ INSERT OR IGNORE INTO counters VALUES ('resource_version', 0);
 CREATE INDEX IF NOT EXISTS history_object ON history (kind, name, id);
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, term INTEGER NOT NULL,
     expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+    reason TEXT NOT NULL, message TEXT NOT NULL, node TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS events_object ON events (kind, name, id);
 """
 HISTORY_LIMIT = 100
 LEADER = "leader"  # the lease the masters of one store elect their reconciler with

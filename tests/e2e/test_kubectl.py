@@ -1,6 +1,7 @@
 """Today's kubectl (the one on this machine) against a real master on the sandbox, over TLS with the kubeconfig
-the master writes: the v1 guestbook applied, listed as kubectl prints it, read as YAML, its logs, deleted with
-kubectl waiting until the minions no longer run it; and the 2014 API seeing the same objects."""
+the master writes: the v1 guestbook applied (validated by the server), listed as kubectl prints it, read as
+YAML, described, scaled, its logs, deleted with kubectl waiting until the minions no longer run it; and the
+2014 API seeing the same objects."""
 
 from __future__ import annotations
 
@@ -84,6 +85,12 @@ def test_kubectl_applies_lists_reads_and_deletes_the_guestbook(secure_master, sa
         master_pod = yaml.safe_load(kubectl(m, "get", "pod", "redis-master", "-o", "yaml").stdout)
         assert master_pod["spec"]["nodeName"] in minions and master_pod["status"]["phase"] == "Running"
         assert [p["metadata"]["name"] for p in pods(m, "name=redis-master")] == ["redis-master"]
+
+        described = kubectl(m, "describe", "pod", "redis-master")
+        assert described.returncode == 0 and "Status:       Running" in described.stdout, described.stderr
+        scaled = kubectl(m, "scale", "rc", "frontend", "--replicas=2")
+        assert scaled.returncode == 0, scaled.stderr
+        wait_for(lambda: all_running(m, "name=frontend", 2), 180, "the frontend scaled to 2, as kubectl sees it")
 
         logs = kubectl(m, "logs", "redis-master", timeout=60)
         assert logs.returncode == 0 and "Ready to accept connections" in logs.stdout, logs.stderr

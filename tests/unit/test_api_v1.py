@@ -109,6 +109,9 @@ def test_discovery_plain_and_aggregated(master):
     assert resources["nodes"]["scope"] == "Cluster" and resources["nodes"]["responseKind"]["kind"] == "Node"
     assert {"rc", "svc", "ns", "ev", "no"} <= {r["shortNames"][0] for r in resources.values()}
     assert [s["subresource"] for s in resources["pods"]["subresources"]] == ["log"]
+    (scale,) = resources["replicationcontrollers"]["subresources"]
+    assert scale["subresource"] == "scale" and scale["responseKind"] == {"group": "autoscaling", "version": "v1",
+                                                                         "kind": "Scale"}
     assert call(master, "GET", "/apis", accept=discovery.AGGREGATED)[2]["items"] == []  # no groups yet
     assert call(master, "GET", "/apis")[2]["kind"] == "APIGroupList"
     code, _, doc = call(master, "GET", "/api/v1")
@@ -231,6 +234,29 @@ def test_strict_field_validation_refuses_unknown_fields(master):
     code, _, made = call(master, "POST", "/api/v1/namespaces/default/pods?fieldValidation=Ignore", typo)
     assert code == 201 and "imagePolicy" not in made["spec"]["containers"][0]  # dropped, as asked
     assert call(master, "DELETE", "/api/v1/namespaces/default/pods/v1-typo")[0] == 200
+
+
+def test_the_scale_of_a_controller(master, observed):
+    assert call(master, "POST", "/api/v1/namespaces/default/replicationcontrollers", v1_rc("v1-scaled", 2))[0] == 201
+    path = "/api/v1/namespaces/default/replicationcontrollers/v1-scaled/scale"
+    try:
+        observed(running("v1-scaled-a", MINIONS[0], "v1-scaled"))
+        code, _, scale = call(master, "GET", path)
+        assert code == 200 and (scale["kind"], scale["apiVersion"]) == ("Scale", "autoscaling/v1")
+        assert scale["spec"] == {"replicas": 2} and scale["status"] == {"replicas": 1, "selector": "app=v1-scaled"}
+        code, _, scale = call(master, "PATCH", path, {"spec": {"replicas": 4}},
+                              headers={"Content-Type": "application/merge-patch+json"})
+        assert code == 200 and scale["spec"]["replicas"] == 4
+        assert master.store.get("ReplicationController", "v1-scaled").body["replicas"] == 4
+        code, _, scale = call(master, "PUT", path, {**scale, "spec": {"replicas": 0}})
+        assert code == 200 and scale["spec"]["replicas"] == 0
+        code, _, doc = call(master, "PUT", path, {**scale, "spec": {"replicas": -1}})
+        assert (code, doc["reason"]) == (422, "Invalid")
+        stale = {**scale, "metadata": {**scale["metadata"], "resourceVersion": "1"}, "spec": {"replicas": 3}}
+        assert call(master, "PUT", path, stale)[0] == 409
+        assert call(master, "GET", "/api/v1/namespaces/default/replicationcontrollers/none/scale")[0] == 404
+    finally:
+        call(master, "DELETE", "/api/v1/namespaces/default/replicationcontrollers/v1-scaled")
 
 
 def test_dry_run_stores_nothing(master):
@@ -523,5 +549,12 @@ def test_kubectl_apply_creates_what_is_new(kubectl, tmp_path):
     assert changed.returncode == 0 and changed.stdout.strip() == "pod/kc-applied configured", changed.stderr
     assert kubectl("get", "pod", "kc-applied", "-o", "jsonpath={.spec.containers[0].image}").stdout == "redis"
     assert kubectl("label", "pod", "kc-applied", "tier=front").stdout.strip() == "pod/kc-applied labeled"
+    rc = tmp_path / "rc.yaml"
+    rc.write_text(yaml.safe_dump(v1_rc("kc-scaled", 1)))
+    assert kubectl("apply", "-f", str(rc)).returncode == 0
+    scaled = kubectl("scale", "rc", "kc-scaled", "--replicas=3")
+    assert scaled.returncode == 0 and scaled.stdout.strip() == "replicationcontroller/kc-scaled scaled", scaled.stderr
+    assert kubectl("get", "rc", "kc-scaled", "-o", "jsonpath={.spec.replicas}").stdout == "3"
+    assert kubectl("delete", "-f", str(rc)).returncode == 0
     assert kubectl("get", "pods", "-l", "tier=front", "-o", "name").stdout.split() == ["pod/kc-applied"]
     assert kubectl("delete", "pod", "kc-applied").returncode == 0

@@ -182,8 +182,9 @@ def test_there_are_no_api_routes_that_take_an_id_unchecked():
 
     paths = _app(Path(__import__("tempfile").mkdtemp(prefix="cp-names-"))).openapi()["paths"]
     assert sorted(p for p in paths if "{" in p.replace("{resource}", "").replace("{plural}", "")) == [
-        "/api/v1/namespaces/{namespace}/pods/{pod}/log", "/api/v1/namespaces/{namespace}/{plural}",
-        "/api/v1/namespaces/{namespace}/{plural}/{name}", "/api/v1/{plural}/{name}",
+        "/api/v1/namespaces/{namespace}/pods/{pod}/log", "/api/v1/namespaces/{namespace}/replicationcontrollers/{name}/scale",
+        "/api/v1/namespaces/{namespace}/{plural}", "/api/v1/namespaces/{namespace}/{plural}/{name}",
+        "/api/v1/{plural}/{name}",
         "/api/v1beta1/pods/{pod}/log", "/api/v1beta1/{resource}/{name}"]
 
 

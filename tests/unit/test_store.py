@@ -157,3 +157,15 @@ def test_another_masters_write_shows_as_a_new_store_version(where):
     before = b.version()
     a.put("Pod", "p", {"x": 1})
     assert b.version() == before + 1
+
+
+def test_events_one_master_records_are_read_by_another_of_the_store_and_stay_bounded(where):
+    """The leader records what its passes did; every master of the store (a follower's dashboard) reads it."""
+    from cluster_pilot.store.events import Event, EventLog
+
+    leader, follower = EventLog(open_store(where), limit=3), EventLog(open_store(where))
+    leader.record([Event("Pod", f"p{i}", "Created", f"made {i}", "minion-1") for i in range(5)])
+    seen = follower.list()
+    assert [e.name for e in seen] == ["p2", "p3", "p4"] and seen[0].message == "made 2"
+    assert [e.name for e in follower.list("Pod", "p4")] == ["p4"]
+    assert [e.name for e in follower.list(after=seen[1].id)] == ["p4"]

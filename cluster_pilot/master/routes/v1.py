@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from fastapi import APIRouter, Depends, Request
@@ -416,6 +416,55 @@ def _writes(routes: APIRouter, ctx: Context, pods: Pods) -> None:
                                "please apply your changes to the latest version and try again")
             raise
         return JSONResponse(View(ctx).written(stored))
+
+    def scaled(namespace: str, name: str) -> dict[str, Any]:
+        _namespace(namespace)
+        named(kinds.CONTROLLERS.name, name, "metadata.name")
+        found = next((o for o in View(ctx).controllers() if o["metadata"]["name"] == name
+                      and o["metadata"]["namespace"] == namespace), None)
+        if found is None:
+            raise _missing(kinds.CONTROLLERS, name)
+        return found
+
+    @routes.get(PREFIX + "/namespaces/{namespace}/replicationcontrollers/{name}/scale")
+    def get_scale(namespace: str, name: str) -> JSONResponse:
+        return JSONResponse(view.scale(scaled(namespace, name)))
+
+    @routes.patch(PREFIX + "/namespaces/{namespace}/replicationcontrollers/{name}/scale", openapi_extra=BODY)
+    @routes.put(PREFIX + "/namespaces/{namespace}/replicationcontrollers/{name}/scale", openapi_extra=BODY)
+    @guard.one_writer
+    def set_scale(request: Request, namespace: str, name: str, raw: bytes = Depends(guard.raw_body)) -> JSONResponse:
+        """``kubectl scale rc``: a Scale (PUT) or a patch of one (PATCH); only ``spec.replicas`` is read."""
+        _namespace(namespace)
+        named(kinds.CONTROLLERS.name, name, "metadata.name")
+        try:
+            body = json_value(raw)
+        except ApiError as exc:
+            raise ApiError(400, exc.message, "BadRequest") from None
+        before = view.scale(scaled(namespace, name))
+        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if request.method == "PUT":
+            after = body
+        elif media in patches.TYPES:
+            try:
+                after = patches.apply(media, before, body, "Scale")
+            except patches.PatchError as exc:
+                raise ApiError(422, str(exc), "Invalid") from None
+        else:
+            raise ApiError(415, f"PATCH takes {', '.join(patches.TYPES)}", "UnsupportedMediaType")
+        replicas = (after.get("spec") or {}).get("replicas") if isinstance(after, dict) else None
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or not 0 <= replicas <= 10_000:
+            raise ApiError(422, f'Scale "{name}" is invalid: spec.replicas: expected a whole number from 0',
+                           "Invalid", {"name": name, "kind": "Scale", "causes": [
+                               {"reason": "FieldValueInvalid", "field": "spec.replicas"}]})
+        record = ctx.stored(kinds.CONTROLLERS.name, name)
+        if record is None:
+            raise _missing(kinds.CONTROLLERS, name)
+        stored = from_json(record.body)
+        expect = (after.get("metadata") or {}).get("resourceVersion") if request.method == "PUT" else None
+        objects.update(ctx, replace(stored, replicas=replicas), int(expect) if str(expect or "").isdigit() else None,
+                       lambda n: f'replicationcontrollers "{n}"')
+        return JSONResponse(view.scale(scaled(namespace, name)))
 
     @routes.delete(PREFIX + "/namespaces/{namespace}/{plural}/{name}")
     @guard.one_writer
