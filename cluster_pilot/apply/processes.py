@@ -52,30 +52,36 @@ def stop_descendants(root: int | None = None) -> list[int]:
 
 
 # --- the runs of this process, so that they end with it ------------------------------------------------------
-_runs: set[int] = set()  # ansible-playbook's pid of every run under way
+_runs: dict[int, str] = {}  # ansible-playbook's pid of every run under way -> the marker its command line holds
 _runs_lock = threading.Lock()
 _guard: subprocess.Popen | None = None
 
-# Kills the trees of the runs it was told of (+PID, -PID lines) once its stdin closes: when the process that
-# started it ends, however it ends (SIGKILL included), ansible-playbook and its workers, left to init, go too.
+# Kills the trees of the runs it was told of (+PID MARKER, -PID lines) once its stdin closes: when the process
+# that started it ends, however it ends (SIGKILL included), ansible-playbook and its workers, left to init, go too.
+# A worker is found by its run's marker too (workers are forks of ansible-playbook: its command line is theirs),
+# since ansible-playbook may be gone already (the launcher's PR_SET_PDEATHSIG) and its workers reparented.
 GUARD = r"""
 import os, signal, sys
-runs = set()
+runs = {}
 for line in sys.stdin:
-    line = line.strip()
-    if line[:1] == "+": runs.add(int(line[1:]))
-    elif line[:1] == "-": runs.discard(int(line[1:]))
-children = {}
+    pid, _, marker = line[1:].strip().partition(" ")
+    if line[:1] == "+": runs[int(pid)] = marker
+    elif line[:1] == "-": runs.pop(int(pid), None)
+markers = [m for m in runs.values() if m]
+children, doomed = {}, set(runs)
 for e in os.listdir("/proc"):
     if e.isdigit():
         try:
             children.setdefault(int(open("/proc/%s/stat" % e).read().rsplit(")", 1)[1].split()[1]), []).append(int(e))
+            args = open("/proc/%s/cmdline" % e, "rb").read().decode(errors="replace")
+            if any(m in args for m in markers):
+                doomed.add(int(e))
         except Exception:
             pass
-doomed, todo = list(runs), list(runs)
+todo = list(doomed)
 while todo:
     for c in children.get(todo.pop(), []):
-        doomed.append(c)
+        doomed.add(c)
         todo.append(c)
 for pid in doomed:
     try:
@@ -92,8 +98,8 @@ def guard_runs() -> None:
         if _guard is None or _guard.poll() is not None:
             _guard = subprocess.Popen([sys.executable, "-c", GUARD], stdin=subprocess.PIPE, text=True,
                                       start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for pid in _runs:
-                _tell_guard(f"+{pid}")
+            for pid, marker in _runs.items():
+                _tell_guard(f"+{pid} {marker}")
 
 
 def _tell_guard(line: str) -> None:
@@ -111,8 +117,8 @@ def track(marker: str) -> int | None:
         try:
             if marker in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
                 with _runs_lock:
-                    _runs.add(pid)
-                    _tell_guard(f"+{pid}")
+                    _runs[pid] = marker
+                    _tell_guard(f"+{pid} {marker}")
                 return pid
         except OSError:
             continue
@@ -122,7 +128,7 @@ def track(marker: str) -> int | None:
 def untrack(root: int | None) -> None:
     if root is not None:
         with _runs_lock:
-            _runs.discard(root)
+            _runs.pop(root, None)
             _tell_guard(f"-{root}")
 
 

@@ -131,7 +131,7 @@ from cluster_pilot.apply import processes
 processes.guard_runs()
 run = subprocess.Popen(["sh", "-c", "sleep 300 & sleep 300 & wait"], start_new_session=True)
 with processes._runs_lock:
-    processes._runs.add(run.pid)
+    processes._runs[run.pid] = ""
     processes._tell_guard("+%d" % run.pid)
 print(run.pid, flush=True)
 time.sleep(300)
@@ -149,6 +149,44 @@ def test_a_killed_owner_takes_its_runs_whole_trees_with_it():
         owner.kill()  # SIGKILL: no handler of the owner runs
         owner.wait()
         wait_for(lambda: not any(_alive(p) for p in tree), 10, "the run's tree gone with its owner", 0.05)
+    finally:
+        owner.kill()
+
+
+# The owner's run: a root that ends with its owner (as the launcher asks) and a worker in a session of its own,
+# a fork holding the run's marker in its command line: with the root gone first, the worker is init's child
+OWNER_OF_A_FORKING_RUN = """
+import subprocess, sys, time
+from cluster_pilot.apply import processes
+processes.guard_runs()
+marker = sys.argv[1]
+root = subprocess.Popen([sys.executable, "-c", "import ctypes, subprocess, sys, time\\n"
+                         "ctypes.CDLL(None).prctl(1, 9)\\n"
+                         "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)', sys.argv[1]],"
+                         " start_new_session=True)\\ntime.sleep(300)", marker])
+while not processes.track(marker):
+    time.sleep(0.01)
+print(root.pid, flush=True)
+time.sleep(300)
+"""
+
+
+def test_a_killed_owner_takes_the_workers_of_its_runs_even_once_their_root_is_gone(tmp_path):
+    """ansible-playbook ends with its owner at once (PR_SET_PDEATHSIG), before the guard reads the process
+    tree: its workers, reparented to init, are found by the run's marker."""
+    marker = str(tmp_path / "cp-run-x" / "cp-vars.yml")
+    owner = subprocess.Popen([sys.executable, "-c", OWNER_OF_A_FORKING_RUN, marker], stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        root = int(owner.stdout.readline())
+        from cluster_pilot.apply.processes import descendants
+
+        workers = wait_for(lambda: [p for p in descendants(root)
+                                    if marker.encode() in open(f"/proc/{p}/cmdline", "rb").read()], 10,
+                           "the run's worker", 0.05)
+        owner.kill()
+        owner.wait()
+        wait_for(lambda: not any(_alive(p) for p in [root, *workers]), 10, "the run and its worker gone", 0.05)
     finally:
         owner.kill()
 
