@@ -178,7 +178,7 @@ def master(listen, inventory, state_url, interval, heal_interval, minion_grace, 
     from cluster_pilot.master.api import Settings, create_app
     from cluster_pilot.master.guard import Rules
     from cluster_pilot.master.listener import Limits, protocol
-    from cluster_pilot.master.reconcile import Reconciler, WatchSettings
+    from cluster_pilot.master.reconcile import Reconciler, WatchSettings, lease_holder
     from cluster_pilot.store import open_store
 
     host, port = _split_listen(listen)
@@ -210,7 +210,7 @@ def master(listen, inventory, state_url, interval, heal_interval, minion_grace, 
     owner = getattr(store, "owner", None)  # the masters of one PostgreSQL store own their objects together
     reconciler = Reconciler(store, inventory_file, home, load_inventory, grace=grace, interval=interval,
                             heal_interval=heal_interval, url=owner() if owner else url, watch=watch,
-                            holder=f"{url} pid {os.getpid()} {os.urandom(4).hex()}")
+                            holder=lease_holder(url))
     rules = Rules(listen=host, port=port, names=tuple(host_names), max_body=max_body)
     app = create_app(store, reconciler, Settings(token=token, insecure_loopback=insecure_loopback, rules=rules,
                                                  policy=policy))

@@ -57,6 +57,16 @@ LEASE_TTL = 6.0  # seconds the leader's lease lasts unrenewed: a killed leader's
 LEASE_STEP = 1.0  # how often the lease is renewed (or tried for), and another master's writes are looked for
 
 
+def lease_holder(url: str) -> str:
+    """This master's name in the leader lease: the URL it serves, which a follower tells clients
+    (``holder_url``), and what makes it unique among processes."""
+    return f"{url} pid {os.getpid()} {os.urandom(4).hex()}"
+
+
+def holder_url(holder: str) -> str:
+    return holder.split(" pid ", 1)[0]
+
+
 @dataclass
 class Memory:
     """What the master remembers of each minion between passes (a minion's last good view, its losses)."""
@@ -208,7 +218,7 @@ class Reconciler:
                  observe_timeout: float = 2.0, events: EventLog | None = None, url: str = "",
                  watch: WatchSettings | None = None, holder: str = "", lease_ttl: float = LEASE_TTL) -> None:
         self.store = store
-        self.holder = holder or f"{url or 'a master'} {os.getpid()} {os.urandom(4).hex()}"
+        self.holder = holder or lease_holder(url or "a master")
         self.lease_ttl = lease_ttl
         self.term: int | None = None  # the leader lease's term while this master holds it: it reconciles
         self._followed = float("-inf")  # when a follower last looked at the minions

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from cluster_pilot.api import v1beta1 as wire
 from cluster_pilot.master import guard
+from cluster_pilot.master.reconcile import holder_url
 from cluster_pilot.master.routes.bodies import BODY, parse_body, resource_version
 from cluster_pilot.master.routes.context import MINION, Context, kind_of
 from cluster_pilot.master.routes.controllers import Controllers
@@ -142,7 +143,7 @@ def leading(ctx: Context, pod: str) -> None:
     (the chaos soak saw a rolling update wait forever on it), so a follower refuses it and names the leader."""
     if ctx.reconciler.term is None:
         held = ctx.reconciler.store.leader()
-        leader = f" the leader ({held[0].split(' pid ', 1)[0]})" if held else " the leader, once one is elected,"
+        leader = f" the leader ({holder_url(held[0])})" if held else " the leader, once one is elected,"
         raise ApiError(503, f"pod {pod!r}: this master follows and evicts nothing; send the delete to{leader}",
                        "ServiceUnavailable", {"leader": held[0] if held else None})
 

@@ -274,9 +274,10 @@ class Docker:
         self.call("DELETE", "/containers/%s" % ident, query={"force": "1", "v": "1"}, ok=(204, 404), timeout=STOP_WAIT)
 
 
-def _safe_dir(path):
-    real = os.path.realpath(path)
-    return real.startswith(POD_DIR + "/")
+def _safe_dir(path, root=None):
+    """Whether ``path`` lies below ``root`` (``POD_DIR``), links resolved: what cp_pods removes or binds stays in
+    its own place."""
+    return os.path.realpath(path).startswith((root or POD_DIR) + "/")
 
 
 MS_BIND, MNT_DETACH = 4096, 2
@@ -345,7 +346,7 @@ def anchor_bind(source, target, root=BIND_DIR):
     """Bind what ``source`` names now (checked by ``open_checked``) at ``target``, below ``BIND_DIR``, where no
     pod can write: dockerd resolves ``target`` again at every start, and it still leads to the checked
     directory (or file), whatever becomes of ``source``'s path later."""
-    if not target.startswith(root + "/"):
+    if not _safe_dir(target, root):
         raise ValueError("anchor %s is not below %s: refused" % (target, root))
     fd = open_checked(source)
     try:
@@ -379,7 +380,7 @@ def _clear(target):
 def unbind_all(directory, root=BIND_DIR):
     """A pod version's anchors unmounted and removed, one level, never recursively: a mount still there makes
     the removal fail rather than reach into the host path."""
-    if not directory.startswith(root + "/") or not os.path.isdir(directory):
+    if not _safe_dir(directory, root) or not os.path.isdir(directory):
         return
     for name in os.listdir(directory):
         target = os.path.join(directory, name)
@@ -387,7 +388,7 @@ def unbind_all(directory, root=BIND_DIR):
         _clear(target)
     os.rmdir(directory)
     parent = os.path.dirname(directory)
-    if parent.startswith(root + "/") and not os.listdir(parent):
+    if _safe_dir(parent, root) and not os.listdir(parent):
         os.rmdir(parent)
 
 
