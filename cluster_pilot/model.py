@@ -54,6 +54,33 @@ def manifest_field(v1: str, default: Any = None, *, factory: Callable[[], Any] |
     return field(default=default, metadata=metadata)
 
 
+def added_later(default: Any = None) -> Any:
+    """A field the spec hash leaves out while it is at its default (see ``manifest_field``)."""
+    return field(default=default, metadata={"hashed_at_default": False})
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A container probe: ``action`` is ``httpGet``, ``tcpSocket`` or ``exec``; ``port`` a number or the name
+    of one of the container's ports. Run on the pod's minion by ``cp-health`` (roles/cp_proxy/files)."""
+
+    action: str
+    port: int | str = 0
+    path: str = "/"
+    scheme: str = "HTTP"
+    headers: tuple[tuple[str, str], ...] = ()
+    command: tuple[str, ...] = ()
+    initial_delay_seconds: int = 0
+    period_seconds: int = 10
+    timeout_seconds: int = 1
+    success_threshold: int = 1
+    failure_threshold: int = 3
+
+
+PROBE_FIELDS = (("readinessProbe", "readiness_probe"), ("livenessProbe", "liveness_probe"),
+                ("startupProbe", "startup_probe"))  # (v1 spelling, Container attribute)
+
+
 @dataclass(frozen=True)
 class Port:
     container_port: int
@@ -99,6 +126,9 @@ class Container:
     memory_limit_bytes: int = 0
     volume_mounts: tuple[VolumeMount, ...] = ()
     image_pull_policy: str = manifest_field("imagePullPolicy", "", hashed_at_default=True)
+    readiness_probe: Probe | None = added_later()
+    liveness_probe: Probe | None = added_later()
+    startup_probe: Probe | None = added_later()
 
 
 @dataclass(frozen=True)

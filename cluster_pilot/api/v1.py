@@ -28,7 +28,22 @@ def _container(c: model.Container) -> dict:
     mounts = [some(name=m.name, mountPath=m.mount_path, readOnly=m.read_only) for m in c.volume_mounts]
     return {"name": c.name, "image": c.image, **model.written_values(c),
             **some(resources=some(requests=requests, limits=limits), env=env(c), ports=[port(p) for p in c.ports],
-                   volumeMounts=mounts)}
+                   volumeMounts=mounts),
+            **{key: probe(getattr(c, attr)) for key, attr in model.PROBE_FIELDS if getattr(c, attr) is not None}}
+
+
+def probe(p: model.Probe) -> dict:
+    """A probe as a v1 manifest writes it, Kubernetes' defaults filled in (what ``cp-health`` reads too)."""
+    if p.action == "httpGet":
+        handler: dict = {"path": p.path, "port": p.port, "scheme": p.scheme,
+                         **some(httpHeaders=[{"name": n, "value": v} for n, v in p.headers])}
+    elif p.action == "tcpSocket":
+        handler = {"port": p.port}
+    else:
+        handler = {"command": list(p.command)}
+    return {p.action: handler, "initialDelaySeconds": p.initial_delay_seconds, "periodSeconds": p.period_seconds,
+            "timeoutSeconds": p.timeout_seconds, "successThreshold": p.success_threshold,
+            "failureThreshold": p.failure_threshold}
 
 
 def _spec(spec: model.PodSpec) -> dict:

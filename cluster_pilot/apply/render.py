@@ -15,8 +15,9 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from cluster_pilot.model import POD, REPLICATION_CONTROLLER, Container, Service, Volume, host_safe_name
-from cluster_pilot.host.podformat import (INFRA, PodRecord, anchor, bind_dir, container_name, member_labels,
-                                          network_owner, owner_labels, pod_dir, volume_dir)
+from cluster_pilot.host.podformat import (INFRA, LABEL_PROBES, PodRecord, anchor, bind_dir, container_name,
+                                          member_labels, network_owner, owner_labels, pod_dir, probes_label,
+                                          volume_dir)
 from cluster_pilot.plan.planner import Create, Plan, Remove, by_node
 from cluster_pilot.manifests.network import search_path
 from cluster_pilot.plan.proxy import discovery_env
@@ -74,7 +75,8 @@ def _resolver(create: Create, settings: Settings) -> dict[str, Any]:
 
 def _owning(body: dict[str, Any], network: Mapping[str, Any]) -> dict[str, Any]:
     """``body`` made the owner of its pod's network namespace."""
-    return {**body, **network, "HostConfig": {**body["HostConfig"], **network["HostConfig"]}}
+    return {**body, **network, "HostConfig": {**body["HostConfig"], **network["HostConfig"]},
+            "Labels": {**body.get("Labels", {}), **network["Labels"]}}
 
 
 def _infra_body(create: Create, settings: Settings) -> dict[str, Any]:
@@ -114,6 +116,9 @@ def _container_body(create: Create, c: Container, infra: str | None, volumes: Ma
         "Labels": member_labels(create.name, create.controller, c.name, create.spec_hash),
         "HostConfig": host_config,
     }
+    probes = probes_label(c)
+    if probes is not None:
+        body["Labels"][LABEL_PROBES] = probes
     if c.command:
         body["Entrypoint"] = list(c.command)
         body["Cmd"] = list(c.args)

@@ -13,13 +13,14 @@ import re
 import shlex
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from cluster_pilot.model import Node
 from cluster_pilot.host.observed import ObservedPod
+from cluster_pilot.host.paths import HEALTH_STATE
 from cluster_pilot.host.podformat import INFRA
 from cluster_pilot.host.ssh import control_dir, ssh_command
 
@@ -93,23 +94,41 @@ def _ended(s: Mapping[str, Any]) -> str:
     return "OOMKilled" if s.get("OOMKilled") else ("Completed" if s.get("ExitCode") == 0 else "Error")
 
 
+_SPLIT = "--cp-health--"
+
+
+def probe_restarts(text: str) -> dict[str, int]:
+    """Container id -> restarts cp-health made (liveness), from its state file; {} when there is none."""
+    try:
+        doc = json.loads(text or "{}")
+        return {str(k): int(v["count"]) for k, v in doc.get("restarts", {}).items()}
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return {}
+
+
 def inspect_host(node: Node, cm_dir: Path, ids: Sequence[str], timeout: float = 20.0) -> dict[str, ContainerStatus]:
     """One ``docker inspect`` of every id on one host; ids that vanished meanwhile are simply left out."""
     if not ids:
         return {}
-    remote = "docker inspect " + " ".join(shlex.quote(i) for i in ids) + " 2>/dev/null"
+    # and cp-health's restarts (a liveness restart is not one of dockerd's), after a line of its own
+    remote = ("docker inspect " + " ".join(shlex.quote(i) for i in ids) + f" 2>/dev/null; echo; echo {_SPLIT}; "
+              f"cat {HEALTH_STATE} 2>/dev/null")
     try:
         proc = subprocess.run(ssh_command(node, cm_dir, remote), capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return {}
+    listing, _, health = (proc.stdout or "").partition(f"\n{_SPLIT}\n")
     try:
-        docs = json.loads(proc.stdout or "[]")
+        docs = json.loads(listing.strip() or "[]")
     except ValueError:
         return {}
+    probed = probe_restarts(health)
     found = {}
     for doc in docs:
         st = status_of(doc)
+        if probed.get(st.id):
+            st = replace(st, restarts=st.restarts + probed[st.id])
         found.update({i: st for i in ids if st.id.startswith(i)})
     return found
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from cluster_pilot.host.paths import LABEL_POD, LABEL_PREFIX
-from cluster_pilot.model import POD
+from cluster_pilot.model import POD, Container
 
 # Part of every pod's spec hash: bump it when the way a pod becomes containers changes, so pods are replaced.
 RUNTIME_VERSION = 3  # 3: one container per single-container pod; the minions' DNS and service addresses
@@ -40,6 +40,8 @@ LABEL_PORTS = LABEL_PREFIX + "ports"  # JSON [[container, containerPort, protoco
 LABEL_CONTAINERS = LABEL_PREFIX + "containers"  # JSON list of the pod's container names
 LABEL_APPLYSET = LABEL_PREFIX + "applyset"
 LABEL_RESTART = LABEL_PREFIX + "restart-policy"  # the pod's: Always, OnFailure or Never ("" on older pods)
+# On each container with probes: what cp-health (on the minion) runs, as ``probes_label`` writes it.
+LABEL_PROBES = LABEL_PREFIX + "probes"
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,27 @@ def anchor(pod: str, spec_hash: str, volume: str) -> str:
 def volume_dir(pod: str, spec_hash: str, volume: str) -> str:
     """Where an emptyDir volume of a pod version lives on the host."""
     return f"{pod_dir(pod, spec_hash)}/volumes/{volume}"
+
+
+def probes_label(c: Container) -> str | None:
+    """``{"readiness"|"liveness"|"startup": {...}}`` as cp-health reads it: a port name resolved to its number."""
+    named = {p.name: p.container_port for p in c.ports if p.name}
+    probes = {kind: {"action": p.action, "port": named.get(p.port, 0) if isinstance(p.port, str) else p.port,
+                     "path": p.path, "scheme": p.scheme, "headers": [list(h) for h in p.headers],
+                     "command": list(p.command), "initial": p.initial_delay_seconds, "period": p.period_seconds,
+                     "timeout": p.timeout_seconds, "success": p.success_threshold, "failure": p.failure_threshold}
+              for kind, p in (("readiness", c.readiness_probe), ("liveness", c.liveness_probe),
+                              ("startup", c.startup_probe)) if p is not None}
+    return json.dumps(probes, sort_keys=True, separators=(",", ":")) if probes else None
+
+
+def readiness_gated(labels: Mapping[str, str]) -> bool:
+    """Whether a container's readiness is cp-health's to tell (a readiness or startup probe): the proxies ask."""
+    try:
+        probes = json.loads(labels.get(LABEL_PROBES) or "{}")
+    except ValueError:
+        return False
+    return isinstance(probes, dict) and bool({"readiness", "startup"} & set(probes))
 
 
 def member_labels(pod: str, controller: str | None, container: str, spec_hash: str) -> dict[str, str]:

@@ -23,6 +23,7 @@ LIST = "List"
 MAX_CPU_MILLIS = 2**31 - 1
 MAX_MEMORY_BYTES = 2**63 - 1
 
+PROBE_ACTIONS = ("httpGet", "tcpSocket", "exec")
 _PULL = {"PullAlways": "Always", "PullNever": "Never", "PullIfNotPresent": "IfNotPresent"}
 _RESTART = (("never", "Never"), ("onFailure", "OnFailure"), ("always", "Always"))
 
@@ -356,7 +357,34 @@ class _V1(_Builder):
             memory_bytes=amounts["requests", "memory"] if "memory" in requests else amounts["limits", "memory"],
             cpu_limit_millis=amounts["limits", "cpu"], memory_limit_bytes=amounts["limits", "memory"],
             volume_mounts=_mounts(c.get("volumeMounts", ())), **model.declared_values(model.Container, c),
+            **{attr: self.probe(c, key, f"{at}/{key}") for key, attr in model.PROBE_FIELDS if key in c},
         )
+
+    def probe(self, c: dict, key: str, at: str) -> model.Probe | None:
+        """A probe, checked beyond its schema: one action, a port name the container has, and (liveness and
+        startup) a success threshold of 1, as Kubernetes requires."""
+        p = c[key]
+        actions = [a for a in PROBE_ACTIONS if a in p]
+        if len(actions) != 1:
+            said = f"gives {' and '.join(actions)}" if actions else "gives none"
+            self.findings.append(Finding(at, f"a probe needs exactly one of {', '.join(PROBE_ACTIONS)}: it {said}"))
+            return None
+        action = actions[0]
+        handler = p[action]
+        port = handler.get("port", 0)
+        names = {q.get("name") for q in c.get("ports", ()) if q.get("name")}
+        if isinstance(port, str) and port not in names:
+            known = f": it has {', '.join(sorted(names))}" if names else ": it names none of its ports"
+            self.findings.append(Finding(f"{at}/{action}/port", f"the container has no port named {show(port)}{known}"))
+        if key != "readinessProbe" and p.get("successThreshold", 1) != 1:
+            self.findings.append(Finding(f"{at}/successThreshold", f"must be 1 for a {key} (only a readiness "
+                                         "probe passes after several successes)"))
+        return model.Probe(
+            action=action, port=port, path=handler.get("path", "/"), scheme=handler.get("scheme", "HTTP"),
+            headers=tuple((h["name"], h["value"]) for h in handler.get("httpHeaders", ())),
+            command=tuple(handler.get("command", ())), initial_delay_seconds=p.get("initialDelaySeconds", 0),
+            period_seconds=p.get("periodSeconds", 10), timeout_seconds=p.get("timeoutSeconds", 1),
+            success_threshold=p.get("successThreshold", 1), failure_threshold=p.get("failureThreshold", 3))
 
     def amount(self, values: dict, kind: str, convert, ceiling: int, at: str) -> int:
         if kind not in values:

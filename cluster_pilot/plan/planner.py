@@ -16,7 +16,7 @@ from typing import Collection, Iterable, Mapping, Sequence
 from cluster_pilot.manifests.network import ServiceNetwork
 from cluster_pilot.model import Pod, Service, spec_document
 from cluster_pilot.host.observed import ObservedPod, Observation
-from cluster_pilot.host.podformat import BINDS_VERSION, RUNTIME_VERSION, Published
+from cluster_pilot.host.podformat import BINDS_VERSION, LABEL_PROBES, RUNTIME_VERSION, Published, probes_label
 from cluster_pilot.plan.proxy import Endpoint, document_hash, endpoints, free_port, proxied, proxy_document
 from cluster_pilot.scheduler import Placement, RunningPod, Schedule, Unschedulable
 
@@ -245,11 +245,15 @@ def _proxies(creates: Sequence[Create], removes: Sequence[Remove], observation: 
     replacement needs), every proxy first loses that backend, before anything stops; "" when none must.
     """
     backends = endpoints(observation, addresses, {(r.node, r.pod, r.spec_hash) for r in removes})
-    backends += [Endpoint(c.name, c.node, addresses.get(c.node, c.node), c.pod.meta.labels, c.ports) for c in creates]
+    backends += [Endpoint(c.name, c.node, addresses.get(c.node, c.node), c.pod.meta.labels, c.ports,
+                          f"{c.name}@{c.spec_hash}" if _gated(c.pod) else "") for c in creates]
     document = proxy_document(proxied(services, backends), network)
     wanted = document_hash(document)
     # with a network, a minion with pods needs its DNS server (they resolve through it), services or not
     hosting = {p.node for p in observation.pods} | {c.node for c in creates} if network is not None else set()
+    # a minion with probed pods needs cp-health, which the proxy role keeps running
+    hosting |= {p.node for p in observation.pods if any(LABEL_PROBES in k.labels for k in p.containers)}
+    hosting |= {c.node for c in creates if any(probes_label(k) for k in c.pod.spec.containers)}
     stale = tuple(sorted(n for n, v in observation.hosts.items()
                          if v.reachable and v.proxy != wanted and (services or n in hosting or v.proxy is not None)))
     serving = {(p.node, p.name, p.spec_hash) for p in observation.pods if p.complete}
@@ -257,6 +261,11 @@ def _proxies(creates: Sequence[Create], removes: Sequence[Remove], observation: 
     drain = proxy_document(proxied(services, endpoints(observation, addresses, first)), network) \
         if first and services else ""
     return document, stale, drain
+
+
+def _gated(pod: Pod) -> bool:
+    """Whether the proxies ask cp-health about the pod before sending it requests."""
+    return any(k.readiness_probe or k.startup_probe for k in pod.spec.containers)
 
 
 def _remove(v: ObservedPod, reason: str, first: bool = False) -> Remove:

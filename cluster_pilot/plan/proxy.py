@@ -17,11 +17,14 @@ from dataclasses import asdict, dataclass
 from typing import Iterable, Mapping, Sequence
 
 from cluster_pilot.host.observed import Observation
-from cluster_pilot.host.podformat import Published
+from cluster_pilot.host.podformat import Published, readiness_gated
 from cluster_pilot.manifests.network import ServiceNetwork, dns_names
 from cluster_pilot.model import CLUSTER_IP, Service, ServicePort, selector_matches
 
 DYNAMIC_PORTS = range(30000, 32768)
+# In the proxy document, so that every minion converges its proxy role (and with it cp-health) once when
+# cp-health changes: bump it with roles/cp_proxy/files/cp-health.py.
+HEALTH_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -33,13 +36,16 @@ class Endpoint:
     address: str
     labels: Mapping[str, str]
     ports: tuple[Published, ...]
+    agent: str = ""  # what the proxies send cp-health on the pod's minion to learn its readiness ("": not gated)
 
 
 def endpoints(observation: Observation, addresses: Mapping[str, str],
               excluded: Iterable[tuple[str, str, str]] = ()) -> list[Endpoint]:
     """Pods able to serve (complete, on an answering minion), but for ``excluded`` (node, pod, spec hash)."""
     skip = set(excluded)
-    return [Endpoint(p.name, p.node, addresses.get(p.node, p.node), p.labels, p.ports) for p in observation.pods
+    return [Endpoint(p.name, p.node, addresses.get(p.node, p.node), p.labels, p.ports,
+                     f"{p.name}@{p.spec_hash}" if any(readiness_gated(c.labels) for c in p.containers) else "")
+            for p in observation.pods
             if p.complete and observation.hosts[p.node].reachable and (p.node, p.name, p.spec_hash) not in skip]
 
 
@@ -49,6 +55,7 @@ class Backend:
     node: str
     address: str
     port: int
+    agent: str = ""  # see Endpoint
 
 
 @dataclass(frozen=True)
@@ -94,7 +101,7 @@ def proxied(services: Iterable[Service], endpoints: Iterable[Endpoint]) -> tuple
             for e in members:
                 hit = target(sp, e.ports)
                 if hit is not None:
-                    backends.append(Backend(e.pod, e.node, e.address, hit.host_port))
+                    backends.append(Backend(e.pod, e.node, e.address, hit.host_port, e.agent))
             out.append(ProxiedService(svc.meta.name, sp.port, sp.protocol, tuple(backends), svc.cluster_ip or "",
                                       _host_port(svc, sp), svc.meta.namespace))
     return tuple(out)
@@ -109,7 +116,7 @@ def _host_port(svc: Service, port: ServicePort) -> int | None:
 def proxy_document(services: Sequence[ProxiedService], network: ServiceNetwork | None = None) -> str:
     """The canonical JSON a minion's proxy and DNS server are configured from; its hash says whether a minion
     is up to date. With ``network``: the AnyIP route and the DNS server's address and names."""
-    doc: dict = {"services": [
+    doc: dict = {"health": HEALTH_VERSION, "services": [
         {**asdict(s), "key": _key(s.name, s.port), "binds": list(s.binds),
          "backends": [{**asdict(b), "key": _key(b.pod, b.port)} for b in s.backends]}
         for s in services]}

@@ -81,6 +81,23 @@ options:
     description: dnsmasq's pid file (as its configuration names it).
     type: str
     default: /run/cp-dns.pid
+  health_script:
+    description: cp-health, the container probes' runner and the proxies' readiness agent (the role's file);
+      empty, it is left alone.
+    type: str
+    default: ""
+  health_run_script:
+    description: The runit run script of cp-health.
+    type: str
+    default: ""
+  health_systemd_unit:
+    description: The systemd unit of cp-health.
+    type: str
+    default: ""
+  health_port:
+    description: cp-health's agent port, which must listen once it runs.
+    type: int
+    default: 10251
   install:
     description: Install the haproxy and dnsmasq-base packages when they are missing.
     type: bool
@@ -140,6 +157,10 @@ ARGUMENT_SPEC = dict(
     systemd_unit=dict(type="str", required=True),
     directory=dict(type="str", default="/etc/cluster-pilot"),
     pidfile=dict(type="str", default="/run/cp-proxy.pid"),
+    health_script=dict(type="str", default=""),
+    health_run_script=dict(type="str", default=""),
+    health_systemd_unit=dict(type="str", default=""),
+    health_port=dict(type="int", default=10251),
     install=dict(type="bool", default=True),
     fence=dict(type="int", default=0),
     fence_path=dict(type="str", default=FENCE),
@@ -152,6 +173,9 @@ SYSTEMD_UNIT = "/etc/systemd/system/cp-proxy.service"
 RUNIT_SERVICE = "/etc/sv/cp-proxy"
 DNS_SYSTEMD_UNIT = "/etc/systemd/system/cp-dns.service"
 DNS_RUNIT_SERVICE = "/etc/sv/cp-dns"
+HEALTH_SYSTEMD_UNIT = "/etc/systemd/system/cp-health.service"
+HEALTH_RUNIT_SERVICE = "/etc/sv/cp-health"
+HEALTH_SCRIPT = "cp-health.py"
 RUNIT_ENABLED = "/etc/service"
 RUNSVDIR = "/usr/bin/runsvdir"
 LISTEN_TIMEOUT = 30.0
@@ -250,9 +274,10 @@ def check(module, directory, config):
 
 
 def supervise(module, run_script, systemd_unit, name="cp-proxy"):
-    """Keep HAProxy (or dnsmasq: ``cp-dns``) supervised: (supervisor, changed, started now with the
-    configuration in place)."""
-    unit, service = (SYSTEMD_UNIT, RUNIT_SERVICE) if name == "cp-proxy" else (DNS_SYSTEMD_UNIT, DNS_RUNIT_SERVICE)
+    """Keep HAProxy (or dnsmasq: ``cp-dns``, or ``cp-health``) supervised: (supervisor, changed, started now
+    with the configuration in place)."""
+    unit, service = {"cp-proxy": (SYSTEMD_UNIT, RUNIT_SERVICE), "cp-dns": (DNS_SYSTEMD_UNIT, DNS_RUNIT_SERVICE),
+                     "cp-health": (HEALTH_SYSTEMD_UNIT, HEALTH_RUNIT_SERVICE)}[name]
     if os.path.isdir(SYSTEMD_RUNNING):
         unit_changed = write_if_changed(unit, systemd_unit)
         if unit_changed:
@@ -302,6 +327,40 @@ def converge_dns(module, p):
     return changed or hosts_changed or config_changed or supervision_changed
 
 
+def running(script):
+    """PIDs of processes running ``script`` (its path in their command line)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if script.encode() in args:
+            pids.append(int(entry))
+    return pids
+
+
+def converge_health(module, p):
+    """cp-health in place, supervised, restarted when its script changed, its agent port listening."""
+    script = os.path.join(p["directory"], HEALTH_SCRIPT)
+    script_changed = write_if_changed(script, p["health_script"], 0o755)
+    supervisor, supervision_changed, started = supervise(module, p["health_run_script"], p["health_systemd_unit"],
+                                                         "cp-health")
+    if script_changed and not started:
+        if supervisor == "systemd":
+            module.run_command(["systemctl", "restart", "cp-health"], check_rc=True)
+        else:
+            for pid in running(script):
+                os.kill(pid, SIGTERM)  # runit starts it again, with the new script
+    if not_listening([p["health_port"]], LISTEN_TIMEOUT):
+        module.fail_json(msg="cp-health does not answer at port %d after %d s (see %s)"
+                         % (p["health_port"], LISTEN_TIMEOUT, HEALTH_RUNIT_SERVICE), changed=True)
+    return script_changed or supervision_changed
+
+
 def main(module=None):
     """``module``: the role's action plugin passes its stand-in for ``AnsibleModule`` (no AnsiballZ)."""
     if module is None:
@@ -335,6 +394,8 @@ def main(module=None):
         module.fail_json(msg="haproxy is not running under runit (see %s)" % RUNIT_SERVICE, changed=changed)
     if p["network"] and p["dns_server"]:
         changed = converge_dns(module, p) or changed
+    if p["health_script"]:
+        changed = converge_health(module, p) or changed
 
     # last: its hash tells cluster-pilot this minion is up to date, so a run cut short before here is redone
     changed = write_if_changed(os.path.join(p["directory"], "proxy.json"), p["document"]) or changed
