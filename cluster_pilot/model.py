@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from functools import lru_cache
 from types import UnionType
-from typing import Mapping, Union, get_args, get_origin, get_type_hints
+from typing import Any, Callable, Mapping, Union, get_args, get_origin, get_type_hints
 
 TCP = "TCP"
 UDP = "UDP"
@@ -37,6 +37,21 @@ class Source:
         if self.line:
             place += f":{self.line}:{self.column or 1}"
         return place
+
+
+def manifest_field(v1: str, default: Any = None, *, factory: Callable[[], Any] | None = None,
+                   hashed_at_default: bool = False) -> Any:
+    """A field a v1 manifest spells ``v1`` and gives as it is (a list read as a tuple): from this declaration
+    alone the normaliser reads it (``declared_values``) and the API writes it back (``written_values``), so a
+    field every pod-bearing kind carries is added here, in ``schemas/v1/defs.json`` and where it takes effect.
+
+    At its default, a field leaves the spec hash as it was before the field existed (``spec_document``):
+    upgrading cluster-pilot replaces no running pod. The fields the hash always held say
+    ``hashed_at_default``."""
+    metadata = {"v1": v1, "hashed_at_default": hashed_at_default}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -73,9 +88,9 @@ class Volume:
 class Container:
     name: str
     image: str
-    command: tuple[str, ...] = ()
-    args: tuple[str, ...] = ()
-    working_dir: str | None = None
+    command: tuple[str, ...] = manifest_field("command", (), hashed_at_default=True)
+    args: tuple[str, ...] = manifest_field("args", (), hashed_at_default=True)
+    working_dir: str | None = manifest_field("workingDir", hashed_at_default=True)
     env: tuple[EnvVar, ...] = ()
     ports: tuple[Port, ...] = ()
     cpu_millis: int = 0  # request; the scheduler counts this
@@ -83,16 +98,17 @@ class Container:
     cpu_limit_millis: int = 0  # 0: same as the request (or unlimited when both are 0)
     memory_limit_bytes: int = 0
     volume_mounts: tuple[VolumeMount, ...] = ()
-    image_pull_policy: str = ""
+    image_pull_policy: str = manifest_field("imagePullPolicy", "", hashed_at_default=True)
 
 
 @dataclass(frozen=True)
 class PodSpec:
     containers: tuple[Container, ...]
     volumes: tuple[Volume, ...] = ()
-    node_selector: Mapping[str, str] = field(default_factory=dict)
-    host: str | None = None  # v1beta1 ``desiredState.host``: pin to one minion by name
-    restart_policy: str = "Always"
+    node_selector: Mapping[str, str] = manifest_field("nodeSelector", factory=dict, hashed_at_default=True)
+    host: str | None = manifest_field("nodeName", hashed_at_default=True)  # v1beta1 ``desiredState.host``
+    restart_policy: str = manifest_field("restartPolicy", "Always", hashed_at_default=True)
+    hostname: str | None = manifest_field("hostname")  # the pod's own; by default its name (a DNS label of it)
 
     @property
     def cpu_millis(self) -> int:
@@ -256,6 +272,46 @@ def host_safe_name(name: str) -> str:
 
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
+
+
+def _default(f) -> Any:
+    return f.default_factory() if f.default_factory is not MISSING else f.default
+
+
+def declared_values(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``manifest_field``s of ``cls`` that a v1 manifest's mapping sets, as keyword arguments: a list as a
+    tuple, an empty value (``""``, null) as the default."""
+    out: dict[str, Any] = {}
+    for f in fields(cls):
+        name = f.metadata.get("v1")
+        if name is None or data.get(name) in (None, ""):
+            continue
+        value = data[name]
+        out[f.name] = tuple(value) if isinstance(value, list) else dict(value) if isinstance(value, Mapping) else value
+    return out
+
+
+def written_values(value: Any) -> dict[str, Any]:
+    """The ``manifest_field``s of a model value that are not at their default, spelled as a v1 manifest."""
+    out: dict[str, Any] = {}
+    for f in fields(value):
+        name = f.metadata.get("v1")
+        got = getattr(value, f.name)
+        if name is not None and got != _default(f):
+            out[name] = list(got) if isinstance(got, tuple) else dict(got) if isinstance(got, Mapping) else got
+    return out
+
+
+def spec_document(value: Any) -> Any:
+    """A value as the spec hash reads it: every field, but a ``manifest_field`` added later only when it is set."""
+    if hasattr(value, "__dataclass_fields__"):
+        return {f.name: spec_document(getattr(value, f.name)) for f in fields(value)
+                if f.metadata.get("hashed_at_default", True) or getattr(value, f.name) != _default(f)}
+    if isinstance(value, Mapping):
+        return {k: spec_document(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [spec_document(v) for v in value]
+    return value
 
 
 def to_json(obj: Object) -> dict:

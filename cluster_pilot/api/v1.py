@@ -26,18 +26,16 @@ def _container(c: model.Container) -> dict:
     limits = some(cpu=f"{c.cpu_limit_millis}m" if c.cpu_limit_millis else None,
                   memory=str(c.memory_limit_bytes) if c.memory_limit_bytes else None)
     mounts = [some(name=m.name, mountPath=m.mount_path, readOnly=m.read_only) for m in c.volume_mounts]
-    return {"name": c.name, "image": c.image,
-            **some(command=list(c.command), args=list(c.args), imagePullPolicy=c.image_pull_policy,
-                   resources=some(requests=requests, limits=limits)),
-            **some(workingDir=c.working_dir, env=env(c), ports=[port(p) for p in c.ports], volumeMounts=mounts)}
+    return {"name": c.name, "image": c.image, **model.written_values(c),
+            **some(resources=some(requests=requests, limits=limits), env=env(c), ports=[port(p) for p in c.ports],
+                   volumeMounts=mounts)}
 
 
 def _spec(spec: model.PodSpec) -> dict:
     volumes = [{"name": v.name, "hostPath": {"path": v.host_path}} if v.kind == "hostDir"
                else {"name": v.name, "emptyDir": {}} for v in spec.volumes]
-    return {"containers": [_container(c) for c in spec.containers],
-            **some(volumes=volumes, nodeSelector=dict(spec.node_selector), nodeName=spec.host,
-                   restartPolicy=spec.restart_policy if spec.restart_policy != "Always" else None)}
+    return {"containers": [_container(c) for c in spec.containers], **some(volumes=volumes),
+            **model.written_values(spec)}
 
 
 def manifest(obj: model.Object) -> dict:

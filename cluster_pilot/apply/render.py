@@ -57,7 +57,7 @@ def _network(create: Create, settings: Settings) -> dict[str, Any]:
         if binding not in bindings.setdefault(key, []):
             bindings[key].append(binding)
     return {
-        "Hostname": host_safe_name(create.name),
+        "Hostname": create.pod.spec.hostname or host_safe_name(create.name),
         "Labels": owner_labels(_record(create, settings)),
         "ExposedPorts": exposed,
         "HostConfig": {"PortBindings": bindings, **_resolver(create, settings)},

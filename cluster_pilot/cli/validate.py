@@ -104,4 +104,5 @@ def schema(kind: str | None, api_version: str) -> None:
     wanted = {k.lower(): k for k in schemas.SCHEMA_KINDS}.get(kind.lower())
     if wanted is None:
         raise UserError(f"no schema for {kind!r}: expected one of {', '.join(schemas.SCHEMA_KINDS)}")
-    click.echo(schemas.schema_path(api_version, wanted).read_text(encoding="utf-8"), nl=False)
+    # one document, its definitions copied in from defs.json: an editor given it needs no second file
+    click.echo(json.dumps(schemas.schema_of(api_version, wanted), indent=2, ensure_ascii=False))

@@ -338,9 +338,7 @@ class _V1(_Builder):
         return model.PodSpec(
             containers=tuple(self.container(c, f"{at}/containers/{i}") for i, c in enumerate(spec["containers"])),
             volumes=tuple(self.volume(v) for v in spec.get("volumes", ())),
-            node_selector=dict(spec.get("nodeSelector", {})),
-            host=spec.get("nodeName") or None,
-            restart_policy=spec.get("restartPolicy", "Always"),
+            **model.declared_values(model.PodSpec, spec),
         )
 
     def container(self, c: dict, at: str) -> model.Container:
@@ -352,13 +350,12 @@ class _V1(_Builder):
             for part, values in (("requests", requests), ("limits", limits)):
                 amounts[part, kind] = self.amount(values, kind, convert, ceiling, f"{at}/resources/{part}/{kind}")
         return model.Container(
-            name=c["name"], image=c["image"], command=tuple(c.get("command", ())), args=tuple(c.get("args", ())),
-            working_dir=c.get("workingDir") or None, env=_env(c.get("env", ())),
+            name=c["name"], image=c["image"], env=_env(c.get("env", ())),
             ports=tuple(_port(p) for p in c.get("ports", ())),
             cpu_millis=amounts["requests", "cpu"] if "cpu" in requests else amounts["limits", "cpu"],
             memory_bytes=amounts["requests", "memory"] if "memory" in requests else amounts["limits", "memory"],
             cpu_limit_millis=amounts["limits", "cpu"], memory_limit_bytes=amounts["limits", "memory"],
-            volume_mounts=_mounts(c.get("volumeMounts", ())), image_pull_policy=c.get("imagePullPolicy", ""),
+            volume_mounts=_mounts(c.get("volumeMounts", ())), **model.declared_values(model.Container, c),
         )
 
     def amount(self, values: dict, kind: str, convert, ceiling: int, at: str) -> int:

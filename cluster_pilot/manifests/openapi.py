@@ -25,7 +25,7 @@ from cluster_pilot.api.patch import MERGE_PATCH, STRATEGIC_MERGE_PATCH, JSON_PAT
 from cluster_pilot.manifests.schema import schema_of
 
 PREFIX = "io.cluster-pilot.api.core.v1"
-SCHEMA_KINDS = (kinds.PODS, kinds.CONTROLLERS, kinds.SERVICES)  # the kinds with a schema: what can be written
+SCHEMA_KINDS = kinds.MANIFEST_KINDS  # the kinds with a schema: what can be written
 _DROPPED = frozenset({"$schema", "propertyNames", "patternErrorMessage", "$defs"})
 
 

@@ -18,11 +18,12 @@ from typing import Callable
 
 import jsonschema_rs
 
+from cluster_pilot import model
 from cluster_pilot.manifests.problem import Finding, escape, pointer_of, show
 from cluster_pilot.resources import resource_dir
 
 VERSIONS = ("v1beta1", "v1")
-SCHEMA_KINDS = ("Pod", "ReplicationController", "Service", "List")
+SCHEMA_KINDS = (*model.KINDS, "List")  # each with a file in every version's folder
 
 # Fields the server fills in; written in a manifest they are a sign of a copied `get -json` output.
 READ_ONLY = frozenset({"currentState", "creationTimestamp", "resourceVersion", "selfLink", "uid", "status",
@@ -56,10 +57,58 @@ def schema_path(version: str, kind: str):
     return resource_dir("schemas") / version / f"{kind}.json"
 
 
+DEFS = "defs.json"  # a version's shared definitions: each field has its one home there, whichever kinds carry it
+
+
+def _read(path) -> dict:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+@functools.cache
+def definitions(version: str) -> dict:
+    if version not in VERSIONS:
+        raise KeyError(f"no definitions for {version}")
+    return _read(resource_dir("schemas") / version / DEFS)["$defs"]
+
+
 @functools.cache
 def schema_of(version: str, kind: str) -> dict:
-    with open(schema_path(version, kind), encoding="utf-8") as f:
-        return json.load(f)
+    """The kind's schema as one document: its references into ``defs.json`` made local, with the definitions
+    they reach copied into its ``$defs``. What jsonschema-rs compiles, ``cluster-pilot schema`` prints and the
+    OpenAPI document converts: none of them has to resolve a second file."""
+    return bundled(_read(schema_path(version, kind)), definitions(version))
+
+
+def bundled(schema: dict, shared: dict) -> dict:
+    used: list[str] = []
+
+    def local(node: object) -> object:
+        if isinstance(node, list):
+            return [local(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        out = {}
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str) and value.startswith((f"{DEFS}#/$defs/", "#/$defs/")):
+                name = value.rsplit("/", 1)[1]
+                if name not in shared:
+                    raise KeyError(f"{value}: no such definition in {DEFS}")
+                if name not in used:
+                    used.append(name)
+                out[key] = f"#/$defs/{name}"
+            else:
+                out[key] = local(value)
+        return out
+
+    out = local(schema)
+    done: dict[str, object] = {}
+    while len(done) < len(used):  # a definition may use others: copy in all it reaches
+        name = next(n for n in used if n not in done)
+        done[name] = local(shared[name])
+    if done:
+        out["$defs"] = {name: done[name] for name in shared if name in done}
+    return out
 
 
 @functools.cache

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Collection, Iterable, Mapping, Sequence
 
 from cluster_pilot.manifests.network import ServiceNetwork
-from cluster_pilot.model import Pod, Service
+from cluster_pilot.model import Pod, Service, spec_document
 from cluster_pilot.host.observed import ObservedPod, Observation
 from cluster_pilot.host.podformat import BINDS_VERSION, RUNTIME_VERSION, Published
 from cluster_pilot.plan.proxy import Endpoint, document_hash, endpoints, free_port, proxied, proxy_document
@@ -23,7 +23,7 @@ from cluster_pilot.scheduler import Placement, RunningPod, Schedule, Unschedulab
 
 def spec_hash(pod: Pod, controller: str | None) -> str:
     """Changes when anything that needs new containers changes: the spec, the pod's labels, its owner."""
-    doc = {"spec": asdict(pod.spec), "labels": dict(pod.meta.labels), "controller": controller,
+    doc = {"spec": spec_document(pod.spec), "labels": dict(pod.meta.labels), "controller": controller,
            "runtime": RUNTIME_VERSION}
     if any(v.kind == "hostDir" for v in pod.spec.volumes):
         doc["binds"] = BINDS_VERSION

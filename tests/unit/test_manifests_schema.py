@@ -19,7 +19,7 @@ ALL = [(v, k) for v in schema.VERSIONS for k in schema.SCHEMA_KINDS]
 
 @pytest.mark.parametrize("version,kind", ALL)
 def test_each_schema_is_a_valid_draft_2020_12_schema(version, kind):
-    data = json.loads((resource_dir("schemas") / version / f"{kind}.json").read_text())
+    data = schema.schema_of(version, kind)
     assert data["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     Draft202012Validator.check_schema(data)
     assert jsonschema_rs.meta.is_valid(data)
@@ -27,12 +27,23 @@ def test_each_schema_is_a_valid_draft_2020_12_schema(version, kind):
 
 
 @pytest.mark.parametrize("version", schema.VERSIONS)
-def test_definitions_shared_by_kinds_are_identical(version):
-    seen: dict[str, tuple[str, object]] = {}
+def test_each_definition_has_one_home(version):
+    """A field is declared once, in defs.json: no kind's file has definitions of its own, each kind refers to
+    the shared ones, and none there is unused."""
+    folder = resource_dir("schemas") / version
+    shared = json.loads((folder / schema.DEFS).read_text())
+    Draft202012Validator.check_schema(shared)
+    used = set()
     for kind in schema.SCHEMA_KINDS:
-        for name, definition in schema.schema_of(version, kind).get("$defs", {}).items():
-            first = seen.setdefault(name, (kind, definition))
-            assert first[1] == definition, f"$defs/{name} differs between {first[0]} and {kind} ({version})"
+        text = (folder / f"{kind}.json").read_text()
+        assert "$defs" not in json.loads(text) and '"#/$defs/' not in text, f"{kind} ({version}) defines its own"
+        used |= set(schema.schema_of(version, kind).get("$defs", {}))
+    assert used == set(shared["$defs"]), set(shared["$defs"]) - used
+
+
+def test_a_reference_to_no_definition_is_told():
+    with pytest.raises(KeyError, match="no such definition"):
+        schema.bundled({"$ref": "defs.json#/$defs/nothing"}, {"container": {}})
 
 
 def test_patterns_mean_what_editors_think_they_mean():
