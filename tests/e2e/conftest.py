@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,38 @@ def cli(*args: str, home: Path, timeout: float = 600, check: bool = True) -> sub
     if check and proc.returncode != 0:
         raise AssertionError(f"cluster-pilot {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+_times: dict[str, float] = {}
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slow tests (``-m slow``) last, in their order: the rest of the suite's time is read off the same run,
+    on the same sandbox, with no second ``sandbox up``."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
+
+
+def pytest_sessionstart(session):
+    _times["start"] = time.monotonic()
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    _times["slow" if nodeid in _slow else "rest"] = time.monotonic()
+
+
+_slow: set[str] = set()
+
+
+def pytest_collection_finish(session):
+    _slow.update(item.nodeid for item in session.items if item.get_closest_marker("slow"))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if "rest" in _times:
+        rest = _times["rest"] - _times["start"]
+        slow = _times["slow"] - _times["rest"] if "slow" in _times else 0.0
+        terminalreporter.write_line(f"e2e without the slow tests: {rest:.0f} s (sandbox up included); "
+                                    f"the {len(_slow)} slow tests after them: {slow:.0f} s")
 
 
 @pytest.fixture(scope="session")

@@ -49,30 +49,36 @@ def events_of(master: Master, name: str) -> list[dict]:
     return master.get(f"/api/v1beta1/events?object=pod/{name}")["items"]
 
 
-@pytest.mark.parametrize("reason", sorted(UNRUNNABLE))
-def test_an_unrunnable_pod_backs_off_and_the_rest_of_the_fleet_still_heals(master, sandbox_home, sandbox, tmp_path,
-                                                                           reason):
+def test_unrunnable_pods_back_off_and_the_rest_of_the_fleet_still_heals(master, sandbox_home, sandbox, tmp_path):
+    """Both reasons in one window (one apply, so their schedules run together): CI time, not a weaker bound."""
     create(master, rc_manifest("steady", 1))
     wait_for(lambda: _rc_running(sandbox, "steady", 1), 180, "the healthy controller's pod to run")
-    bad = f"unrunnable-{reason.lower()}"
-    doc = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": bad, "labels": {"app": bad}},
-           "spec": {"containers": [UNRUNNABLE[reason]], "volumes": [{"name": "scratch", "emptyDir": {}}]}}
+    bad = {reason: f"unrunnable-{reason.lower()}" for reason in sorted(UNRUNNABLE)}
+    doc = {"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": name}},
+         "spec": {"containers": [UNRUNNABLE[reason]], "volumes": [{"name": "scratch", "emptyDir": {}}]}}
+        for reason, name in bad.items()]}
     before = ansible_runs(master)
     cli("apply", "--server", master.url, "-f", str(write_manifest(tmp_path / "bad.json", doc)), home=sandbox_home)
     wait_for(lambda: ansible_runs(master) > before, 60, "the first attempt's run")
 
     start, runs = time.monotonic(), ansible_runs(master)
-    statuses = set()
+    statuses: dict[str, set] = {name: set() for name in bad.values()}
     while time.monotonic() - start < WINDOW:  # the measurement window: what `get pods` says meanwhile
-        statuses.add(pod_item(master, bad).get("currentState", {}).get("status"))
+        for name in bad.values():
+            statuses[name].add(pod_item(master, name).get("currentState", {}).get("status"))
         time.sleep(0.5)
     ran = ansible_runs(master) - runs
-    tries = [line for line in passes_that_ran(master)[-ran:] if f" {bad}@" in line] if ran else []
-    print(f"\n{reason}: {ran} Ansible runs in {WINDOW:.0f} s for a pod that cannot run, {len(tries)} of them tried it")
-    # the issue's bound is 3; the schedule allows 2: a try 10 s after the first failure, the next 20 s after that
-    assert ran <= 2, "\n".join(passes_that_ran(master)[-ran - 1:])
+    lines = passes_that_ran(master)[-ran:] if ran else []
+    tries = {name: [line for line in lines if f" {name}@" in line] for name in bad.values()}
+    print(f"\n{ran} Ansible runs in {WINDOW:.0f} s for two pods that cannot run; tries "
+          f"{ {n: len(t) for n, t in tries.items()} }")
+    # each pod's schedule allows 2 runs (its try 10 s after the first failure, the next 20 s later, and their
+    # records); the two pods failed in passes of their own, so their schedules need not coincide
+    assert all(len(t) <= 2 for t in tries.values()), tries
+    assert ran <= 2 * len(bad), "\n".join(passes_that_ran(master)[-ran - 1:])
 
-    # at once, another pod heals while the bad one waits for its next try (20 s after its second)
+    # at once, another pod heals while the bad ones wait for their next try (20 s after their second)
     victim = next(c for c in managed_containers(sandbox) if c["controller"] == "steady" and c["container"] == "app")
     before = len(passes_that_ran(master))
     t0 = time.monotonic()
@@ -80,23 +86,25 @@ def test_an_unrunnable_pod_backs_off_and_the_rest_of_the_fleet_still_heals(maste
     wait_for(lambda: _rc_running(sandbox, "steady", 1) and victim["id"] not in
              {c["id"] for c in managed_containers(sandbox)}, 60, "the healthy controller's pod healed")
     healed = time.monotonic() - t0
-    print(f"{reason}: another pod healed in {healed:.1f} s while it backed off")
+    print(f"another pod healed in {healed:.1f} s while they backed off")
     heal = [line for line in passes_that_ran(master)[before:] if "create steady-" in line]
-    assert heal and f" {bad}@" not in heal[0], passes_that_ran(master)[before:]  # it waited for nothing of the bad pod's
-    assert pod_item(master, bad)["currentState"]["status"] == reason
+    assert heal and not any(f" {name}@" in heal[0] for name in bad.values()), passes_that_ran(master)[before:]
 
-    state = pod_item(master, bad)["currentState"]
-    assert reason in statuses and state["status"] == reason, (statuses, state)
-    assert state["message"], state
-    events = [e for e in events_of(master, bad) if e["reason"] == reason]
-    assert events and "next try in" in events[-1]["message"], events_of(master, bad)
     listed = cli("get", "pods", "--server", master.url, home=sandbox_home).stdout
-    assert any(bad in line and reason in line for line in listed.splitlines()), listed
-    described = cli("describe", "pod", bad, "--server", master.url, home=sandbox_home).stdout
-    assert reason in described and "next try in" in described, described
+    for reason, name in bad.items():
+        state = pod_item(master, name)["currentState"]
+        assert reason in statuses[name] and state["status"] == reason, (reason, statuses[name], state)
+        assert state["message"], state
+        events = [e for e in events_of(master, name) if e["reason"] == reason]
+        assert events and "next try in" in events[-1]["message"], events_of(master, name)
+        assert any(name in line and reason in line for line in listed.splitlines()), listed
+        described = cli("describe", "pod", name, "--server", master.url, home=sandbox_home).stdout
+        assert reason in described and "next try in" in described, described
 
-    request = urllib.request.Request(f"{master.url}/api/v1beta1/pods/{bad}", method="DELETE")
-    urllib.request.urlopen(request, timeout=60).close()
-    wait_for(lambda: not any(c["pod"] == bad for c in managed_containers(sandbox)), 120, f"{bad}'s containers to go")
+    for name in bad.values():
+        request = urllib.request.Request(f"{master.url}/api/v1beta1/pods/{name}", method="DELETE")
+        urllib.request.urlopen(request, timeout=60).close()
+    wait_for(lambda: not any(c["pod"] in bad.values() for c in managed_containers(sandbox)), 120,
+             "the unrunnable pods' containers to go")
     delete(master, "steady", sandbox)
-    print(json.dumps([e["reason"] for e in events_of(master, bad)]))
+    print(json.dumps({name: [e["reason"] for e in events_of(master, name)] for name in bad.values()}))

@@ -8,7 +8,7 @@ import pytest
 
 from tests.e2e.conftest import cli, managed_containers, ssh
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 NUMBER = r"(-?[0-9]+(?:\.[0-9]+)?)"
 TARGET = NUMBER + r" req/s  median " + NUMBER + r" ms  p99 " + NUMBER + r" ms  CPU " + NUMBER + "%"

@@ -18,7 +18,7 @@ from tests.e2e.conftest import cli, pods_of, ssh, wait_for, write_manifest
 from tests.e2e.test_services import get, minions
 from tests.e2e.test_truth import LOCK_DIR, RECORDS, answers_everywhere, app
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 PORT = 8095
 SECRET_NAMES = ("FLEET_SSH_KEY", "FLEET_KNOWN_HOSTS")
 

@@ -37,6 +37,7 @@ def master(sandbox_home):
     m.kill()
 
 
+@pytest.mark.slow
 def test_run_resize_stop_rm_and_a_rolling_update_that_drops_nothing(master, sandbox):
     t0 = time.monotonic()
     out = kubecfg(master, "-p", "16380:6379", "-s", "16390", "run", "redis", "3", "kvrun")

@@ -143,6 +143,7 @@ def lose_minion(master: Master, home: Path, sandbox, lost: str, rc: str, count: 
     return marked, time.monotonic() - t0
 
 
+@pytest.mark.slow
 def test_self_healing_and_lost_minion(master, sandbox_home, sandbox, tmp_path):
     rc_file = write_manifest(tmp_path / "heal.json", rc_manifest("healer", 3, image="redis",
                                                                 command=["redis-server", "--protected-mode", "no"]))

@@ -107,6 +107,7 @@ def test_a_fresh_runner_keeps_what_another_applied(sandbox, runners, tmp_path):
         assert names[("Service", "shop")] is None, (m.name, doc)  # A's own: kept until every minion has it
 
 
+@pytest.mark.slow
 def test_master_and_cli_on_one_fleet(sandbox_home, sandbox, runners, tmp_path):
     cli_rc, cli_svc = app("cliweb", 8091)
     m_rc, m_svc = app("mweb", 8092)

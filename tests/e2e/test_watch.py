@@ -81,6 +81,7 @@ def test_a_killed_container_is_replaced_by_a_pass_the_event_triggered(master, sa
     delete(master, "evented", sandbox)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lost", ["minion-2", "minion-1"])  # minion-1 is a lock host: a majority is left
 def test_a_stopped_minion_is_not_ready_its_pods_move_and_nothing_bounces_when_it_returns(resyncing_master, sandbox_home,
                                                                                         sandbox, lost):
