@@ -160,9 +160,9 @@ def test_the_agent_answers_down_until_the_pod_is_ready_and_for_a_pod_it_does_not
     health = HEALTH.Health(_Docker(labels), str(tmp_path / "health.json"))
     health.discover(0.0)
     (c,) = health.containers.values()
-    assert c.address == "172.17.0.2" and health.ready("web@h1").startswith("down#")
+    assert c.address == "172.17.0.2" and health.ready("web@h1").startswith("down #")
     c.readiness.result(True, "", 1.0)
-    assert health.ready("web@h1") == "up" and health.ready("web@h2").startswith("down#no probed container")
+    assert health.ready("web@h1") == "up" and health.ready("web@h2").startswith("down #no probed container")
     server = HEALTH.serve(health, 0)
     try:
         with socket.create_connection(server.server_address[:2], timeout=5) as s:

@@ -5,7 +5,7 @@ itself, so that a fleet driven only by CI behaves as one with a master.
 - It finds the containers to probe by their ``io.cluster-pilot.probes`` label (what render wrote from the
   manifest), asking dockerd every second.
 - Readiness is told to every minion's HAProxy, which asks this agent about each backend that has a readiness
-  probe (``agent-check``, ``agent-send "POD@SPECHASH\\n"``): ``up`` or ``down#why``. A pod that is not ready gets
+  probe (``agent-check``, ``agent-send "POD@SPECHASH\\n"``): ``up`` or ``down #why``. A pod that is not ready gets
   no new connection through any proxy, and gets them again once it is.
 - Liveness (and a startup probe that runs out of tries) restarts the container, with Kubernetes' back-off
   between restarts (10 s doubling to 5 min, forgotten after 10 min without one); the count is kept in
@@ -224,15 +224,16 @@ class Health:
                 self.containers[ident] = c
 
     def ready(self, pod):
-        """The agent's answer for a pod: ``up``, or ``down#why``; a pod not running here is not ready."""
+        """The agent's answer for a pod: ``up``, or ``down #why`` (HAProxy reads a description only after a
+    space: ``down#why`` changes nothing); a pod not running here is not ready."""
         with self.lock:
             members = [c for c in self.containers.values() if c.pod == pod]
             if not members:
-                return "down#no probed container of %s runs here" % pod
+                return "down #no probed container of %s runs here" % pod
             for c in members:
                 ok, why = c.ready()
                 if not ok:
-                    return "down#" + why.replace("\n", " ")[:200]
+                    return "down #" + why.replace("\n", " ")[:200]
         return "up"
 
     def tick(self, now):
