@@ -109,7 +109,7 @@ def test_the_proxies_ask_cp_health_about_a_pod_with_a_readiness_probe_only():
     assert e.agent == f"web@{create.spec_hash}"
     (svc,) = load_documents([("svc.yaml", SERVICE)])
     (served,) = proxied([svc], [e])
-    config = _template("haproxy.cfg.j2", cp_proxy_data=json.loads(proxy_document([served])), cp_health_port=10251)
+    config = _template("haproxy.cfg.j2", cp_proxy_data=json.loads(proxy_document([served])), cp_proxy_health_port=10251)
     (line,) = [x.strip() for x in config.splitlines() if x.strip().startswith("server ")]
     assert line == (f"server web_{e.ports[0].host_port} 10.0.0.1:{e.ports[0].host_port} check agent-check "
                     f"agent-addr 10.0.0.1 agent-port 10251 agent-inter 500ms agent-send \"web@{create.spec_hash}\\n\"")
