@@ -4,6 +4,9 @@ manifests package's."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -256,9 +259,46 @@ def event(kind: str, name: str, reason: str, message: str, node_name: str, at: f
             "firstTimestamp": when, "lastTimestamp": when, "reportingComponent": "cluster-pilot-master"}
 
 
-def listing(kind: str, items: Iterable[dict[str, Any]], resource_version: str) -> dict[str, Any]:
-    return {"apiVersion": VERSION, "kind": f"{kind}List", "metadata": {"resourceVersion": resource_version},
-            "items": list(items)}
+def listing(kind: str, items: Iterable[dict[str, Any]], resource_version: str, more: str = "",
+            remaining: int = 0) -> dict[str, Any]:
+    return {"apiVersion": VERSION, "kind": f"{kind}List",
+            "metadata": {"resourceVersion": resource_version, **paged(more, remaining)}, "items": list(items)}
+
+
+def paged(more: str, remaining: int) -> dict[str, Any]:
+    """A list's ``continue`` and ``remainingItemCount``, when a page is not the last."""
+    return {"continue": more, "remainingItemCount": remaining} if more else {}
+
+
+def page(items: Iterable[dict[str, Any]], limit: int, token: str) -> tuple[list[dict[str, Any]], str, int]:
+    """One page of a list, as Kubernetes' ``limit`` and ``continue`` ask: (its items, the token of the next
+    page or "", how many items come after it). Pages follow namespace and name, and a token names the last
+    item served, so an object created or deleted meanwhile neither repeats nor hides another one.
+    ``ValueError`` for a token this server did not write."""
+    ordered = sorted(items, key=_place)
+    if token:
+        after = _token_place(token)
+        ordered = [o for o in ordered if _place(o) > after]
+    if limit <= 0 or len(ordered) <= limit:
+        return ordered, "", 0
+    served = ordered[:limit]
+    mark = json.dumps({"v": 1, "after": list(_place(served[-1]))}, separators=(",", ":"))
+    return served, base64.urlsafe_b64encode(mark.encode()).decode().rstrip("="), len(ordered) - limit
+
+
+def _place(o: Mapping[str, Any]) -> tuple[str, str]:
+    return o["metadata"].get("namespace", ""), o["metadata"]["name"]
+
+
+def _token_place(token: str) -> tuple[str, str]:
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        namespace, name = doc["after"]
+        if doc.get("v") != 1 or not isinstance(namespace, str) or not isinstance(name, str):
+            raise ValueError
+    except (ValueError, TypeError, KeyError, binascii.Error) as exc:
+        raise ValueError("the continue token is not one this server gave: list again without it") from exc
+    return namespace, name
 
 
 def status(code: int, message: str, reason: str, details: Mapping[str, Any] | None = None) -> dict[str, Any]:

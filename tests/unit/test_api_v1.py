@@ -153,6 +153,34 @@ def test_create_get_list_delete_a_pod(master):
         404, "NotFound", 'pods "v1-web" not found', {"name": "v1-web", "kind": "pods"})
 
 
+def test_a_list_comes_in_pages_when_a_client_asks(master):
+    names = [f"page-{i}" for i in range(5)]
+    for name in reversed(names):
+        assert call(master, "POST", "/api/v1/namespaces/default/pods", v1_pod(name, {"paged": "yes"}))[0] == 201
+    try:
+        query = "/api/v1/pods?labelSelector=paged%3Dyes&limit=2"
+        seen, token, remaining = [], "", []
+        while True:
+            code, _, listed = call(master, "GET", query + (f"&continue={token}" if token else ""))
+            assert code == 200 and len(listed["items"]) <= 2, listed
+            seen += [p["metadata"]["name"] for p in listed["items"]]
+            token = listed["metadata"].get("continue", "")
+            if not token:
+                break
+            remaining.append(listed["metadata"]["remainingItemCount"])
+        assert seen == names and remaining == [3, 1]
+        whole = call(master, "GET", "/api/v1/pods?labelSelector=paged%3Dyes")[2]
+        assert "continue" not in whole["metadata"] and len(whole["items"]) == 5
+        code, _, table = call(master, "GET", query, accept="application/json;as=Table;v=v1;g=meta.k8s.io")
+        assert code == 200 and len(table["rows"]) == 2 and table["metadata"]["remainingItemCount"] == 3
+        for bad in ("limit=-1", "limit=two", "continue=bm90LWEtdG9rZW4"):
+            code, _, doc = call(master, "GET", f"/api/v1/pods?{bad}")
+            assert (code, doc["reason"]) == (400, "BadRequest"), (bad, doc)
+    finally:
+        for name in names:
+            call(master, "DELETE", f"/api/v1/namespaces/default/pods/{name}")
+
+
 def test_a_namespace_from_the_path_and_a_differing_one_refused(master):
     code, _, made = call(master, "POST", "/api/v1/namespaces/team-a/pods", v1_pod("v1-ns"))
     assert code == 201 and made["metadata"]["namespace"] == "team-a"

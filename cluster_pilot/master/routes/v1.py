@@ -7,8 +7,8 @@ marked read-only (``api.v1.MANAGED_BY``), and a write to it is a 409. Names are 
 namespaces (the store's key is kind and name): a name taken in one namespace is ``AlreadyExists`` in another.
 Watch is ``routes.watch``'s (a list's resourceVersion names its reading there); PATCH applies ``api.patch`` to
 the object's manifest (what was asked), so ``kubectl apply`` changes what it applied. Not served yet: PUT,
-server-side apply, ``limit``/``continue`` (a list is whole, which a client asking for pages reads as the last
-page). ``/openapi/v3`` is ``manifests.openapi``'s, from the project's schemas.
+server-side apply. A list is paged by ``limit`` and ``continue`` when a client asks (``api.v1.page``).
+``/openapi/v3`` is ``manifests.openapi``'s, from the project's schemas.
 """
 
 from __future__ import annotations
@@ -174,12 +174,31 @@ def _table_wanted(request: Request) -> bool:
 
 def _answer(request: Request, k: kinds.Kind, found: list[dict[str, Any]], version: str,
             single: bool) -> Response:
+    more, remaining = "", 0
+    if not single:
+        found, more, remaining = _page(request, found)
     if _table_wanted(request):
         include = request.query_params.get("includeObject", "Metadata")
-        return JSONResponse(tables.table(k.kind_v1, found, version, time.time(), include))
+        table = tables.table(k.kind_v1, found, version, time.time(), include)
+        table["metadata"] |= view.paged(more, remaining)
+        return JSONResponse(table)
     if single:
         return JSONResponse(found[0])
-    return JSONResponse(view.listing(k.kind_v1, found, version))
+    return JSONResponse(view.listing(k.kind_v1, found, version, more, remaining))
+
+
+def _page(request: Request, found: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str, int]:
+    """``limit`` and ``continue`` (kubectl asks for pages of 500); a list without them is whole, as before."""
+    params = request.query_params
+    limit, token = params.get("limit", ""), params.get("continue", "")
+    if not limit and not token:
+        return found, "", 0
+    if limit and (not limit.isdigit() or len(limit) > 9):
+        raise ApiError(400, f"limit: {limit!r} is not a count of items", "BadRequest")
+    try:
+        return view.page(found, int(limit or 0), token)
+    except ValueError as exc:
+        raise ApiError(400, str(exc), "BadRequest") from exc
 
 
 @dataclass(frozen=True)
