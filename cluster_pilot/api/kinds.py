@@ -25,7 +25,7 @@ class Kind:
     aliases: tuple[str, ...] = ()  # other words people type for it
     v1_kind: str = ""  # today's kind name where it differs (a Minion is a Node)
     namespaced: bool = True  # in today's API: under /api/v1/namespaces/NS/
-    verbs: tuple[str, ...] = ("create", "delete", "get", "list", "patch", "watch")  # what the v1 API serves for it
+    verbs: tuple[str, ...] = ("create", "delete", "get", "list", "patch", "update", "watch")  # what /api/v1 serves
 
     @property
     def kind_v1(self) -> str:

@@ -225,9 +225,11 @@ def node(n: model.Node, ready: bool, resource_version: int) -> dict[str, Any]:
             "status": {"capacity": capacity, "allocatable": dict(capacity), "conditions": [condition],
                        "addresses": [{"type": "InternalIP", "address": n.address},
                                      {"type": "Hostname", "address": n.name}],
+                       # every field NodeSystemInfo requires, "" where the inventory does not say
                        "nodeInfo": {"kubeletVersion": "cluster-pilot", "containerRuntimeVersion": "docker://",
                                     "operatingSystem": "linux", "architecture": "", "osImage": "",
-                                    "kernelVersion": ""}}}
+                                    "kernelVersion": "", "kubeProxyVersion": "", "machineID": "",
+                                    "systemUUID": "", "bootID": ""}}}
 
 
 def namespace(name: str) -> dict[str, Any]:

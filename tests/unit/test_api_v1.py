@@ -117,7 +117,8 @@ def test_discovery_plain_and_aggregated(master):
     code, _, doc = call(master, "GET", "/api/v1")
     listed = {r["name"]: r for r in doc["resources"]}
     assert doc["groupVersion"] == "v1" and listed["replicationcontrollers"]["kind"] == "ReplicationController"
-    assert listed["nodes"]["namespaced"] is False and listed["pods"]["verbs"] == ["create", "delete", "get", "list", "patch", "watch"]
+    assert listed["nodes"]["namespaced"] is False
+    assert listed["pods"]["verbs"] == ["create", "delete", "get", "list", "patch", "update", "watch"]
     assert listed["pods/log"]["verbs"] == ["get"]
 
 
@@ -146,8 +147,12 @@ def test_create_get_list_delete_a_pod(master):
     by_name = call(master, "GET", "/api/v1/pods?fieldSelector=metadata.name%3Dv1-web")[2]["items"]
     assert [p["metadata"]["name"] for p in by_name] == ["v1-web"]
     assert call(master, "GET", "/api/v1/namespaces/other/pods")[2]["items"] == []
+    code, _, kept = call(master, "DELETE", "/api/v1/namespaces/default/pods/v1-web?dryRun=All")
+    assert code == 200 and call(master, "GET", "/api/v1/namespaces/default/pods/v1-web")[0] == 200  # nothing deleted
     code, _, gone = call(master, "DELETE", "/api/v1/namespaces/default/pods/v1-web", {"propagationPolicy": "Background"})
-    assert (code, gone["status"], gone["details"]["name"]) == (200, "Success", "v1-web")
+    # as Kubernetes answers a graceful delete: the pod, marked deleting
+    assert (code, gone["kind"], gone["metadata"]["name"]) == (200, "Pod", "v1-web")
+    assert gone["metadata"]["deletionTimestamp"]
     code, _, doc = call(master, "GET", "/api/v1/namespaces/default/pods/v1-web")
     assert (code, doc["reason"], doc["message"], doc["details"]) == (
         404, "NotFound", 'pods "v1-web" not found', {"name": "v1-web", "kind": "pods"})
@@ -283,6 +288,12 @@ def test_the_scale_of_a_controller(master, observed):
         stale = {**scale, "metadata": {**scale["metadata"], "resourceVersion": "1"}, "spec": {"replicas": 3}}
         assert call(master, "PUT", path, stale)[0] == 409
         assert call(master, "GET", "/api/v1/namespaces/default/replicationcontrollers/none/scale")[0] == 404
+        rc = "/api/v1/namespaces/default/replicationcontrollers/v1-scaled"
+        code, _, doc = call(master, "DELETE", rc, {"propagationPolicy": "Orphan"})  # its pods would be nobody's
+        assert (code, doc["reason"]) == (422, "Invalid") and "Orphan" in doc["message"]
+        code, _, doc = call(master, "DELETE", rc + "?propagationPolicy=Sideways")
+        assert (code, doc["reason"]) == (400, "BadRequest")
+        assert call(master, "GET", rc)[0] == 200  # neither deleted it
     finally:
         call(master, "DELETE", "/api/v1/namespaces/default/replicationcontrollers/v1-scaled")
 

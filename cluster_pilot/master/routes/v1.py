@@ -6,9 +6,9 @@ The rules are the v1beta1 API's (``objects.create``/``objects.delete``): what a 
 marked read-only (``api.v1.MANAGED_BY``), and a write to it is a 409. Names are one space per kind across
 namespaces (the store's key is kind and name): a name taken in one namespace is ``AlreadyExists`` in another.
 Watch is ``routes.watch``'s (a list's resourceVersion names its reading there); PATCH applies ``api.patch`` to
-the object's manifest (what was asked), so ``kubectl apply`` changes what it applied. Not served yet: PUT,
-server-side apply. A list is paged by ``limit`` and ``continue`` when a client asks (``api.v1.page``).
-``/openapi/v3`` is ``manifests.openapi``'s, from the project's schemas.
+the object's manifest (what was asked), so ``kubectl apply`` changes what it applied. PUT replaces an object
+whole (``kubectl replace``). Not served yet: server-side apply. A list is paged by ``limit`` and ``continue``
+when a client asks (``api.v1.page``). ``/openapi/v3`` is ``manifests.openapi``'s, from the project's schemas.
 """
 
 from __future__ import annotations
@@ -284,6 +284,11 @@ def router(ctx: Context) -> APIRouter:
     return routes
 
 
+# what a GET answers that the server sets: a PUT of that answer reads past them (resourceVersion is a precondition)
+_SERVER_SET = frozenset({"uid", "creationTimestamp", "selfLink", "generation", "managedFields", "deletionTimestamp",
+                         "deletionGracePeriodSeconds"})
+
+
 def _namespace(name: str) -> str:
     """A namespace in a path is a DNS-1123 label, as a service's name (``api.names``): a 400 naming the field."""
     return named(SERVICE, name, "metadata.namespace")
@@ -301,8 +306,10 @@ def _writable(plural: str, verb: str) -> kinds.Kind:
     return k
 
 
-def _object(raw: bytes, namespace: str) -> bytes:
-    """The body with the path's namespace, which a manifest without one takes (a differing one is a 400)."""
+def _object(raw: bytes, namespace: str, k: kinds.Kind) -> bytes:
+    """The body with the path's namespace, which a manifest without one takes (a differing one is a 400), and
+    the path's kind and ``apiVersion: v1`` where the body leaves them out, as Kubernetes defaults them (the
+    generated clients send a typed object without either)."""
     try:
         data = json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -314,9 +321,11 @@ def _object(raw: bytes, namespace: str) -> bytes:
     if given not in (None, "", namespace):
         raise ApiError(400, "the namespace of the provided object does not match the namespace sent on the "
                             "request", "BadRequest")
-    if namespace == "default" or given == namespace:
+    typed = {key: value for key, value in (("apiVersion", view.VERSION), ("kind", k.kind_v1)) if not data.get(key)}
+    if (namespace == "default" or given == namespace) and not typed:
         return raw
-    return json.dumps(data | {"metadata": metadata | {"namespace": namespace}}).encode()
+    placed = {"metadata": metadata | {"namespace": namespace}} if namespace != "default" and given != namespace else {}
+    return json.dumps(typed | {key: v for key, v in data.items() if key not in typed} | placed).encode()
 
 
 def _invalid(exc: ApiError, kind: str, name: str) -> ApiError:
@@ -365,7 +374,7 @@ def _writes(routes: APIRouter, ctx: Context, pods: Pods) -> None:
     def create(request: Request, namespace: str, plural: str, raw: bytes = Depends(guard.raw_body)) -> JSONResponse:
         k = _writable(plural, "create")
         _namespace(namespace)
-        body = _object(raw, namespace)
+        body = _object(raw, namespace, k)
         try:
             obj: Object = parse_body(body, k.name, ctx.store.list(), policy=ctx.policy, strict=_strict(request))
         except ApiError as exc:
@@ -399,12 +408,7 @@ def _writes(routes: APIRouter, ctx: Context, pods: Pods) -> None:
             body = json_value(raw)
         except ApiError as exc:
             raise ApiError(400, exc.message, "BadRequest") from None
-        record = ctx.stored(k.name, name)
-        objects.owned(ctx, k.name, name)
-        if record is None and k is kinds.PODS and pods.running(name):
-            raise ApiError(409, f'pod "{name}" is its controller\'s: change the replicationcontroller', "Conflict")
-        if record is None or (from_json(record.body).meta.namespace or "default") != namespace:
-            raise _missing(k, name)
+        record = stored(k, namespace, name)
         before = view.manifest(from_json(record.body))
         before["metadata"]["namespace"] = namespace
         try:
@@ -412,13 +416,48 @@ def _writes(routes: APIRouter, ctx: Context, pods: Pods) -> None:
         except patches.PatchError as exc:
             raise ApiError(409 if exc.failed_test else 422, str(exc),
                            "Conflict" if exc.failed_test else "Invalid") from None
+        return update(request, k, namespace, name, record, after)
+
+    @routes.put(PREFIX + "/namespaces/{namespace}/{plural}/{name}", openapi_extra=BODY)
+    @guard.one_writer
+    def replace_object(request: Request, namespace: str, plural: str, name: str,
+                       raw: bytes = Depends(guard.raw_body)) -> JSONResponse:
+        """``kubectl replace``, a client's ``replace_namespaced_*``: the whole object, as a GET answered it; what
+        the server sets (status, uid, timestamps) is read past, ``metadata.resourceVersion`` is a precondition."""
+        k = _writable(plural, "patch")
+        _namespace(namespace)
+        named(k.name, name, "metadata.name")
+        try:
+            body = json_value(raw)
+        except ApiError as exc:
+            raise ApiError(400, exc.message, "BadRequest") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, "the body of a PUT is the whole object: expected a JSON object", "BadRequest")
+        meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        after = {key: v for key, v in body.items() if key != "status"} | {
+            "metadata": {key: v for key, v in meta.items() if key not in _SERVER_SET}}
+        return update(request, k, namespace, name, stored(k, namespace, name), after)
+
+    def stored(k: kinds.Kind, namespace: str, name: str) -> Record:
+        """The stored object a write changes: the master's own, in this namespace (else 404 or 409)."""
+        record = ctx.stored(k.name, name)
+        objects.owned(ctx, k.name, name)
+        if record is None and k is kinds.PODS and pods.running(name):
+            raise ApiError(409, f'pod "{name}" is its controller\'s: change the replicationcontroller', "Conflict")
+        if record is None or (from_json(record.body).meta.namespace or "default") != namespace:
+            raise _missing(k, name)
+        return record
+
+    def update(request: Request, k: kinds.Kind, namespace: str, name: str, record: Record,
+               after: dict[str, Any]) -> JSONResponse:
+        """The object as it is to be, checked as a create is and stored as an update."""
         meta = after.get("metadata") if isinstance(after.get("metadata"), dict) else {}
         if meta.get("name") != name or (meta.get("namespace") or "default") != namespace:
             raise ApiError(422, f'{k.kind_v1} "{name}" is invalid: metadata.name and metadata.namespace cannot '
                                 "be changed", "Invalid")
         expect = meta.get("resourceVersion")
         after = after | {"metadata": {key: v for key, v in meta.items() if key != "resourceVersion"}}
-        raw_after = _object(json.dumps(after).encode(), namespace)
+        raw_after = _object(json.dumps(after).encode(), namespace, k)
         try:
             obj: Object = parse_body(raw_after, k.name, ctx.store.list(), name, ctx.policy, _strict(request))
         except ApiError as exc:
@@ -427,14 +466,14 @@ def _writes(routes: APIRouter, ctx: Context, pods: Pods) -> None:
             return JSONResponse(View(ctx).written(Record(obj.kind, name, to_json(obj), record.resource_version,
                                                          record.applyset, time.time())))
         try:
-            stored = objects.update(ctx, obj, int(expect) if str(expect or "").isdigit() else None,
-                                    lambda n: f'{k.v1} "{n}"')
+            kept = objects.update(ctx, obj, int(expect) if str(expect or "").isdigit() else None,
+                                  lambda n: f'{k.v1} "{n}"')
         except ApiError as exc:
             if exc.reason == "Conflict" and expect:
                 exc.message = (f'Operation cannot be fulfilled on {k.v1} "{name}": the object has been modified; '
                                "please apply your changes to the latest version and try again")
             raise
-        return JSONResponse(View(ctx).written(stored))
+        return JSONResponse(View(ctx).written(kept))
 
     def scaled(namespace: str, name: str) -> dict[str, Any]:
         _namespace(namespace)
@@ -487,16 +526,48 @@ def _writes(routes: APIRouter, ctx: Context, pods: Pods) -> None:
 
     @routes.delete(PREFIX + "/namespaces/{namespace}/{plural}/{name}")
     @guard.one_writer
-    def delete(namespace: str, plural: str, name: str, raw: bytes = Depends(guard.raw_body)) -> JSONResponse:
+    def delete(request: Request, namespace: str, plural: str, name: str,
+               raw: bytes = Depends(guard.raw_body)) -> JSONResponse:
+        """A pod is answered as Kubernetes answers a graceful delete, with the pod marked deleting (the typed
+        clients read a Pod back); anything else with a Status. DeleteOptions: ``dryRun`` deletes nothing, and a
+        controller's ``Orphan`` is refused rather than taking its pods along."""
         k = _writable(plural, "delete")
         _namespace(namespace)
         named(k.name, name, "metadata.name")
+        dry, policy = _delete_options(request, raw)
         found = next((o for o in View(ctx).objects(k) if o["metadata"]["name"] == name), None)
         if found is None or found["metadata"].get("namespace") != namespace:
             raise _missing(k, name)
-        objects.delete(ctx, pods, k.name, name, _missing(k, name))
+        if policy == "Orphan" and k is kinds.CONTROLLERS:
+            raise ApiError(422, f'replicationcontrollers "{name}": propagationPolicy Orphan is not served: its pods '
+                                "would be left with no owner; delete with Background or Foreground", "Invalid")
+        if not dry:
+            objects.delete(ctx, pods, k.name, name, _missing(k, name))
+        if k is kinds.PODS:
+            found["metadata"].setdefault("deletionTimestamp", view.timestamp(time.time()))
+            return JSONResponse(found)
         return JSONResponse(view.status(200, f'{k.v1} "{name}" deleted', "",
                                         {"name": name, "kind": k.v1, "uid": found["metadata"]["uid"]}))
+
+
+_POLICIES = ("Background", "Foreground", "Orphan")
+
+
+def _delete_options(request: Request, raw: bytes) -> tuple[bool, str | None]:
+    """(dry run, propagation policy) from the query and a DeleteOptions body, as Kubernetes reads either."""
+    try:
+        options = json_value(raw) if raw.strip() else {}
+    except ApiError as exc:
+        raise ApiError(400, exc.message, "BadRequest") from None
+    options = options if isinstance(options, dict) else {}
+    params = request.query_params
+    dry = params.get("dryRun") == "All" or "All" in (options.get("dryRun") or [])
+    policy = params.get("propagationPolicy") or options.get("propagationPolicy")
+    if options.get("orphanDependents") is True:
+        policy = policy or "Orphan"
+    if policy is not None and policy not in _POLICIES:
+        raise ApiError(400, f"propagationPolicy: {policy!r} is not one of {', '.join(_POLICIES)}", "BadRequest")
+    return dry, policy
 
 
 def _discovery(routes: APIRouter) -> None:
