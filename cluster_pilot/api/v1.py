@@ -101,6 +101,7 @@ class ContainerState:
     image: str
     state: str  # Docker's: created, running, restarting, exited, paused, dead
     exit_code: int | None = None
+    ready: bool | None = None  # what its readiness probe says (cp-health); None: it has none
 
 
 @dataclass(frozen=True)
@@ -156,9 +157,9 @@ def _container_status(c: ContainerState, started: str | None) -> dict[str, Any]:
         state = {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}}
     else:
         state = {"waiting": {"reason": "ContainerCreating"}}
-    ready = c.state == "running"
-    return {"name": c.name, "image": c.image, "imageID": "", "ready": ready, "started": ready, "restartCount": 0,
-            "state": state}
+    running = c.state == "running"
+    return {"name": c.name, "image": c.image, "imageID": "", "ready": running and c.ready is not False,
+            "started": running, "restartCount": 0, "state": state}
 
 
 def pod(p: model.Pod, served: Served, state: PodState) -> dict[str, Any]:

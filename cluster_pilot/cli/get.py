@@ -84,7 +84,7 @@ def _pod(e: PodEntry, p: ObservedPod, statuses: Mapping[str, ContainerStatus], n
     born = created(p, statuses)
     return {"id": e.name, "images": _images(p), "host": p.node, "hostIP": e.host_ip, "labels": dict(p.labels),
             "status": e.status, "controller": p.controller or "", "specHash": p.spec_hash,
-            "containers": {c.container: c.state for c in p.containers},
+            "containers": {c.container: c.state for c in p.containers}, "ready": p.ready,
             "restarts": restarts(p, statuses), "age": None if born is None else round(now - born)}
 
 
@@ -129,7 +129,8 @@ _COLUMNS = {
     POD: (["ID", "IMAGE(S)", "HOST", "LABELS", "STATUS", "RESTARTS", "AGE"],
           lambda r: [r["id"], ",".join(r["images"]), f"{r['host']}/{r['hostIP']}", format_labels(r["labels"]),
                      r["status"], "?" if r["restarts"] is None else str(r["restarts"]), format_age(r["age"])],
-          ["CONTROLLER", "SPEC"], lambda r: [r["controller"] or "-", r["specHash"]]),
+          ["CONTROLLER", "SPEC", "READY"],
+          lambda r: [r["controller"] or "-", r["specHash"], "yes" if r["ready"] else "no"]),
     REPLICATION_CONTROLLER: (["ID", "IMAGE(S)", "SELECTOR", "REPLICAS", "CURRENT"],
                              lambda r: [r["id"], ",".join(r["images"]), format_labels(r["selector"]),
                                         "?" if r["replicas"] is None else str(r["replicas"]), str(r["current"])],

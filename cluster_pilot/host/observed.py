@@ -16,7 +16,8 @@ from typing import Mapping, Sequence
 
 from cluster_pilot.model import Node
 from cluster_pilot.host.podformat import (INFRA, LABEL_CONTAINERS, LABEL_POD_LABELS, LABEL_PORTS,
-                                          LABEL_PREFIX, Member, Published, holds_record, read_member, read_record)
+                                          LABEL_PREFIX, Member, Published, holds_record, read_member, read_record,
+                                          readiness_gated)
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class ObservedContainer:
     image: str
     labels: Mapping[str, str] = field(default_factory=dict, compare=False)
     exit_code: int | None = None  # of an exited container
+    # as cp-health last said, for a container with a readiness or startup probe; not part of what a pass compares
+    ready: bool | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,11 @@ class ObservedPod:
         if c.state != "exited":
             return False
         return self.restart_policy == "Always" or (self.restart_policy == "OnFailure" and c.exit_code != 0)
+
+    @property
+    def ready(self) -> bool:
+        """Running, and every container with a readiness (or startup) probe passed it."""
+        return self.status == "Running" and all(c.ready is not False for c in self.containers)
 
     @property
     def status(self) -> str:
@@ -144,9 +152,11 @@ def group_pods(node: str, containers: Sequence[Mapping]) -> tuple[ObservedPod, .
     return read_pods(node, containers)[0]
 
 
-def read_pods(node: str, containers: Sequence[Mapping]) -> tuple[tuple[ObservedPod, ...], tuple[str, ...]]:
+def read_pods(node: str, containers: Sequence[Mapping],
+              ready: Mapping[str, bool] | None = None) -> tuple[tuple[ObservedPod, ...], tuple[str, ...]]:
     """``group_pods``, and a warning per container whose ``io.cluster-pilot.*`` labels cannot be read
-    (damaged, or another tool's): such a pod is skipped, never a reason to fail a plan or a master pass."""
+    (damaged, or another tool's): such a pod is skipped, never a reason to fail a plan or a master pass.
+    ``ready``: cp-health's readiness by container id; a gated container it does not name is not ready."""
     groups: dict[tuple[str, str], list[ObservedContainer]] = {}
     warnings: list[str] = []
     for c in containers:
@@ -157,7 +167,8 @@ def read_pods(node: str, containers: Sequence[Mapping]) -> tuple[tuple[ObservedP
         oc = ObservedContainer(
             id=str(c.get("Id", "")), name=(c.get("Names") or ["/?"])[0].lstrip("/"), pod=member.pod,
             container=member.container, spec_hash=member.spec_hash, state=c.get("State", ""),
-            image=c.get("Image", ""), labels=labels, exit_code=_exit_code(c.get("Status", "")))
+            image=c.get("Image", ""), labels=labels, exit_code=_exit_code(c.get("Status", "")),
+            ready=(ready or {}).get(str(c.get("Id", "")), False) if readiness_gated(labels) else None)
         groups.setdefault((oc.pod, oc.spec_hash), []).append(oc)
     pods = []
     for (name, spec_hash), members in sorted(groups.items()):
@@ -204,9 +215,18 @@ def read_view(name: str, doc: Mapping) -> HostView:
         return HostView(name, False, error=str(doc["error"]))
     if not isinstance(doc.get("containers"), list):
         return HostView(name, False, error="its answer names no containers")
-    pods, warnings = read_pods(name, doc["containers"])
+    pods, warnings = read_pods(name, doc["containers"], health_readiness(doc.get("health")))
     return HostView(name, True, pods, proxy=doc.get("proxy"), records=doc.get("records"), warnings=warnings,
                     lock=_lock(doc.get("lock")))
+
+
+def health_readiness(text: object) -> dict[str, bool]:
+    """Container id -> ready, from cp-health's state file as the probe read it ({} when there is none)."""
+    try:
+        ready = json.loads(text).get("ready", {}) if isinstance(text, str) else {}
+        return {str(k): v for k, v in ready.items() if isinstance(v, bool)}
+    except (ValueError, AttributeError):
+        return {}
 
 
 def _lock(seen: object) -> LockSeen | None:

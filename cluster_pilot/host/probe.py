@@ -14,16 +14,17 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Iterable, Mapping
 
-from cluster_pilot.host.paths import DOCKER_SOCKET, LABEL_POD, LOCK_DIR, PROXY_DOCUMENT, RECORDS_DOCUMENT
+from cluster_pilot.host.paths import DOCKER_SOCKET, HEALTH_STATE, LABEL_POD, LOCK_DIR, PROXY_DOCUMENT, RECORDS_DOCUMENT
 from cluster_pilot.host.ssh import Asked, control_dir
 
 _LIST = "/containers/json?all=1&filters=" + urllib.parse.quote(json.dumps({"label": [LABEL_POD]}))
 
 # Runs on each host with its python3 and prints one JSON document: dockerd's container list as dockerd wrote
-# it (spliced in, never parsed there), the proxy document's hash, the records and the fleet lock's state
-# (``observed.LockSeen``: only the lock host's counts). Plain HTTP/1.0 over the socket and nothing imported it
-# can do without: http.client, urllib and decoding the list doubled the probe's CPU on the host (57 -> 30 ms,
-# as much as ``docker ps`` itself). The master's watch helper runs it too, calling ``answer()`` per look.
+# it (spliced in, never parsed there), the proxy document's hash, the records, the fleet lock's state
+# (``observed.LockSeen``: only the lock host's counts) and cp-health's state (restarts, readiness). Plain
+# HTTP/1.0 over the socket and nothing imported it can do without: http.client, urllib and decoding the list
+# doubled the probe's CPU on the host (57 -> 30 ms, as much as ``docker ps`` itself). The master's watch
+# helper runs it too, calling ``answer()`` per look.
 _PROBE = r"""
 import json, socket, sys
 def ask():
@@ -65,7 +66,7 @@ def answer():
             said = "dockerd answered %s: %s" % (text, body[:200].decode("utf-8", "replace"))
             return json.dumps({"error": said}).encode()
         tail = json.dumps({"proxy": read(@PROXY_DOCUMENT@, True), "records": read(@RECORDS_DOCUMENT@, False),
-                           "lock": lock()})
+                           "lock": lock(), "health": read(@HEALTH_STATE@, False)})
         return b'{"containers": ' + body.strip() + b", " + tail[1:].encode()
     except Exception as e:
         return json.dumps({"error": "dockerd does not answer: %s" % e}).encode()
@@ -75,11 +76,13 @@ if __name__ == "__main__":
 
 
 def probe_script(docker_socket: str = DOCKER_SOCKET, proxy_document: str = PROXY_DOCUMENT,
-                 records_document: str = RECORDS_DOCUMENT, lock_dir: str = LOCK_DIR) -> str:
+                 records_document: str = RECORDS_DOCUMENT, lock_dir: str = LOCK_DIR,
+                 health_state: str = HEALTH_STATE) -> str:
     """The probe, its paths filled in (a test points them at a fake dockerd)."""
     return (_PROBE.replace("@DOCKER_SOCKET@", json.dumps(docker_socket)).replace("@LIST@", _LIST)
             .replace("@PROXY_DOCUMENT@", json.dumps(proxy_document))
-            .replace("@RECORDS_DOCUMENT@", json.dumps(records_document)).replace("@LOCK_DIR@", json.dumps(lock_dir)))
+            .replace("@RECORDS_DOCUMENT@", json.dumps(records_document)).replace("@LOCK_DIR@", json.dumps(lock_dir))
+            .replace("@HEALTH_STATE@", json.dumps(health_state)))
 
 
 PROBE = probe_script()

@@ -67,6 +67,8 @@ def test_readiness_decides_the_proxies_backends_and_liveness_restarts(sandbox_ho
           f"(periodSeconds {PERIOD} x failureThreshold {FAILURES} = {PERIOD * FAILURES} s)")
     assert all(set(answers(a, 6)) == {other} for a in addresses)  # the other pod serves every request
     assert left <= PERIOD * FAILURES + 1 + 0.5, left  # the bound, and the poll's own granularity
+    rows = {r["id"]: r for r in json.loads(cli("get", "pods", "-o", "json", home=sandbox_home).stdout)["items"]}
+    assert (rows[victim]["status"], rows[victim]["ready"], rows[other]["ready"]) == ("Running", False, True), rows
 
     ssh(sandbox, container["address"], f"docker exec {container['id']} touch /www/ready")
     t0 = time.monotonic()

@@ -178,3 +178,37 @@ def test_observation_adds_cp_healths_restarts_to_dockerds_own():
 
     assert probe_restarts('{"restarts": {"abc": {"count": 2, "last": 1.5}}}') == {"abc": 2}
     assert probe_restarts("") == {} and probe_restarts("not json") == {} and probe_restarts('{"restarts": 3}') == {}
+
+
+def test_observation_reads_cp_healths_readiness_and_the_api_tells_it(tmp_path):
+    from cluster_pilot.api import v1 as view
+    from cluster_pilot.host.observed import read_view
+
+    create = _create()
+    body = render_create(create, Settings())["containers"][0]
+    listed = [{"Id": "c1", "Names": ["/" + body["name"]], "State": "running", "Labels": body["body"]["Labels"]}]
+    for said, ready in ((None, False), ('{"ready": {"c1": false}}', False), ('{"ready": {"c1": true}}', True)):
+        (pod,) = read_view("m1", {"containers": listed, "health": said}).pods
+        assert pod.status == "Running" and pod.ready is ready and pod.containers[0].ready is ready, said
+        state = view.PodState("Running", "m1", "10.0.0.1", (view.ContainerState("web", "busybox", "running", None,
+                                                                                  pod.containers[0].ready),))
+        served = view.pod(create.pod, view.Served(1, 0.0), state)
+        conditions = {c["type"]: c["status"] for c in served["status"]["conditions"]}
+        assert conditions["Ready"] == ("True" if ready else "False")
+        assert served["status"]["containerStatuses"][0]["ready"] is ready
+    plain = dict(listed[0], Labels={k: v for k, v in listed[0]["Labels"].items() if k != podformat.LABEL_PROBES})
+    (pod,) = read_view("m1", {"containers": [plain], "health": None}).pods
+    assert pod.ready and pod.containers[0].ready is None  # no probe: running is ready
+
+
+def test_cp_health_records_each_gated_containers_readiness(tmp_path):
+    labels = {HEALTH.LABEL_POD: "web", HEALTH.LABEL_SPEC_HASH: "h1",
+              HEALTH.LABEL_PROBES: json.dumps({"readiness": {**SPEC, "initial": 0, "success": 1}})}
+    health = HEALTH.Health(_Docker(labels), str(tmp_path / "health.json"))
+    health.discover(0.0)
+    assert json.loads((tmp_path / "health.json").read_text())["ready"] == {"c1": False}
+    (c,) = health.containers.values()
+    with health.lock:
+        c.readiness.result(True, "", 1.0)
+        health._save()
+    assert json.loads((tmp_path / "health.json").read_text())["ready"] == {"c1": True}

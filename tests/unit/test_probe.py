@@ -53,7 +53,8 @@ def _serve(path: str, status: int, body: bytes) -> _Dockerd:
 
 def _probe(tmp_path, lock_dir: str = "") -> dict:
     script = probe_script(str(tmp_path / "docker.sock"), str(tmp_path / "proxy.json"),
-                          str(tmp_path / "objects.json"), lock_dir or str(tmp_path / "no" / "apply.lock"))
+                          str(tmp_path / "objects.json"), lock_dir or str(tmp_path / "no" / "apply.lock"),
+                          str(tmp_path / "health.json"))
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=30, check=True).stdout
     return json.loads(out.decode("utf-8").strip().splitlines()[-1])
 
@@ -78,13 +79,13 @@ def test_the_probe_returns_dockerds_list_the_proxy_hash_and_the_records(tmp_path
     (tmp_path / "objects.json").write_text('{"objects": {"svc/ü": 1}}', encoding="utf-8")
     answer = _probe(tmp_path)
     assert answer == {"containers": CONTAINERS, "proxy": hashlib.sha256(b'{"services": []}').hexdigest(),
-                      "records": '{"objects": {"svc/ü": 1}}', "lock": None}
+                      "records": '{"objects": {"svc/ü": 1}}', "lock": None, "health": None}
     assert server.asked == ["/containers/json?all=1&filters=%7B%22label%22%3A%20%5B%22io.cluster-pilot.pod%22%5D%7D"]
 
 
 def test_a_host_without_proxy_or_records_says_none(tmp_path, dockerd):
     dockerd(body=b"[]\n")
-    assert _probe(tmp_path) == {"containers": [], "proxy": None, "records": None, "lock": None}
+    assert _probe(tmp_path) == {"containers": [], "proxy": None, "records": None, "lock": None, "health": None}
 
 
 def test_records_that_are_a_directory_are_said_unreadable_not_absent(tmp_path, dockerd):

@@ -79,7 +79,7 @@ class View:
         for c in registry.controllers():
             if c.record is None or c.controller is None:
                 continue  # running pods name it, nobody stored it: no object to show
-            ready = sum(1 for p in c.pods if p.status == "Running")
+            ready = sum(1 for p in c.pods if p.status == "Running" and (p.observed is None or p.observed.ready))
             out.append(view.controller(c.controller, served(c.record), len(c.pods), ready))
         return out
 
@@ -121,7 +121,7 @@ def served(record: Record | None, deleting: float | None = None) -> view.Served:
 
 def pod(e: PodEntry) -> dict[str, Any]:
     observed = e.observed
-    containers = tuple(view.ContainerState(c.container, c.image, c.state, c.exit_code)
+    containers = tuple(view.ContainerState(c.container, c.image, c.state, c.exit_code, c.ready)
                        for c in (observed.containers if observed else ()) if c.container != INFRA)
     state = view.PodState(e.status, e.host, e.host_ip, containers, e.controller)
     # running, and neither stored nor a controller's: a pod of the master's, deleted, that is being removed

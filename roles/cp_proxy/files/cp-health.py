@@ -9,7 +9,8 @@ itself, so that a fleet driven only by CI behaves as one with a master.
   no new connection through any proxy, and gets them again once it is.
 - Liveness (and a startup probe that runs out of tries) restarts the container, with Kubernetes' back-off
   between restarts (10 s doubling to 5 min, forgotten after 10 min without one); the count is kept in
-  ``STATE`` (by container id) for observation, which adds it to dockerd's own restart count.
+  ``STATE`` (by container id) for observation, which adds it to dockerd's own restart count. ``STATE`` also
+  holds each gated container's readiness, rewritten when one changes, for ``get pods`` and the API.
 
 Standard library only. Pure parts (``Check``, ``backoff``) are tested on the controller.
 """
@@ -197,20 +198,26 @@ class Health:
             return {}
 
     def _save(self):
+        """Under the lock: the restarts, and the readiness of every gated container (a readiness or startup
+        probe) as it is now."""
+        ready = {c.ident: c.ready()[0] for c in self.containers.values() if c.readiness or c.startup}
         directory = os.path.dirname(self.state_path)
         os.makedirs(directory, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".health-")
         with os.fdopen(fd, "w") as f:
-            json.dump({"restarts": self.restarts}, f, sort_keys=True)
+            json.dump({"restarts": self.restarts, "ready": ready}, f, sort_keys=True)
         os.replace(tmp, self.state_path)
 
     def discover(self, now):
         query = urllib.parse.quote(json.dumps({"label": [LABEL_PROBES], "status": ["running"]}))
         listed = {c["Id"]: c for c in self.docker.call("GET", "/containers/json?filters=" + query)}
         with self.lock:
-            for ident in [i for i in self.containers if i not in listed]:
+            gone = [i for i in self.containers if i not in listed]
+            for ident in gone:
                 del self.containers[ident]
             fresh = [i for i in listed if i not in self.containers]
+            if gone:
+                self._save()
         for ident in fresh:
             try:
                 doc = self.docker.call("GET", "/containers/%s/json" % ident)
@@ -222,6 +229,7 @@ class Health:
                 continue
             with self.lock:
                 self.containers[ident] = c
+                self._save()
 
     def ready(self, pod):
         """The agent's answer for a pod: ``up``, or ``down #why`` (HAProxy reads a description only after a
@@ -260,6 +268,8 @@ class Health:
             changed = check.result(ok, why, now)
             # liveness failed, or startup ran out of tries
             dead = check is not c.readiness and not ok and check.failures >= check.spec["failure"]
+            if changed and check is not c.liveness:
+                self._save()
         if changed:
             print("cp-health: %s %s probe %s%s" % (c.name, "readiness" if check is c.readiness else
                   "liveness" if check is c.liveness else "startup", "passed" if check.passed else "failed: ",
