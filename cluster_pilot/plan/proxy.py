@@ -22,9 +22,10 @@ from cluster_pilot.manifests.network import ServiceNetwork, dns_names
 from cluster_pilot.model import CLUSTER_IP, Service, ServicePort, selector_matches
 
 DYNAMIC_PORTS = range(30000, 32768)
-# In the proxy document, so that every minion converges its proxy role (and with it cp-health) once when
-# cp-health changes: bump it with roles/cp_proxy/files/cp-health.py.
-HEALTH_VERSION = 1
+# cp-health's own digest (the first 16 hex digits of roles/cp_proxy/files/cp-health.py's SHA-256), in the proxy
+# document: a new cp-health changes it, so every minion converges its proxy role, and with it cp-health, once.
+# tests/unit/test_health.py holds it to the file.
+HEALTH_DIGEST = "8891097bf7131c6c"
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def _host_port(svc: Service, port: ServicePort) -> int | None:
 def proxy_document(services: Sequence[ProxiedService], network: ServiceNetwork | None = None) -> str:
     """The canonical JSON a minion's proxy and DNS server are configured from; its hash says whether a minion
     is up to date. With ``network``: the AnyIP route and the DNS server's address and names."""
-    doc: dict = {"health": HEALTH_VERSION, "services": [
+    doc: dict = {"health": HEALTH_DIGEST, "services": [
         {**asdict(s), "key": _key(s.name, s.port), "binds": list(s.binds),
          "backends": [{**asdict(b), "key": _key(b.pod, b.port)} for b in s.backends]}
         for s in services]}

@@ -94,6 +94,16 @@ def test_cp_health_gets_each_probe_on_the_container_with_its_port_resolved():
     assert spec_hash(plain.pod, None) != spec_hash(create.pod, None)
 
 
+def test_the_proxy_document_names_the_cp_health_every_minion_must_run():
+    import hashlib
+
+    from cluster_pilot.plan import proxy
+
+    digest = hashlib.sha256((ROLES / "cp_proxy" / "files" / "cp-health.py").read_bytes()).hexdigest()[:16]
+    assert proxy.HEALTH_DIGEST == digest, f"cp-health.py changed: set plan/proxy.py's HEALTH_DIGEST to {digest!r}"
+    assert json.loads(proxy_document([]))["health"] == digest
+
+
 def test_cp_health_names_its_labels_as_the_pod_format_does():
     for name in ("LABEL_POD", "LABEL_SPEC_HASH", "LABEL_CONTAINER", "LABEL_PROBES"):
         assert getattr(HEALTH, name) == getattr(podformat, name), name
