@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from cluster_pilot.model import Node
-from cluster_pilot.host.observed import ObservedPod
+from cluster_pilot.host.observed import ObservedPod, health_restarts
 from cluster_pilot.host.paths import HEALTH_STATE
 from cluster_pilot.host.podformat import INFRA
 from cluster_pilot.host.ssh import control_dir, ssh_command
@@ -97,15 +97,6 @@ def _ended(s: Mapping[str, Any]) -> str:
 _SPLIT = "--cp-health--"
 
 
-def probe_restarts(text: str) -> dict[str, int]:
-    """Container id -> restarts cp-health made (liveness), from its state file; {} when there is none."""
-    try:
-        doc = json.loads(text or "{}")
-        return {str(k): int(v["count"]) for k, v in doc.get("restarts", {}).items()}
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return {}
-
-
 def inspect_host(node: Node, cm_dir: Path, ids: Sequence[str], timeout: float = 20.0) -> dict[str, ContainerStatus]:
     """One ``docker inspect`` of every id on one host; ids that vanished meanwhile are simply left out."""
     if not ids:
@@ -123,7 +114,7 @@ def inspect_host(node: Node, cm_dir: Path, ids: Sequence[str], timeout: float = 
         docs = json.loads(listing.strip() or "[]")
     except ValueError:
         return {}
-    probed = probe_restarts(health)
+    probed = health_restarts(health)
     found = {}
     for doc in docs:
         st = status_of(doc)

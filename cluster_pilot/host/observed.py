@@ -229,6 +229,15 @@ def health_readiness(text: object) -> dict[str, bool]:
         return {}
 
 
+def health_restarts(text: str) -> dict[str, int]:
+    """Container id -> restarts cp-health made (liveness), from the same file; {} when there is none."""
+    try:
+        doc = json.loads(text or "{}")
+        return {str(k): int(v["count"]) for k, v in doc.get("restarts", {}).items()}
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return {}
+
+
 def _lock(seen: object) -> LockSeen | None:
     try:
         held, stamp, idle = seen  # type: ignore[misc]

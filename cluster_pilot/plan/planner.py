@@ -17,7 +17,8 @@ from cluster_pilot.manifests.network import ServiceNetwork
 from cluster_pilot.model import Pod, Service, spec_document
 from cluster_pilot.host.observed import ObservedPod, Observation
 from cluster_pilot.host.podformat import BINDS_VERSION, LABEL_PROBES, RUNTIME_VERSION, Published, probes_label
-from cluster_pilot.plan.proxy import Endpoint, document_hash, endpoints, free_port, proxied, proxy_document
+from cluster_pilot.plan.proxy import (Endpoint, agent_key, document_hash, endpoints, free_port, proxied,
+                                     proxy_document)
 from cluster_pilot.scheduler import Placement, RunningPod, Schedule, Unschedulable
 
 
@@ -246,7 +247,7 @@ def _proxies(creates: Sequence[Create], removes: Sequence[Remove], observation: 
     """
     backends = endpoints(observation, addresses, {(r.node, r.pod, r.spec_hash) for r in removes})
     backends += [Endpoint(c.name, c.node, addresses.get(c.node, c.node), c.pod.meta.labels, c.ports,
-                          f"{c.name}@{c.spec_hash}" if _gated(c.pod) else "") for c in creates]
+                          agent_key(c.name, c.spec_hash) if _gated(c.pod) else "") for c in creates]
     document = proxy_document(proxied(services, backends), network)
     wanted = document_hash(document)
     # with a network, a minion with pods needs its DNS server (they resolve through it), services or not

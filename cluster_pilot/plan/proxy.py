@@ -45,9 +45,14 @@ def endpoints(observation: Observation, addresses: Mapping[str, str],
     """Pods able to serve (complete, on an answering minion), but for ``excluded`` (node, pod, spec hash)."""
     skip = set(excluded)
     return [Endpoint(p.name, p.node, addresses.get(p.node, p.node), p.labels, p.ports,
-                     f"{p.name}@{p.spec_hash}" if any(readiness_gated(c.labels) for c in p.containers) else "")
+                     agent_key(p.name, p.spec_hash) if any(readiness_gated(c.labels) for c in p.containers) else "")
             for p in observation.pods
             if p.complete and observation.hosts[p.node].reachable and (p.node, p.name, p.spec_hash) not in skip]
+
+
+def agent_key(pod: str, spec_hash: str) -> str:
+    """What a proxy sends cp-health to ask about one pod version (cp-health reads it off the pod's labels)."""
+    return f"{pod}@{spec_hash}"
 
 
 @dataclass(frozen=True)

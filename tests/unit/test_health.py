@@ -184,10 +184,10 @@ def test_the_agent_answers_down_until_the_pod_is_ready_and_for_a_pod_it_does_not
 
 
 def test_observation_adds_cp_healths_restarts_to_dockerds_own():
-    from cluster_pilot.host.inspect import probe_restarts
+    from cluster_pilot.host.observed import health_restarts
 
-    assert probe_restarts('{"restarts": {"abc": {"count": 2, "last": 1.5}}}') == {"abc": 2}
-    assert probe_restarts("") == {} and probe_restarts("not json") == {} and probe_restarts('{"restarts": 3}') == {}
+    assert health_restarts('{"restarts": {"abc": {"count": 2, "last": 1.5}}}') == {"abc": 2}
+    assert health_restarts("") == {} and health_restarts("not json") == {} and health_restarts('{"restarts": 3}') == {}
 
 
 def test_observation_reads_cp_healths_readiness_and_the_api_tells_it(tmp_path):
