@@ -77,6 +77,21 @@ class Probe:
     failure_threshold: int = 3
 
 
+@dataclass(frozen=True)
+class SecurityContext:
+    """What tightens a container, as a pod's or a container's ``securityContext`` says it (what would loosen
+    one is refused when the manifest is read). ``fs_group`` and ``supplemental_groups`` are the pod's only."""
+
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    run_as_non_root: bool = False
+    read_only_root_filesystem: bool = False
+    no_new_privileges: bool = False  # allowPrivilegeEscalation: false
+    drop: tuple[str, ...] = ()  # capabilities.drop
+    fs_group: int | None = None
+    supplemental_groups: tuple[int, ...] = ()
+
+
 PROBE_FIELDS = (("readinessProbe", "readiness_probe"), ("livenessProbe", "liveness_probe"),
                 ("startupProbe", "startup_probe"))  # (v1 spelling, Container attribute)
 
@@ -129,6 +144,7 @@ class Container:
     readiness_probe: Probe | None = added_later()
     liveness_probe: Probe | None = added_later()
     startup_probe: Probe | None = added_later()
+    security: SecurityContext | None = added_later()
 
 
 @dataclass(frozen=True)
@@ -139,6 +155,7 @@ class PodSpec:
     host: str | None = manifest_field("nodeName", hashed_at_default=True)  # v1beta1 ``desiredState.host``
     restart_policy: str = manifest_field("restartPolicy", "Always", hashed_at_default=True)
     hostname: str | None = manifest_field("hostname")  # the pod's own; by default its name (a DNS label of it)
+    security: SecurityContext | None = added_later()  # the containers' defaults, and fsGroup
 
     @property
     def cpu_millis(self) -> int:
@@ -152,6 +169,17 @@ class PodSpec:
     def host_ports(self) -> tuple[tuple[int, str], ...]:
         """(port, protocol) pairs the pod binds on its minion."""
         return tuple((p.host_port, p.protocol) for c in self.containers for p in c.ports if p.host_port)
+
+
+def effective_security(pod: SecurityContext | None, container: SecurityContext | None) -> SecurityContext:
+    """A container's settings: its own where it gives them, else the pod's (Kubernetes' rule)."""
+    p, c = pod or SecurityContext(), container or SecurityContext()
+    return SecurityContext(
+        run_as_user=c.run_as_user if c.run_as_user is not None else p.run_as_user,
+        run_as_group=c.run_as_group if c.run_as_group is not None else p.run_as_group,
+        run_as_non_root=c.run_as_non_root or p.run_as_non_root,
+        read_only_root_filesystem=c.read_only_root_filesystem, no_new_privileges=c.no_new_privileges,
+        drop=c.drop, fs_group=p.fs_group, supplemental_groups=p.supplemental_groups)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,17 @@ def _container(c: model.Container) -> dict:
     return {"name": c.name, "image": c.image, **model.written_values(c),
             **some(resources=some(requests=requests, limits=limits), env=env(c), ports=[port(p) for p in c.ports],
                    volumeMounts=mounts),
-            **{key: probe(getattr(c, attr)) for key, attr in model.PROBE_FIELDS if getattr(c, attr) is not None}}
+            **{key: probe(getattr(c, attr)) for key, attr in model.PROBE_FIELDS if getattr(c, attr) is not None},
+            **({"securityContext": security(c.security)} if c.security is not None else {})}
+
+
+def security(sc: model.SecurityContext) -> dict:
+    """A securityContext as a v1 manifest writes it (a pod's and a container's share the spelling)."""
+    return some(runAsUser=sc.run_as_user, runAsGroup=sc.run_as_group, runAsNonRoot=sc.run_as_non_root,
+                readOnlyRootFilesystem=sc.read_only_root_filesystem,
+                capabilities=some(drop=list(sc.drop)), fsGroup=sc.fs_group,
+                supplementalGroups=list(sc.supplemental_groups)) | (
+        {"allowPrivilegeEscalation": False} if sc.no_new_privileges else {})
 
 
 def probe(p: model.Probe) -> dict:
@@ -53,7 +63,8 @@ def _spec(spec: model.PodSpec) -> dict:
     volumes = [{"name": v.name, "hostPath": {"path": v.host_path}} if v.kind == "hostDir"
                else {"name": v.name, "emptyDir": {}} for v in spec.volumes]
     return {"containers": [_container(c) for c in spec.containers], **some(volumes=volumes),
-            **model.written_values(spec)}
+            **model.written_values(spec),
+            **({"securityContext": security(spec.security)} if spec.security is not None else {})}
 
 
 def manifest(obj: model.Object) -> dict:

@@ -14,10 +14,11 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from cluster_pilot.model import POD, REPLICATION_CONTROLLER, Container, Service, Volume, host_safe_name
-from cluster_pilot.host.podformat import (INFRA, LABEL_PROBES, PodRecord, anchor, bind_dir, container_name,
-                                          member_labels, network_owner, owner_labels, pod_dir, probes_label,
-                                          volume_dir)
+from cluster_pilot.model import (POD, REPLICATION_CONTROLLER, Container, SecurityContext, Service, Volume,
+                                 effective_security, host_safe_name)
+from cluster_pilot.host.podformat import (INFRA, LABEL_NON_ROOT, LABEL_PROBES, PodRecord, anchor, bind_dir,
+                                          container_name, member_labels, network_owner, owner_labels, pod_dir,
+                                          probes_label, volume_dir)
 from cluster_pilot.plan.planner import Create, Plan, Remove, by_node
 from cluster_pilot.manifests.network import search_path
 from cluster_pilot.plan.proxy import discovery_env
@@ -119,6 +120,7 @@ def _container_body(create: Create, c: Container, infra: str | None, volumes: Ma
     probes = probes_label(c)
     if probes is not None:
         body["Labels"][LABEL_PROBES] = probes
+    _secure(body, effective_security(spec.security, c.security))
     if c.command:
         body["Entrypoint"] = list(c.command)
         body["Cmd"] = list(c.args)
@@ -127,6 +129,25 @@ def _container_body(create: Create, c: Container, infra: str | None, volumes: Ma
     if c.working_dir:
         body["WorkingDir"] = c.working_dir
     return body
+
+
+def _secure(body: dict[str, Any], sc: SecurityContext) -> None:
+    """A securityContext onto a container's body: only what tightens it reaches here (normalise refused the rest).
+    ``runAsNonRoot`` without a user of its own is checked by ``cp_pods`` against the image, before the start."""
+    host = body["HostConfig"]
+    if sc.run_as_user is not None:
+        body["User"] = str(sc.run_as_user) + (f":{sc.run_as_group}" if sc.run_as_group is not None else "")
+    elif sc.run_as_non_root:
+        body["Labels"][LABEL_NON_ROOT] = "true"
+    if sc.read_only_root_filesystem:
+        host["ReadonlyRootfs"] = True
+    if sc.no_new_privileges:
+        host["SecurityOpt"] = ["no-new-privileges"]
+    if sc.drop:
+        host["CapDrop"] = list(sc.drop)
+    groups = ([sc.fs_group] if sc.fs_group is not None else []) + list(sc.supplemental_groups)
+    if groups:
+        host["GroupAdd"] = [str(g) for g in groups]
 
 
 def _host_path(v: Volume | None) -> str | None:
@@ -163,8 +184,9 @@ def render_create(create: Create, settings: Settings, services: Sequence[Service
     always = any(c.image_pull_policy == "Always" for c in spec.containers)
     binds = [{"source": _host_path(v), "anchor": anchor(create.name, create.spec_hash, v.name)}
              for v in spec.volumes if _host_path(v) is not None]
+    group = spec.security.fs_group if spec.security else None  # the emptyDir volumes' group (fsGroup)
     return {"pod": create.name, "images": sorted(images), "pull": "always" if always else "missing", "dirs": dirs,
-            "binds": binds, "containers": containers}
+            "binds": binds, "containers": containers, **({"group": group} if group is not None else {})}
 
 
 def render_remove(remove: Remove) -> dict[str, Any]:

@@ -42,6 +42,8 @@ LABEL_APPLYSET = LABEL_PREFIX + "applyset"
 LABEL_RESTART = LABEL_PREFIX + "restart-policy"  # the pod's: Always, OnFailure or Never ("" on older pods)
 # On each container with probes: what cp-health (on the minion) runs, as ``probes_label`` writes it.
 LABEL_PROBES = LABEL_PREFIX + "probes"
+# On a container with runAsNonRoot and no user of its own: cp_pods refuses to start it if its image runs as root.
+LABEL_NON_ROOT = LABEL_PREFIX + "run-as-non-root"
 
 
 @dataclass(frozen=True)

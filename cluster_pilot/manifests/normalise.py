@@ -16,7 +16,7 @@ from cluster_pilot.api import kinds, names
 from cluster_pilot.errors import UserError
 from cluster_pilot.manifests.checks import Layout
 from cluster_pilot.manifests.problem import Finding, show
-from cluster_pilot.manifests.schema import READ_ONLY, VERSIONS
+from cluster_pilot.manifests.schema import LOOSENING, READ_ONLY, VERSIONS
 
 V1BETA1, V1 = "v1beta1", "v1"
 LIST = "List"
@@ -336,11 +336,43 @@ class _V1(_Builder):
         return model.Pod(self.meta(data["metadata"]), self.spec(data["spec"], "/spec"))
 
     def spec(self, spec: dict, at: str) -> model.PodSpec:
-        return model.PodSpec(
-            containers=tuple(self.container(c, f"{at}/containers/{i}") for i, c in enumerate(spec["containers"])),
-            volumes=tuple(self.volume(v) for v in spec.get("volumes", ())),
-            **model.declared_values(model.PodSpec, spec),
-        )
+        security = self.security(spec.get("securityContext"), f"{at}/securityContext")
+        containers = tuple(self.container(c, f"{at}/containers/{i}") for i, c in enumerate(spec["containers"]))
+        for i, c in enumerate(containers):
+            mine = model.effective_security(security, c.security)
+            if mine.run_as_group is not None and mine.run_as_user is None:
+                self.findings.append(Finding(f"{at}/containers/{i}/securityContext", "runAsGroup needs runAsUser "
+                                             "(here or in the pod's securityContext): Docker sets a group only "
+                                             "with a user"))
+        return model.PodSpec(containers=containers, volumes=tuple(self.volume(v) for v in spec.get("volumes", ())),
+                             security=security, **model.declared_values(model.PodSpec, spec))
+
+    def security(self, sc: dict | None, at: str) -> model.SecurityContext | None:
+        """A ``securityContext``: what tightens is kept; what would loosen the container (privileged, added
+        capabilities, a seccomp profile other than Docker's own, root by number) is refused, never dropped."""
+        if sc is None:
+            return None
+        if sc.get("privileged") is True:
+            self.findings.append(Finding(f"{at}/privileged", f"privileged: true is not supported: {LOOSENING}"))
+        if (sc.get("capabilities") or {}).get("add"):
+            self.findings.append(Finding(f"{at}/capabilities/add", f"adding capabilities is not supported: "
+                                         f"{LOOSENING}; drop is"))
+        seccomp = (sc.get("seccompProfile") or {}).get("type", "RuntimeDefault")
+        if seccomp != "RuntimeDefault":
+            self.findings.append(Finding(f"{at}/seccompProfile/type", f"{show(seccomp)} is not supported: "
+                                         f"{LOOSENING}; RuntimeDefault (Docker's own profile) is"))
+        for key in ("runAsUser", "runAsGroup", "fsGroup"):
+            if sc.get(key) == 0:
+                self.findings.append(Finding(f"{at}/{key}", f"0 is root: cluster-pilot applies a securityContext "
+                                             f"only where it tightens the container; leave {key} out to keep the "
+                                             "image's own"))
+        return model.SecurityContext(
+            run_as_user=sc.get("runAsUser"), run_as_group=sc.get("runAsGroup"),
+            run_as_non_root=bool(sc.get("runAsNonRoot")),
+            read_only_root_filesystem=bool(sc.get("readOnlyRootFilesystem")),
+            no_new_privileges=sc.get("allowPrivilegeEscalation") is False,
+            drop=tuple((sc.get("capabilities") or {}).get("drop", ())), fs_group=sc.get("fsGroup"),
+            supplemental_groups=tuple(sc.get("supplementalGroups", ())))
 
     def container(self, c: dict, at: str) -> model.Container:
         resources = c.get("resources", {})
@@ -358,6 +390,7 @@ class _V1(_Builder):
             cpu_limit_millis=amounts["limits", "cpu"], memory_limit_bytes=amounts["limits", "memory"],
             volume_mounts=_mounts(c.get("volumeMounts", ())), **model.declared_values(model.Container, c),
             **{attr: self.probe(c, key, f"{at}/{key}") for key, attr in model.PROBE_FIELDS if key in c},
+            security=self.security(c.get("securityContext"), f"{at}/securityContext"),
         )
 
     def probe(self, c: dict, key: str, at: str) -> model.Probe | None:

@@ -31,6 +31,8 @@ READ_ONLY = frozenset({"currentState", "creationTimestamp", "resourceVersion", "
 _V1_ONLY = frozenset({"metadata", "spec"})
 _V1BETA1_ONLY = frozenset({"id", "desiredState", "labels", "port", "selector", "containerPort"})
 
+LOOSENING = "cluster-pilot runs no privileged, host-namespace or capability-changing container"
+
 MAX_FINDINGS = 100  # per object: a mapping with 400,000 wrong entries needs one message, not 400,000
 
 _TYPE_NAMES = {
@@ -238,8 +240,7 @@ def _explain(broken: _Broken, version: str, plain, done: set) -> list[Finding]:
     # too, so that a client sending it is told, rather than believing it was applied.
     if keyword == "not" and rule == {}:
         name = pointer.rsplit("/", 1)[-1]
-        return [Finding(pointer, f"field {show(name)} is not supported: cluster-pilot runs no privileged, "
-                        "host-namespace or capability-changing container; remove it", at_key=True)]
+        return [Finding(pointer, f"field {show(name)} is not supported: {LOOSENING}; remove it", at_key=True)]
     if keyword == "required":
         if (pointer, "required") in done:
             return []

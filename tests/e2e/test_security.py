@@ -3,6 +3,7 @@ before anything touches a host, and every minion is left exactly as it was."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,38 @@ def test_a_host_path_swapped_for_a_link_to_the_root_is_not_followed_when_dockerd
         kept = ssh(sandbox, m.address, "cat /srv/data/x.old/kept 2>/dev/null || cat /srv/data/x/kept; "
                                        "grep -c binds/swapped /proc/self/mountinfo; rm -rf /srv/data")
         assert kept.stdout.split() == ["kept", "0"], (m.name, kept.stdout, kept.stderr)
+
+
+LOCKED = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "locked"},
+          "spec": {"securityContext": {"runAsUser": 1000, "fsGroup": 2000},
+                   "volumes": [{"name": "data", "emptyDir": {}}],
+                   "containers": [{"name": "app", "image": "busybox", "command": ["sleep", "2147483647"],
+                                   "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                                   "securityContext": {"runAsNonRoot": True, "readOnlyRootFilesystem": True,
+                                                       "allowPrivilegeEscalation": False,
+                                                       "capabilities": {"drop": ["ALL"]}}}]}}
+
+
+def test_a_security_context_that_tightens_is_applied_and_a_root_image_under_run_as_non_root_never_starts(
+        sandbox_home, sandbox, tmp_path: Path):
+    locked = write_manifest(tmp_path / "locked.json", LOCKED)
+    cli("apply", "-f", str(locked), home=sandbox_home)
+    (c,) = [c for c in managed_containers(sandbox) if c["pod"] == "locked"]
+    run = lambda command: ssh(sandbox, c["address"], f"docker exec {c['id']} {command}")  # noqa: E731
+    assert run("id -u").stdout.strip() == "1000"
+    assert run("touch /written").returncode != 0  # the root filesystem is read-only
+    assert run("sh -c 'touch /data/f && stat -c %g /data/f'").stdout.strip() == "2000"  # fsGroup's volume
+    inspected = ssh(sandbox, c["address"], "docker inspect -f '{{json .HostConfig}}' " + c["id"]).stdout
+    host = json.loads(inspected)
+    assert (host["ReadonlyRootfs"], host["CapDrop"], host["SecurityOpt"], host["GroupAdd"]) == (
+        True, ["ALL"], ["no-new-privileges"], ["2000"]), host
+
+    root = {**LOCKED, "metadata": {"name": "rooted"}, "spec": {"containers": [{
+        "name": "app", "image": "busybox", "command": ["sleep", "2147483647"],
+        "securityContext": {"runAsNonRoot": True}}]}}
+    rooted = write_manifest(tmp_path / "rooted.json", root)
+    refused = cli("apply", "-f", str(rooted), home=sandbox_home, check=False)
+    assert refused.returncode == 1 and "runAsNonRoot is set and image busybox runs as root" in \
+        refused.stdout + refused.stderr, refused.stdout + refused.stderr
+    assert not [c for c in managed_containers(sandbox) if c["pod"] == "rooted" and c["state"] == "running"]
+    cli("delete", "-f", str(locked), "-f", str(rooted), home=sandbox_home)

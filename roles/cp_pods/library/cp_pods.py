@@ -22,7 +22,9 @@ options:
   create:
     description:
       - JSON list of pods to create; each has C(pod), C(images), C(pull), C(dirs) and C(containers), the one
-        owning the pod's network namespace first (the infra container, or a single-container pod's own).
+        owning the pod's network namespace first (the infra container, or a single-container pod's own), and
+        C(group) (fsGroup) when its volumes belong to a group.
+      - A container labelled C(io.cluster-pilot.run-as-non-root) is not started if its image runs as root.
       - JSON text rather than a structure, so that no value is re-typed or templated on the way.
     type: str
     default: "[]"
@@ -129,7 +131,7 @@ import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.cp_fence import FENCE, Fenced, check
-from ansible.module_utils.cp_podformat import BIND_DIR, POD_DIR
+from ansible.module_utils.cp_podformat import BIND_DIR, LABEL_NON_ROOT, POD_DIR
 
 ARGUMENT_SPEC = dict(
     create=dict(type="str", default="[]", no_log=True),  # pod environments: never logged
@@ -246,6 +248,11 @@ class Docker:
     def has_image(self, image):
         status, _ = self.call("GET", "/images/%s/json" % urllib.parse.quote(image, safe=""), ok=(200, 404))
         return status == 200
+
+    def image_user(self, image):
+        """The user the image runs as ("" when it says none: root)."""
+        _, raw = self.call("GET", "/images/%s/json" % urllib.parse.quote(image, safe=""), ok=(200,))
+        return (json.loads(raw).get("Config") or {}).get("User") or ""
 
     def pull(self, image):
         self.may_change()
@@ -398,11 +405,31 @@ def network_owner(action):
     return action["containers"][0]
 
 
+def runs_as_root(user):
+    """Whether an image's ``User`` is root: none, ``root`` or uid 0, with or without a group."""
+    name = user.split(":", 1)[0]
+    return name in ("", "root", "0")
+
+
+def check_non_root(docker, action):
+    """runAsNonRoot with no user of its own: refused before anything starts if the image would run as root,
+    as the kubelet refuses it (CreateContainerConfigError)."""
+    for c in action["containers"]:
+        body = c["body"]
+        if (body.get("Labels") or {}).get(LABEL_NON_ROOT) and runs_as_root(docker.image_user(body["Image"])):
+            raise DockerError("container %s: runAsNonRoot is set and image %s runs as root: give runAsUser, "
+                              "or an image whose USER is not root" % (c["name"], body["Image"]))
+
+
 def create_pod(docker, action):
+    check_non_root(docker, action)
     for b in action.get("binds", []):
         anchor_bind(b["source"], b["anchor"])
     for d in action.get("dirs", []):
         os.makedirs(d, exist_ok=True)
+        if action.get("group") is not None:  # fsGroup: the volume is the group's, and so is what is made in it
+            os.chown(d, -1, int(action["group"]))
+            os.chmod(d, 0o2775)
     owner = network_owner(action)
     created = docker.run(owner["name"], owner["body"])  # the namespace the others join must run first
     for c in action["containers"][1:]:

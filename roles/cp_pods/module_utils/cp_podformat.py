@@ -9,3 +9,4 @@ from __future__ import annotations
 
 POD_DIR = "/var/lib/cluster-pilot/pods"  # cp_pods removes pod directories only below it
 BIND_DIR = "/run/cluster-pilot/binds"  # cp_pods binds checked host paths only below it
+LABEL_NON_ROOT = "io.cluster-pilot.run-as-non-root"  # cp_pods checks the image's user before it starts one
