@@ -50,7 +50,8 @@ def backoff(restarts):
 class Check:
     """One probe of one container as Kubernetes runs it (``spec`` as ``podformat.probes_label`` writes it):
     first after ``initial`` seconds, then every ``period``; ``success`` successes in a row make it pass,
-    ``failure`` failures in a row make it fail. ``passed`` starts as ``initially`` (readiness and startup: not yet; liveness: yes)."""
+    ``failure`` failures in a row make it fail. ``passed`` starts as ``initially`` (readiness and startup: not
+    yet; liveness: yes)."""
 
     def __init__(self, spec, started, initially):
         self.spec = spec
