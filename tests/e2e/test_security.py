@@ -166,7 +166,7 @@ def test_a_host_path_swapped_for_a_link_to_the_root_is_not_followed_when_dockerd
 
 
 LOCKED = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "locked"},
-          "spec": {"securityContext": {"runAsUser": 1000, "fsGroup": 2000},
+          "spec": {"securityContext": {"runAsUser": 1000, "fsGroup": 2000}, "hostname": "vault-0",
                    "volumes": [{"name": "data", "emptyDir": {}}],
                    "containers": [{"name": "app", "image": "busybox", "command": ["sleep", "2147483647"],
                                    "volumeMounts": [{"name": "data", "mountPath": "/data"}],
@@ -181,7 +181,7 @@ def test_a_security_context_that_tightens_is_applied_and_a_root_image_under_run_
     cli("apply", "-f", str(locked), home=sandbox_home)
     (c,) = [c for c in managed_containers(sandbox) if c["pod"] == "locked"]
     run = lambda command: ssh(sandbox, c["address"], f"docker exec {c['id']} {command}")  # noqa: E731
-    assert run("id -u").stdout.strip() == "1000"
+    assert run("id -u").stdout.strip() == "1000" and run("hostname").stdout.strip() == "vault-0"
     assert run("touch /written").returncode != 0  # the root filesystem is read-only
     assert run("sh -c 'touch /data/f && stat -c %g /data/f'").stdout.strip() == "2000"  # fsGroup's volume
     inspected = ssh(sandbox, c["address"], "docker inspect -f '{{json .HostConfig}}' " + c["id"]).stdout
