@@ -104,10 +104,28 @@ class Port:
     name: str | None = None
 
 
+# the pod's fields an environment variable can take (valueFrom.fieldRef), as ``field_value`` fills them in
+FIELD_PATH = re.compile(r"metadata\.(name|namespace)|metadata\.(labels|annotations)\['[^']+'\]|spec\.nodeName|"
+                        r"status\.hostIP")
+
+
+def field_value(path: str, meta: Meta, node: str, host_ip: str) -> str:
+    """A ``fieldRef``'s value for one pod on one minion; "" for a label or annotation it does not have."""
+    if path in ("metadata.name", "metadata.namespace"):
+        return meta.name if path == "metadata.name" else meta.namespace
+    if path == "spec.nodeName":
+        return node
+    if path == "status.hostIP":
+        return host_ip
+    mapping, _, key = path.partition("['")
+    return (meta.labels if mapping == "metadata.labels" else meta.annotations).get(key[:-2], "")
+
+
 @dataclass(frozen=True)
 class EnvVar:
     name: str
     value: str
+    field_path: str | None = added_later()  # valueFrom.fieldRef: the pod's own field, filled in at creation
 
 
 @dataclass(frozen=True)

@@ -15,4 +15,5 @@ def port(p: model.Port) -> dict:
 
 
 def env(c: model.Container) -> list[dict]:
-    return [{"name": e.name, "value": e.value} for e in c.env]
+    return [{"name": e.name, "value": e.value} if e.field_path is None else
+            {"name": e.name, "valueFrom": {"fieldRef": {"fieldPath": e.field_path}}} for e in c.env]

@@ -14,8 +14,8 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from cluster_pilot.model import (POD, REPLICATION_CONTROLLER, Container, SecurityContext, Service, Volume,
-                                 effective_security, host_safe_name)
+from cluster_pilot.model import (POD, REPLICATION_CONTROLLER, Container, EnvVar, SecurityContext, Service, Volume,
+                                 effective_security, field_value, host_safe_name)
 from cluster_pilot.host.podformat import (INFRA, LABEL_NON_ROOT, LABEL_PROBES, PodRecord, anchor, bind_dir,
                                           container_name, member_labels, network_owner, owner_labels, pod_dir,
                                           probes_label, volume_dir)
@@ -92,8 +92,9 @@ def _infra_body(create: Create, settings: Settings) -> dict[str, Any]:
 
 
 def _container_body(create: Create, c: Container, infra: str | None, volumes: Mapping[str, Volume],
-                    discovery: list[tuple[str, str]]) -> dict[str, Any]:
-    """``infra``: the container whose namespaces it joins; None for the one container of a pod."""
+                    discovery: list[tuple[str, str]], host_ip: str) -> dict[str, Any]:
+    """``infra``: the container whose namespaces it joins; None for the one container of a pod. ``host_ip``: its
+    minion's address (``status.hostIP``)."""
     spec = create.pod.spec
     cpu = c.cpu_limit_millis or c.cpu_millis
     memory = c.memory_limit_bytes or c.memory_bytes
@@ -113,7 +114,7 @@ def _container_body(create: Create, c: Container, infra: str | None, volumes: Ma
         "Image": c.image,
         # the container's own variables win over discovery ones of the same name
         "Env": [f"{k}={v}" for k, v in discovery if k not in {e.name for e in c.env}] +
-               [f"{e.name}={e.value}" for e in c.env],
+               [f"{e.name}={_env_value(e, create, host_ip)}" for e in c.env],
         "Labels": member_labels(create.name, create.controller, c.name, create.spec_hash),
         "HostConfig": host_config,
     }
@@ -129,6 +130,10 @@ def _container_body(create: Create, c: Container, infra: str | None, volumes: Ma
     if c.working_dir:
         body["WorkingDir"] = c.working_dir
     return body
+
+
+def _env_value(e: EnvVar, create: Create, host_ip: str) -> str:
+    return e.value if e.field_path is None else field_value(e.field_path, create.pod.meta, create.node, host_ip)
 
 
 def _secure(body: dict[str, Any], sc: SecurityContext) -> None:
@@ -173,13 +178,14 @@ def render_create(create: Create, settings: Settings, services: Sequence[Service
     if network_owner([c.name for c in spec.containers]) != INFRA:
         (only,) = spec.containers
         containers = [{"name": container_name(create.name, only.name, create.spec_hash),
-                       "body": _owning(_container_body(create, only, None, volumes, discovery),
+                       "body": _owning(_container_body(create, only, None, volumes, discovery, proxy_address),
                                        _network(create, settings))}]
     else:
         infra = container_name(create.name, INFRA, create.spec_hash)
         containers = [{"name": infra, "body": _infra_body(create, settings)}]
         containers += [{"name": container_name(create.name, c.name, create.spec_hash),
-                        "body": _container_body(create, c, infra, volumes, discovery)} for c in spec.containers]
+                        "body": _container_body(create, c, infra, volumes, discovery, proxy_address)}
+                       for c in spec.containers]
         images.add(settings.infra_image)
     always = any(c.image_pull_policy == "Always" for c in spec.containers)
     binds = [{"source": _host_path(v), "anchor": anchor(create.name, create.spec_hash, v.name)}

@@ -383,7 +383,7 @@ class _V1(_Builder):
             for part, values in (("requests", requests), ("limits", limits)):
                 amounts[part, kind] = self.amount(values, kind, convert, ceiling, f"{at}/resources/{part}/{kind}")
         return model.Container(
-            name=c["name"], image=c["image"], env=_env(c.get("env", ())),
+            name=c["name"], image=c["image"], env=self.env(c.get("env", ()), f"{at}/env"),
             ports=tuple(_port(p) for p in c.get("ports", ())),
             cpu_millis=amounts["requests", "cpu"] if "cpu" in requests else amounts["limits", "cpu"],
             memory_bytes=amounts["requests", "memory"] if "memory" in requests else amounts["limits", "memory"],
@@ -392,6 +392,22 @@ class _V1(_Builder):
             **{attr: self.probe(c, key, f"{at}/{key}") for key, attr in model.PROBE_FIELDS if key in c},
             security=self.security(c.get("securityContext"), f"{at}/securityContext"),
         )
+
+    def env(self, items: list[dict], at: str) -> tuple[model.EnvVar, ...]:
+        """Variables, a ``valueFrom.fieldRef`` among them checked: a field of the pod known when it is created."""
+        out = []
+        for i, e in enumerate(items):
+            path = (e.get("valueFrom") or {}).get("fieldRef", {}).get("fieldPath")
+            if path is not None and not model.FIELD_PATH.fullmatch(path):
+                said = ("the pod's address is not known before it starts here (pods have no address of their own "
+                        "yet): use status.hostIP and a published port") if path == "status.podIP" else (
+                        "expected metadata.name, metadata.namespace, metadata.labels['KEY'], "
+                        "metadata.annotations['KEY'], spec.nodeName or status.hostIP")
+                self.findings.append(Finding(f"{at}/{i}/valueFrom/fieldRef/fieldPath", f"{show(path)}: {said}"))
+            if path is not None and "value" in e:
+                self.findings.append(Finding(f"{at}/{i}", "give value or valueFrom, not both"))
+            out.append(model.EnvVar(e["name"], e.get("value", ""), path))
+        return tuple(out)
 
     def probe(self, c: dict, key: str, at: str) -> model.Probe | None:
         """A probe, checked beyond its schema: one action, a port name the container has, and (liveness and

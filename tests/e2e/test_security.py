@@ -170,6 +170,9 @@ LOCKED = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "locked"},
                    "volumes": [{"name": "data", "emptyDir": {}}],
                    "containers": [{"name": "app", "image": "busybox", "command": ["sleep", "2147483647"],
                                    "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                                   "env": [{"name": n, "valueFrom": {"fieldRef": {"fieldPath": f}}} for n, f in (
+                                       ("POD", "metadata.name"), ("NODE", "spec.nodeName"),
+                                       ("HOST_IP", "status.hostIP"))],
                                    "securityContext": {"runAsNonRoot": True, "readOnlyRootFilesystem": True,
                                                        "allowPrivilegeEscalation": False,
                                                        "capabilities": {"drop": ["ALL"]}}}]}}
@@ -182,6 +185,7 @@ def test_a_security_context_that_tightens_is_applied_and_a_root_image_under_run_
     (c,) = [c for c in managed_containers(sandbox) if c["pod"] == "locked"]
     run = lambda command: ssh(sandbox, c["address"], f"docker exec {c['id']} {command}")  # noqa: E731
     assert run("id -u").stdout.strip() == "1000" and run("hostname").stdout.strip() == "vault-0"
+    assert run("sh -c 'echo $POD/$NODE/$HOST_IP'").stdout.strip() == f"locked/{c['minion']}/{c['address']}"
     assert run("touch /written").returncode != 0  # the root filesystem is read-only
     assert run("sh -c 'touch /data/f && stat -c %g /data/f'").stdout.strip() == "2000"  # fsGroup's volume
     inspected = ssh(sandbox, c["address"], "docker inspect -f '{{json .HostConfig}}' " + c["id"]).stdout
