@@ -54,7 +54,11 @@ def test_an_entry_posted_through_one_minion_is_listed_through_another(sandbox_ho
                  "every frontend replica to serve through the service")
 
         for replica in (c for cs in pods_of(sandbox, "redis-replica").values() for c in cs if c["container"] != "POD"):
-            role = ssh(sandbox, replica["address"], f"docker exec {replica['id']} redis-cli role").stdout.split()
-            assert role[:1] == ["slave"] and "connected" in role, role  # following redis-master by name
+            def role() -> list[str]:
+                return ssh(sandbox, replica["address"], f"docker exec {replica['id']} redis-cli role").stdout.split()
+
+            assert role()[:2] == ["slave", "redis-master"], role()  # following redis-master by name
+            # a replica that has not finished its first sync says "handshake" or "sync" for a while
+            wait_for(lambda: "connected" in role(), 60, f"replica {replica['pod']} to be connected to redis-master")
     finally:
         cli("delete", "-f", str(EXAMPLE), home=sandbox_home)
