@@ -16,7 +16,7 @@ from typing import Collection, Iterable, Mapping, Sequence
 from cluster_pilot.manifests.network import ServiceNetwork
 from cluster_pilot.model import Pod, Service, spec_document
 from cluster_pilot.host.observed import ObservedPod, Observation
-from cluster_pilot.host.podformat import BINDS_VERSION, LABEL_PROBES, RUNTIME_VERSION, Published, probes_label
+from cluster_pilot.host.podformat import BINDS_VERSION, LABEL_PROBES, RUNTIME_VERSION, Published
 from cluster_pilot.plan.proxy import (Endpoint, agent_key, document_hash, endpoints, free_port, proxied,
                                      proxy_document)
 from cluster_pilot.scheduler import Placement, RunningPod, Schedule, Unschedulable
@@ -254,7 +254,7 @@ def _proxies(creates: Sequence[Create], removes: Sequence[Remove], observation: 
     hosting = {p.node for p in observation.pods} | {c.node for c in creates} if network is not None else set()
     # a minion with probed pods needs cp-health, which the proxy role keeps running
     hosting |= {p.node for p in observation.pods if any(LABEL_PROBES in k.labels for k in p.containers)}
-    hosting |= {c.node for c in creates if any(probes_label(k) for k in c.pod.spec.containers)}
+    hosting |= {c.node for c in creates if _probed(c.pod)}
     stale = tuple(sorted(n for n, v in observation.hosts.items()
                          if v.reachable and v.proxy != wanted and (services or n in hosting or v.proxy is not None)))
     serving = {(p.node, p.name, p.spec_hash) for p in observation.pods if p.complete}
@@ -267,6 +267,11 @@ def _proxies(creates: Sequence[Create], removes: Sequence[Remove], observation: 
 def _gated(pod: Pod) -> bool:
     """Whether the proxies ask cp-health about the pod before sending it requests."""
     return any(k.readiness_probe or k.startup_probe for k in pod.spec.containers)
+
+
+def _probed(pod: Pod) -> bool:
+    """Whether cp-health runs probes of the pod (what ``podformat.probes_label`` writes onto its containers)."""
+    return _gated(pod) or any(k.liveness_probe for k in pod.spec.containers)
 
 
 def _remove(v: ObservedPod, reason: str, first: bool = False) -> Remove:

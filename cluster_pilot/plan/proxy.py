@@ -25,7 +25,7 @@ DYNAMIC_PORTS = range(30000, 32768)
 # cp-health's own digest (the first 16 hex digits of roles/cp_proxy/files/cp-health.py's SHA-256), in the proxy
 # document: a new cp-health changes it, so every minion converges its proxy role, and with it cp-health, once.
 # tests/unit/test_health.py holds it to the file.
-HEALTH_DIGEST = "46144e537478a49d"
+HEALTH_DIGEST = "9b58f7ea33171e0e"
 
 
 @dataclass(frozen=True)

@@ -217,8 +217,7 @@ class Health:
             for ident in gone:
                 del self.containers[ident]
             fresh = [i for i in listed if i not in self.containers]
-            if gone:
-                self._save()
+        found = {}
         for ident in fresh:
             try:
                 doc = self.docker.call("GET", "/containers/%s/json" % ident)
@@ -228,8 +227,10 @@ class Health:
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 print("cp-health: container %s: %s" % (ident[:12], exc), file=sys.stderr, flush=True)
                 continue
+            found[ident] = c
+        if gone or found:  # one write for the whole look, not one per container
             with self.lock:
-                self.containers[ident] = c
+                self.containers.update(found)
                 self._save()
 
     def ready(self, pod):
